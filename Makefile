@@ -1,0 +1,23 @@
+.PHONY: setup demo test test-fast lint bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	.venv/bin/lambda-features demo
+
+test: setup
+	.venv/bin/pytest -q
+
+test-fast: setup
+	.venv/bin/pytest -q -m "not slow"
+
+lint: setup
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+bench: setup
+	.venv/bin/python bench/stream_bench.py
+
+clean:
+	-.venv/bin/lambda-features services stop
+	rm -rf .lambda-features

@@ -1,0 +1,223 @@
+"""`lambda-features`: generate, replay, demo, sql, stream, services."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from common.errors import PlatformError
+from common.settings import Settings, load_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Lambda feature platform.")
+stream_app = typer.Typer(no_args_is_help=True, help="The long-running stream job.")
+services_app = typer.Typer(no_args_is_help=True, help="Local Redis and Kafka of the embedded defaults.")
+app.add_typer(stream_app, name="stream")
+app.add_typer(services_app, name="services")
+console = Console()
+
+
+def _settings() -> Settings:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)])
+    for noisy in ("py4j", "kafka", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return load_settings()
+
+
+def _print_summary(summary, title: str) -> None:
+    t = Table(title=title)
+    t.add_column("what")
+    t.add_column("count", justify="right")
+    t.add_row("events read", f"{summary.events_in:,}")
+    t.add_row("dead letters (unparseable)", f"{summary.parse_dead_letters:,}")
+    t.add_row("dead letters (rejected by rules)", f"{summary.stream_dead_letters:,}")
+    t.add_row("archived events", f"{summary.archived:,}")
+    t.add_row("  of which late", f"{summary.late:,}")
+    for table, n in summary.table_rows.items():
+        t.add_row(f"rows in {table}", f"{n:,}")
+    t.add_row("users in the online store (Redis)", f"{summary.redis_keys:,}")
+    t.add_row("seconds", f"{summary.seconds:.1f}")
+    t.add_row("events/s", f"{summary.rate:,.0f}")
+    console.print(t)
+    for k, v in summary.locations.items():
+        console.print(f"[bold]{k}[/bold]: {v}")
+
+
+def _stage_generated(settings: Settings, count: int, seed: int):
+    from features.generator import GeneratorConfig, generate
+    from streaming.staging import StagedWriter, StageResult
+
+    path = settings.staging_dir / "runs" / f"generated-{uuid.uuid4().hex[:8]}.csv"
+    with StagedWriter(path) as w:
+        for i, e in enumerate(generate(GeneratorConfig(seed=seed), count), start=1):
+            w.write(0, i, e)
+    return StageResult(path, events=count)
+
+
+@app.command()
+def replay(
+    paths: Annotated[list[Path], typer.Argument(help="input files, replayed in order")],
+    fmt: Annotated[str, typer.Option("--format", help="taobao | rees46 | jsonl")] = "jsonl",
+    keep_services: Annotated[bool, typer.Option(help="leave local Redis/Kafka running")] = False,
+) -> None:
+    """Run the stream job over files as a bounded stream; exits once every window fired."""
+    from streaming.job import FileSource
+    from streaming.runner import run_bounded
+    from streaming.staging import stage_files
+
+    s = _settings()
+    staged = s.staging_dir / "runs" / f"replay-{uuid.uuid4().hex[:8]}.csv"
+    stage = stage_files(fmt, paths, staged, s.dead_letter_dir / "parse")
+    logging.info("staged %d events from %d file(s), %d unparseable", stage.events, len(paths), stage.dead_letters)
+    summary = run_bounded(s, FileSource(stage.path), stage, keep_services=keep_services)
+    _print_summary(summary, "replay")
+
+
+@app.command()
+def demo(
+    events: Annotated[int, typer.Option(help="generated events (0: replay the bundled Taobao slice)")] = 200_000,
+    taobao: Annotated[Path | None, typer.Option(help="Taobao CSV to replay instead of generating")] = None,
+    seed: int = 42,
+) -> None:
+    """Generate events (or replay the Taobao slice), run the stream, print what landed where."""
+    from streaming.job import FileSource
+    from streaming.runner import reset_stream_outputs, run_bounded
+    from streaming.staging import stage_files
+
+    s = _settings()
+    reset_stream_outputs(s)
+    if taobao or events == 0:
+        path = (
+            taobao or Path(__file__).resolve().parent.parent.parent / "shared/datasets/taobao_user_behavior_sample.csv"
+        )
+        stage = stage_files("taobao", [path], s.staging_dir / "runs" / "demo.csv", s.dead_letter_dir / "parse")
+    else:
+        stage = _stage_generated(s, events, seed)
+    logging.info("staged %d events", stage.events)
+    summary = run_bounded(s, FileSource(stage.path), stage)
+    _print_summary(summary, "demo: stream job on the embedded defaults")
+    console.print(
+        '\nnext: [bold]lambda-features sql "SELECT * FROM features.hot_items_5m_stream FINAL LIMIT 10"[/bold]'
+    )
+
+
+@app.command()
+def generate(
+    count: Annotated[int, typer.Option(help="number of events")] = 100_000,
+    out: Annotated[Path | None, typer.Option(help="JSON lines file to write")] = None,
+    kafka: Annotated[bool, typer.Option(help="produce to the events topic instead")] = False,
+    rate: Annotated[float, typer.Option(help="events/s to emit (0: as fast as possible)")] = 0.0,
+    seed: int = 42,
+    late: float = 0.005,
+    out_of_order: float = 0.05,
+    live: Annotated[bool, typer.Option(help="event times are the wall clock")] = False,
+) -> None:
+    """Write seeded synthetic events to a file or a Kafka topic."""
+    from features.adapters import to_json
+    from features.generator import GeneratorConfig
+    from features.generator import generate as gen
+
+    s = _settings()
+    if not out and not kafka:
+        raise PlatformError("say where to write", "pass --out FILE or --kafka")
+    cfg = GeneratorConfig(seed=seed, late=late, out_of_order=out_of_order)
+    started = time.monotonic()
+    if kafka:
+        from common.kafka import ensure_topics, producer
+
+        ensure_topics(s, [s.kafka.events_topic], s.kafka.partitions)
+        prod = producer(s)
+        for i, e in enumerate(gen(cfg, count, live=live), start=1):
+            prod.produce(s.kafka.events_topic, to_json(e), key=str(e["user_id"]).encode())
+            if i % 10_000 == 0:
+                prod.poll(0)
+            if rate:
+                ahead = i / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    time.sleep(ahead)
+        prod.flush(60)
+        where = f"topic {s.kafka.events_topic}"
+    else:
+        assert out is not None
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("wb") as fh:
+            for e in gen(cfg, count, live=live):
+                fh.write(to_json(e) + b"\n")
+        where = str(out)
+    took = time.monotonic() - started
+    console.print(f"wrote {count:,} events to {where} in {took:.1f}s ({count / took:,.0f}/s)")
+
+
+@app.command()
+def sql(
+    query: str,
+    fmt: Annotated[str, typer.Option("--format", help="pretty | csv | tsv")] = "pretty",
+) -> None:
+    """Print a query's result from the platform's ClickHouse (server or embedded chDB)."""
+    import csv
+
+    from common.clickhouse import create_tables, get_client
+
+    s = _settings()
+    if fmt not in ("pretty", "csv", "tsv"):
+        raise PlatformError(f"unknown --format {fmt!r}", "use pretty, csv or tsv")
+    create_tables(s)
+    try:
+        result = get_client(s).query(query)
+    except Exception as e:
+        raise PlatformError(f"query failed: {str(e).splitlines()[0]}") from None
+    if fmt == "pretty":
+        t = Table()
+        for name in result.column_names:
+            t.add_column(name)
+        for row in result.result_rows:
+            t.add_row(*("NULL" if v is None else str(v) for v in row))
+        console.print(t)
+    else:
+        w = csv.writer(sys.stdout, delimiter="," if fmt == "csv" else "\t", lineterminator="\n")
+        w.writerow(result.column_names)
+        w.writerows(result.result_rows)
+
+
+@services_app.command("start")
+def services_start() -> None:
+    """Start the local Redis and Kafka broker (when not configured to external ones)."""
+    from common.services import local_services
+
+    for svc in local_services(_settings()):
+        started = svc.start()
+        console.print(
+            f"{svc.name}: {'started' if started else 'already running'} on 127.0.0.1:{svc.port} (pid {svc.pid()})"
+        )
+
+
+@services_app.command("stop")
+def services_stop() -> None:
+    """Stop the local services this platform started."""
+    from common.services import local_services
+
+    for svc in local_services(_settings()):
+        svc.stop()
+        console.print(f"{svc.name}: stopped")
+
+
+def main() -> None:
+    try:
+        app()
+    except PlatformError as e:
+        console.print(f"[bold red]error:[/bold red] {e.what}")
+        if e.fix:
+            console.print(f"  [bold]fix:[/bold] {e.fix}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

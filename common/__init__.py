@@ -1,0 +1,1 @@
+"""Shared plumbing: settings, store clients and the local services the platform starts."""

@@ -1,0 +1,107 @@
+"""ClickHouse access through clickhouse-connect: a server when configured, else chDB
+embedded under $LAMBDA_FEATURES_HOME. All DDL of the platform lives here."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from common.errors import PlatformError
+from common.settings import Settings
+from features.definitions import STREAM_FEATURES, Feature, Hop, WindowAggregate
+
+_clients: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+def get_client(settings: Settings):  # -> clickhouse_connect.driver.Client
+    """One client per target per process (chDB allows one opener per data path)."""
+    import clickhouse_connect
+
+    target = settings.clickhouse.url or f"chdb://{settings.clickhouse_dir}"
+    with _lock:
+        if target not in _clients:
+            try:
+                if settings.clickhouse.url:
+                    _clients[target] = clickhouse_connect.get_client(dsn=settings.clickhouse.url)
+                else:
+                    settings.clickhouse_dir.mkdir(parents=True, exist_ok=True)
+                    _clients[target] = clickhouse_connect.get_client(dsn=target)
+            except Exception as e:  # the driver raises many kinds; all mean "cannot reach it"
+                raise PlatformError(
+                    f"cannot open ClickHouse at {target}: {e}",
+                    "check LAMBDA_FEATURES_CLICKHOUSE__URL, or unset it to use the embedded chDB",
+                ) from None
+        return _clients[target]
+
+
+def _version_column(f: Feature) -> str:
+    return f.columns[-1].name  # updated_at / last_event_time
+
+
+def _engine(f: Feature) -> str:
+    order = ", ".join(f.order_key)
+    if f.updating:
+        return f"ReplacingMergeTree({_version_column(f)}) ORDER BY ({order})"
+    first_time = next(c.name for c in f.columns if c.clickhouse.startswith("DateTime64"))
+    return f"ReplacingMergeTree ORDER BY ({order}) PARTITION BY toDate({first_time}) SETTINGS allow_nullable_key = 1"
+
+
+def stream_table(f: Feature) -> str:
+    """The table the stream writes for a feature (tiles for sliding windows)."""
+    agg = f.aggregation
+    if isinstance(agg, WindowAggregate) and isinstance(agg.window, Hop):
+        return f"{f.name}_tiles_stream"
+    return f"{f.name}_stream"
+
+
+def _tiles_view(db: str, f: Feature, hop: Hop) -> str:
+    """Sliding windows from tiles: a tile starting at t is in the windows starting at
+    t - k*slide for k in 0..size/slide-1."""
+    measures = [m.name for m in f.aggregation.measures]  # type: ignore[union-attr]
+    keys = [c.name for c in f.columns if c.name not in ("window_start", "window_end", *measures)]
+    inner = (
+        f"SELECT {', '.join(keys)}, window_start - toIntervalSecond({hop.slide_s} * k) AS ws, {', '.join(measures)} "
+        f"FROM {db}.{stream_table(f)} FINAL ARRAY JOIN range({hop.tiles_per_window}) AS k"
+    )
+    select = []
+    for c in f.columns:
+        if c.name == "window_start":
+            select.append("ws AS window_start")
+        elif c.name == "window_end":
+            select.append(f"ws + toIntervalSecond({hop.size_s}) AS window_end")
+        elif c.name in measures:
+            select.append(f"toInt64(sum({c.name})) AS {c.name}")
+        else:
+            select.append(c.name)
+    return (
+        f"CREATE VIEW IF NOT EXISTS {db}.{f.name}_stream AS SELECT {', '.join(select)} "
+        f"FROM ({inner}) GROUP BY {', '.join(keys)}, ws"
+    )
+
+
+def ddl(settings: Settings) -> list[str]:
+    """Every CREATE statement of the platform, idempotent."""
+    db = settings.clickhouse.database
+    out = [f"CREATE DATABASE IF NOT EXISTS {db}"]
+    for f in STREAM_FEATURES:
+        cols = ", ".join(f"`{c.name}` {c.clickhouse}" for c in f.columns)
+        out.append(f"CREATE TABLE IF NOT EXISTS {db}.{stream_table(f)} ({cols}) ENGINE = {_engine(f)}")
+        agg = f.aggregation
+        if isinstance(agg, WindowAggregate) and isinstance(agg.window, Hop):
+            out.append(_tiles_view(db, f, agg.window))
+    return out
+
+
+def create_tables(settings: Settings) -> None:
+    client = get_client(settings)
+    for stmt in ddl(settings):
+        client.command(stmt)
+
+
+def close_clients() -> None:
+    """Close every client of this process (chDB can then open another data path)."""
+    with _lock:
+        for client in _clients.values():
+            client.close()
+        _clients.clear()

@@ -1,0 +1,52 @@
+"""Kafka clients (confluent-kafka): topics, a producer, and reachability checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from common.errors import PlatformError
+from common.settings import Settings
+
+
+def bootstrap(settings: Settings) -> str:
+    return settings.kafka.bootstrap or f"127.0.0.1:{settings.kafka.local_port}"
+
+
+def ensure_topics(settings: Settings, topics: Iterable[str], partitions: int) -> None:
+    """Create the topics that do not exist yet; fail clearly when the broker is unreachable."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap(settings)})
+    try:
+        existing = set(admin.list_topics(timeout=10).topics)
+    except KafkaException as e:
+        raise PlatformError(
+            f"cannot reach Kafka at {bootstrap(settings)}: {e.args[0]}",
+            "check LAMBDA_FEATURES_KAFKA__BOOTSTRAP, or unset it to use the platform's local broker",
+        ) from None
+    new = [NewTopic(t, num_partitions=partitions) for t in topics if t not in existing]
+    if new:
+        futures = admin.create_topics(new)
+        for topic, fut in futures.items():
+            try:
+                fut.result()
+            except KafkaException as e:
+                if "TOPIC_ALREADY_EXISTS" not in str(e):
+                    raise PlatformError(f"cannot create Kafka topic {topic}: {e}") from None
+
+
+def producer(settings: Settings, **extra: object):
+    from confluent_kafka import Producer
+
+    # murmur2 is what the Java client uses, so a user's events land where Flink would put them.
+    conf = {"bootstrap.servers": bootstrap(settings), "partitioner": "murmur2_random", "linger.ms": 5}
+    conf.update(extra)
+    return Producer(conf)
+
+
+def partitions_of(settings: Settings, topic: str) -> list[int]:
+    from confluent_kafka.admin import AdminClient
+
+    md = AdminClient({"bootstrap.servers": bootstrap(settings)}).list_topics(topic, timeout=10)
+    return sorted(md.topics[topic].partitions)

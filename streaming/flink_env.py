@@ -1,0 +1,70 @@
+"""Create the PyFlink TableEnvironment: local mini-cluster or a remote JobManager."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from common.errors import PlatformError
+from common.settings import Settings
+
+CONNECTOR_JARS = ("flink-connector-kafka.jar", "kafka-clients.jar")
+
+
+def kafka_connector_jars(settings: Settings) -> list[Path]:
+    """The two Kafka connector jars (DESIGN.md: from shigawire-apache-flink-libraries)."""
+    folder = Path(
+        settings.stream.kafka_connector_dir or Path(__file__).resolve().parent.parent / ".cache" / "flink-jars"
+    )
+    jars = [folder / j for j in CONNECTOR_JARS]
+    missing = [str(j) for j in jars if not j.is_file()]
+    if missing:
+        raise PlatformError(
+            f"Flink Kafka connector jar missing: {', '.join(missing)}",
+            "run `make setup` (it unpacks them into .cache/flink-jars) or set "
+            "LAMBDA_FEATURES_STREAM__KAFKA_CONNECTOR_DIR to a folder holding " + " and ".join(CONNECTOR_JARS),
+        )
+    return jars
+
+
+def create_table_env(settings: Settings, with_kafka: bool, pipeline_name: str):  # -> TableEnvironment
+    """A streaming TableEnvironment configured from the settings."""
+    s = settings.stream
+    logs = settings.home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("FLINK_LOG_DIR", str(logs))
+    os.environ.setdefault("JVM_ARGS", "-Xmx1g")
+    from pyflink.common import Configuration
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+
+    conf = Configuration()
+    tmp = settings.home / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    values = {
+        "pipeline.name": pipeline_name,
+        "parallelism.default": str(s.parallelism),
+        "table.local-time-zone": "UTC",
+        "table.exec.state.ttl": f"{int(s.state_ttl_hours * 3600 * 1000)} ms",
+        "execution.checkpointing.interval": f"{s.checkpoint_interval_ms} ms",
+        "execution.checkpointing.dir": f"{settings.checkpoint_uri.rstrip('/')}/{pipeline_name}",
+        "execution.checkpointing.incremental": "true",
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+        "execution.checkpointing.num-retained": "2",
+        "state.backend.type": os.environ.get("LF_BACKEND", "rocksdb"),
+        "io.tmp.dirs": str(tmp),
+        "taskmanager.memory.process.size": s.taskmanager_memory,
+        "rest.bind-address": "127.0.0.1",
+        # No mini-batch: its processing-time assigner emits wall-clock watermarks, which
+        # would mark every event late (CURRENT_WATERMARK) in a replay of older data.
+        "table.exec.mini-batch.enabled": "false",
+        "rest.address": "127.0.0.1",
+    }
+    if s.jobmanager:
+        host, _, port = s.jobmanager.rpartition(":")
+        values |= {"execution.target": "remote", "rest.address": host, "rest.port": port or "8081"}
+    if with_kafka:
+        values["pipeline.jars"] = ";".join(j.as_uri() for j in kafka_connector_jars(settings))
+    for k, v in values.items():
+        conf.set_string(k, v)
+    env_settings = EnvironmentSettings.new_instance().in_streaming_mode().with_configuration(conf).build()
+    return TableEnvironment.create(env_settings)

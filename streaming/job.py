@@ -1,0 +1,180 @@
+"""The stream job: one source, the acceptance rules, every feature, every sink."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from common.settings import Settings
+from features.definitions import STREAM_FEATURES
+from features.events import EVENT_COLUMNS, SOURCE_COLUMNS, rejection_sql
+from streaming.sql import FlinkQuery, compile_feature
+from streaming.staging import NULL
+
+EVENT_DDL = ", ".join(f"`{c.name}` {c.flink}" for c in (*SOURCE_COLUMNS, *EVENT_COLUMNS))
+EVENT_NAMES = ", ".join(f"`{c.name}`" for c in (*EVENT_COLUMNS, *SOURCE_COLUMNS))
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """A staged CSV (streaming/staging.py): a bounded replay."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
+class KafkaSource:
+    """Canonical JSON events on a Kafka topic; bounded when stop_offsets is given."""
+
+    topic: str
+    bootstrap: str
+    group_id: str
+    start: str = "group-offsets"
+    start_timestamp_ms: int | None = None
+    stop_offsets: dict[int, int] | None = None  # partition -> offset to stop before
+
+
+Source = FileSource | KafkaSource
+SinkMode = Literal["kafka", "blackhole"]
+
+
+def time_bounds(settings: Settings, now: datetime | None = None) -> tuple[int, int]:
+    """Accepted event times in epoch ms: [min_event_time, job start + max_future_hours]."""
+    now = now or datetime.now(UTC)
+    lo = int(settings.stream.min_event_time.timestamp() * 1000)
+    hi = int(now.timestamp() * 1000 + settings.stream.max_future_hours * 3_600_000)
+    return lo, hi
+
+
+def source_ddl(source: Source, settings: Settings, bounds: tuple[int, int]) -> str:
+    """The `raw_events` table. A rejected record gets rowtime 0, so it can never move the
+    watermark or open a window."""
+    reject = rejection_sql(*bounds)
+    ts = f"ts AS TO_TIMESTAMP_LTZ(CASE WHEN ({reject}) IS NULL THEN event_time ELSE 0 END, 3)"
+    wm = f"WATERMARK FOR ts AS ts - INTERVAL '{settings.stream.watermark_delay_ms / 1000:.3f}' SECOND"
+    emit = f"'scan.watermark.emit.strategy' = '{settings.stream.watermark_emit}'"
+    if isinstance(source, FileSource):
+        return (
+            f"CREATE TEMPORARY TABLE raw_events ({EVENT_DDL}, {ts}, {wm}) WITH ("
+            f"'connector' = 'filesystem', 'path' = '{source.path.resolve().as_uri()}', 'format' = 'csv', "
+            f"'csv.null-literal' = '{NULL}', 'csv.allow-comments' = 'false', "
+            f"{emit})"
+        )
+    event_cols = ", ".join(f"`{c.name}` {c.flink}" for c in EVENT_COLUMNS)
+    start = {
+        "group-offsets": "group-offsets",
+        "earliest": "earliest-offset",
+        "latest": "latest-offset",
+        "timestamp": "timestamp",
+    }[source.start]
+    opts = {
+        "connector": "kafka",
+        "topic": source.topic,
+        "properties.bootstrap.servers": source.bootstrap,
+        "properties.group.id": source.group_id,
+        "properties.auto.offset.reset": "earliest",
+        "properties.session.timeout.ms": "6000",
+        "scan.startup.mode": start,
+        "format": "json",
+        "json.ignore-parse-errors": "true",
+        "json.fail-on-missing-field": "false",
+        "scan.watermark.emit.strategy": settings.stream.watermark_emit,
+        "scan.watermark.idle-timeout": "5 s",
+    }
+    if source.start == "timestamp":
+        opts["scan.startup.timestamp-millis"] = str(source.start_timestamp_ms or 0)
+    if source.stop_offsets is not None:
+        opts["scan.bounded.mode"] = "specific-offsets"
+        opts["scan.bounded.specific-offsets"] = ";".join(
+            f"partition:{p},offset:{o}" for p, o in sorted(source.stop_offsets.items())
+        )
+    with_ = ", ".join(f"'{k}' = '{v}'" for k, v in opts.items())
+    return (
+        f"CREATE TEMPORARY TABLE raw_events ({event_cols}, "
+        f"`src_part` INT METADATA FROM 'partition' VIRTUAL, `src_off` BIGINT METADATA FROM 'offset' VIRTUAL, "
+        f"{ts}, {wm}) WITH ({with_})"
+    )
+
+
+def views(bounds: tuple[int, int]) -> list[str]:
+    reject = rejection_sql(*bounds)
+    return [
+        f"CREATE TEMPORARY VIEW checked_events AS SELECT *, {reject} AS reason FROM raw_events",
+        # late: at or behind the watermark on arrival; windows would drop it.
+        f"CREATE TEMPORARY VIEW events AS SELECT {EVENT_NAMES}, ts, "
+        "COALESCE(ts <= CURRENT_WATERMARK(ts), FALSE) AS late FROM checked_events WHERE reason IS NULL",
+        "CREATE TEMPORARY VIEW events_on_time AS SELECT * FROM events WHERE NOT late",
+    ]
+
+
+def _filesystem_sink(name: str, columns: str, path: Path, partitioned: bool) -> str:
+    part = "PARTITIONED BY (dt, `hour`) " if partitioned else ""
+    return (
+        f"CREATE TEMPORARY TABLE {name} ({columns}) {part}WITH ('connector' = 'filesystem', "
+        f"'path' = '{path.resolve().as_uri()}', 'format' = 'json', "
+        "'sink.rolling-policy.rollover-interval' = '1 min', 'sink.rolling-policy.check-interval' = '10 s', "
+        "'sink.partition-commit.policy.kind' = 'success-file')"
+    )
+
+
+def feature_sink_ddl(q: FlinkQuery, mode: SinkMode, settings: Settings) -> str:
+    cols = ", ".join(f"`{c.name}` {c.flink}" for c in q.columns)
+    if mode == "blackhole":
+        return f"CREATE TEMPORARY TABLE sink_{q.output} ({cols}) WITH ('connector' = 'blackhole')"
+    fmt = "debezium-json" if q.updating else "json"
+    opts = {
+        "connector": "kafka",
+        "topic": settings.kafka.features_topic_prefix + q.output,
+        "properties.bootstrap.servers": settings_bootstrap(settings),
+        "sink.delivery-guarantee": "at-least-once",
+        "properties.linger.ms": "5",
+        "value.format": fmt,
+        f"value.{fmt}.timestamp-format.standard": "ISO-8601",
+        f"value.{fmt}.encode.decimal-as-plain-number": "true",
+    }
+    if q.updating:
+        # keyed, so all changes of one key stay in one partition, in order
+        opts |= {"key.format": "json", "key.fields": ";".join(q.feature.keys)}
+    else:
+        opts["sink.partitioner"] = "fixed"
+    with_ = ", ".join(f"'{k}' = '{v}'" for k, v in opts.items())
+    return f"CREATE TEMPORARY TABLE sink_{q.output} ({cols}) WITH ({with_})"
+
+
+def settings_bootstrap(settings: Settings) -> str:
+    return settings.kafka.bootstrap or f"127.0.0.1:{settings.kafka.local_port}"
+
+
+def compiled_queries() -> list[tuple[str, FlinkQuery]]:
+    return [compile_feature(f) for f in STREAM_FEATURES]
+
+
+def build_statements(t_env, source: Source, settings: Settings, sink_mode: SinkMode, archive: bool = True):
+    """Register every table and return the StatementSet of the whole job."""
+    bounds = time_bounds(settings)
+    t_env.execute_sql(source_ddl(source, settings, bounds))
+    for v in views(bounds):
+        t_env.execute_sql(v)
+    stmts = t_env.create_statement_set()
+    dead_cols = f"`reason` STRING, {EVENT_DDL}"
+    t_env.execute_sql(_filesystem_sink("dead_letters", dead_cols, settings.dead_letter_dir / "stream", False))
+    stmts.add_insert_sql(
+        "INSERT INTO dead_letters SELECT reason, src_part, src_off, "
+        + ", ".join(f"`{c.name}`" for c in EVENT_COLUMNS)
+        + " FROM checked_events WHERE reason IS NOT NULL"
+    )
+    if archive:
+        arch_cols = f"{EVENT_DDL}, `late` BOOLEAN, `dt` STRING, `hour` STRING"
+        t_env.execute_sql(_filesystem_sink("archive", arch_cols, settings.archive_dir, True))
+        stmts.add_insert_sql(
+            "INSERT INTO archive SELECT src_part, src_off, "
+            + ", ".join(f"`{c.name}`" for c in EVENT_COLUMNS)
+            + ", late, DATE_FORMAT(ts, 'yyyy-MM-dd'), DATE_FORMAT(ts, 'HH') FROM events"
+        )
+    for view_ddl, q in compiled_queries():
+        t_env.execute_sql(view_ddl)
+        t_env.execute_sql(feature_sink_ddl(q, sink_mode, settings))
+        stmts.add_insert_sql(f"INSERT INTO sink_{q.output} {q.select}")
+    return stmts

@@ -1,0 +1,209 @@
+"""Feature changelogs (Kafka topics written by the stream job) -> Redis and ClickHouse.
+
+Batched: Redis every `redis.flush_records` changes or `redis.flush_ms`; ClickHouse every
+`clickhouse.flush_rows` rows or `clickhouse.flush_ms`; Kafka offsets are committed only
+after both stores hold what came before them, so a restart replays, never skips.
+Writes are idempotent (Redis HSET of the latest value, ReplacingMergeTree in ClickHouse).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from common.clickhouse import get_client, stream_table
+from common.kafka import bootstrap
+from common.redis_store import get_redis, user_key
+from common.settings import Settings
+from streaming.sql import FlinkQuery
+
+log = logging.getLogger(__name__)
+END_MARKER = "__end__"
+
+
+def _time(v: str | None) -> datetime | None:
+    if v is None:
+        return None
+    dt = datetime.fromisoformat(v)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def _converter(ch_type: str):
+    if ch_type.startswith("DateTime64"):
+        return _time
+    if ch_type.startswith("Decimal"):
+        return lambda v: None if v is None else Decimal(str(v)).quantize(Decimal("0.01"))
+    return lambda v: v
+
+
+def online_value(q: FlinkQuery, row: dict[str, Any]) -> str:
+    """How a feature value is stored in the user's Redis hash."""
+    value = row[q.feature.online_field]  # type: ignore[index]
+    if isinstance(value, list):
+        return orjson.dumps(value).decode()
+    col = next(c for c in q.columns if c.name == q.feature.online_field)
+    if col.clickhouse.startswith("DateTime64"):
+        return str(int(_time(value).timestamp() * 1000))  # type: ignore[union-attr]
+    if col.clickhouse.startswith("Decimal"):
+        return f"{Decimal(str(value)):.2f}"
+    return str(value)
+
+
+@dataclass
+class LoaderStats:
+    messages: int = 0
+    rows: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    redis_writes: int = 0
+    retractions_skipped: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+
+
+class FeatureLoader:
+    """Consumes every feature topic and writes the stores; run it in a thread."""
+
+    def __init__(
+        self, settings: Settings, queries: list[FlinkQuery], run_id: str | None = None, measure_latency: bool = False
+    ) -> None:
+        self.settings = settings
+        self.queries = {settings.kafka.features_topic_prefix + q.output: q for q in queries}
+        self.run_id = run_id
+        self.measure_latency = measure_latency
+        self.stats = LoaderStats()
+        self.stop_event = threading.Event()
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self._convert = {t: [(c.name, _converter(c.clickhouse)) for c in q.columns] for t, q in self.queries.items()}
+
+    # -- the loop ------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            self._run()
+        except BaseException as e:  # surfaced by the caller, which owns the exit status
+            self.error = e
+            log.exception("feature loader failed")
+        finally:
+            self.done.set()
+
+    def _run(self) -> None:
+        from confluent_kafka import OFFSET_STORED, Consumer, TopicPartition
+
+        consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap(self.settings),
+                "group.id": self.settings.kafka.group_id + "-loader",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+            }
+        )
+        md = consumer.list_topics(timeout=10)
+        assignment = [
+            TopicPartition(t, p, OFFSET_STORED) for t in self.queries for p in sorted(md.topics[t].partitions)
+        ]
+        consumer.assign(assignment)
+        pending_ends = {(tp.topic, tp.partition) for tp in assignment}
+        redis = get_redis(self.settings)
+        ch = get_client(self.settings)
+        rcfg, ccfg = self.settings.redis, self.settings.clickhouse
+        online: dict[tuple[str, str], str] = {}
+        rows: dict[str, list[list[Any]]] = defaultdict(list)
+        n_rows = 0
+        offsets: dict[tuple[str, int], int] = {}
+        last_redis = last_ch = time.monotonic()
+        latency_pending: list[float] = []
+        while True:
+            msgs = consumer.consume(num_messages=1000, timeout=rcfg.flush_ms / 1000)
+            for m in msgs:
+                if m.error():
+                    log.warning("kafka error: %s", m.error())
+                    continue
+                self.stats.messages += 1
+                offsets[(m.topic(), m.partition())] = m.offset() + 1
+                value = orjson.loads(m.value()) if m.value() else None
+                if not value:
+                    continue
+                if END_MARKER in value:
+                    if self.run_id is None or value[END_MARKER] == self.run_id:
+                        pending_ends.discard((m.topic(), m.partition()))
+                    continue
+                q = self.queries[m.topic()]
+                if q.updating:
+                    if value.get("op") == "d":
+                        # -U/-D of a changelog: the next +U/+I for the key replaces it, and
+                        # applying it would make the value briefly vanish online.
+                        self.stats.retractions_skipped += 1
+                        continue
+                    value = value["after"]
+                conv = self._convert[m.topic()]
+                rows[m.topic()].append([fn(value.get(name)) for name, fn in conv])
+                n_rows += 1
+                if q.feature.online_field:
+                    key = user_key(self.settings, value["user_id"])
+                    online[(key, q.feature.online_field)] = online_value(q, value)
+                    if self.measure_latency and q.feature.online_field == "last_event_time":
+                        latency_pending.append(float(online[(key, "last_event_time")]))
+            now = time.monotonic()
+            if online and (len(online) >= rcfg.flush_records or (now - last_redis) * 1000 >= rcfg.flush_ms):
+                self._flush_redis(redis, online)
+                if latency_pending:
+                    wall = time.time() * 1000
+                    self.stats.latencies_ms.extend(wall - t for t in latency_pending)
+                    latency_pending.clear()
+                online = {}
+                last_redis = now
+            finished = not pending_ends or self.stop_event.is_set()
+            if n_rows >= ccfg.flush_rows or (now - last_ch) * 1000 >= ccfg.flush_ms or finished:
+                if online:
+                    self._flush_redis(redis, online)
+                    online = {}
+                self._flush_clickhouse(ch, rows)
+                rows = defaultdict(list)
+                n_rows = 0
+                if offsets:
+                    consumer.commit(
+                        offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False
+                    )
+                last_ch = now
+            if finished:
+                break
+        consumer.close()
+
+    def _flush_redis(self, redis, online: dict[tuple[str, str], str]) -> None:
+        by_key: dict[str, dict[str, str]] = defaultdict(dict)
+        for (key, fld), v in online.items():
+            by_key[key][fld] = v
+        pipe = redis.pipeline(transaction=False)
+        for key, mapping in by_key.items():
+            pipe.hset(key, mapping=mapping)
+            pipe.expire(key, self.settings.redis.key_ttl_s)
+        pipe.execute()
+        self.stats.redis_writes += len(online)
+
+    def _flush_clickhouse(self, ch, rows: dict[str, list[list[Any]]]) -> None:
+        db = self.settings.clickhouse.database
+        for topic, batch in rows.items():
+            if not batch:
+                continue
+            q = self.queries[topic]
+            table = stream_table(q.feature)
+            ch.insert(f"{db}.{table}", batch, column_names=[c.name for c in q.columns])
+            self.stats.rows[table] += len(batch)
+
+
+def send_end_markers(settings: Settings, topics: list[str], run_id: str) -> None:
+    """After a bounded job finished: one marker per partition tells the loader it has all."""
+    from common.kafka import partitions_of, producer
+
+    p = producer(settings)
+    payload = orjson.dumps({END_MARKER: run_id})
+    for t in topics:
+        for part in partitions_of(settings, t):
+            p.produce(t, payload, partition=part)
+    p.flush(30)

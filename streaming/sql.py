@@ -1,0 +1,140 @@
+"""Compile the feature definitions in features/ into Flink SQL.
+
+The job registers a view `events` (accepted events, rowtime `ts`, BIGINT `event_time`,
+boolean `late`); each feature becomes one SELECT over it. Windowed features read only
+on-time events (late ones are counted and archived, and the batch layer includes them);
+per-user state features read every accepted event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from features.definitions import (
+    Feature,
+    Hop,
+    LastN,
+    Latest,
+    LatestStateSum,
+    Session,
+    Tumble,
+    WindowAggregate,
+)
+from features.events import Column
+
+
+@dataclass(frozen=True)
+class FlinkQuery:
+    """What the stream job writes for one feature: an output table and its SELECT."""
+
+    feature: Feature
+    output: str  # topic / table suffix, e.g. "uv_1m" or "category_clicks_1h_tiles"
+    columns: tuple[Column, ...]
+    select: str
+    updating: bool
+
+
+def _interval(seconds: int) -> str:
+    return f"INTERVAL '{seconds}' SECOND(9)"
+
+
+def _input_view(f: Feature) -> str:
+    base = "events_on_time" if f.windowed else "events"
+    where = f" WHERE {f.source_filter}" if f.source_filter else ""
+    return f"SELECT * FROM {base}{where}"
+
+
+def tile_columns(f: Feature) -> tuple[Column, ...]:
+    """Output schema of the 5-minute tiles a sliding-window feature is built from."""
+    return f.columns
+
+
+def _window_aggregate(f: Feature, agg: WindowAggregate, view: str) -> FlinkQuery:
+    keys = list(f.keys)
+    measures = ", ".join(f"{m.sql('ts')} AS {m.name}" for m in agg.measures)
+    w = agg.window
+    if isinstance(w, Session):
+        tvf = f"SESSION(TABLE {view} PARTITION BY {', '.join(keys)}, DESCRIPTOR(ts), {_interval(w.gap_s)})"
+    elif isinstance(w, Hop):
+        # Tiles: count once per slide-sized tumbling window; 1 h windows are sums of
+        # 12 tiles, derived where the rows are read (ClickHouse view, batch explode).
+        if not all(m.additive for m in agg.measures):
+            raise ValueError(f"{f.name}: tiles need additive measures")
+        tvf = f"TUMBLE(TABLE {view}, DESCRIPTOR(ts), {_interval(w.slide_s)})"
+    elif isinstance(w, Tumble):
+        tvf = f"TUMBLE(TABLE {view}, DESCRIPTOR(ts), {_interval(w.size_s)})"
+    else:  # pragma: no cover - exhaustive
+        raise TypeError(w)
+    group = ", ".join(["window_start", "window_end", *keys])
+    inner = f"SELECT {', '.join(keys + [''])}window_start, window_end, {measures} FROM TABLE({tvf}) GROUP BY {group}"
+    out_cols = [c.name for c in f.columns]
+    if isinstance(w, Session):
+        select = f"SELECT {', '.join(out_cols)} FROM ({inner})"
+    elif agg.top_n:
+        order = ", ".join(agg.top_n.order_by)
+        ranked = (
+            f"SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY {order}) AS rn FROM ({inner})"
+        )
+        cols = ", ".join("rn AS `rank`" if c == "rank" else c for c in out_cols)
+        select = f"SELECT {cols} FROM ({ranked}) WHERE rn <= {agg.top_n.n}"
+    else:
+        select = f"SELECT {', '.join(out_cols)} FROM ({inner})"
+    output = f"{f.name}_tiles" if isinstance(w, Hop) else f.name
+    return FlinkQuery(f, output, tile_columns(f) if isinstance(w, Hop) else f.columns, select, updating=False)
+
+
+def _latest_state_sum(f: Feature, agg: LatestStateSum, view: str) -> FlinkQuery:
+    keys = ", ".join(f.keys)
+    # Ordering on the time attribute alone keeps this an event-time deduplication
+    # (the later arrival wins a tie); a second sort column would make it a Top-1
+    # whose retractions the planner mishandles (FLINK-40368).
+    latest = (
+        f"SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {keys}, {agg.entity} ORDER BY ts DESC) AS rn "
+        f"FROM {view}) WHERE rn = 1"
+    )
+    value_col, time_col = f.columns[-2].name, f.columns[-1].name
+    select = (
+        f"SELECT {keys}, SUM(CASE WHEN event_type = '{agg.member_type}' "
+        f"THEN CAST(COALESCE({agg.value}, 0) AS DECIMAL(18, 2)) ELSE CAST(0 AS DECIMAL(18, 2)) END) AS {value_col}, "
+        f"MAX(TO_TIMESTAMP_LTZ(event_time, 3)) AS {time_col} FROM ({latest}) GROUP BY {keys}"
+    )
+    return FlinkQuery(f, f.name, f.columns, select, updating=True)
+
+
+def _last_n(f: Feature, agg: LastN, view: str) -> FlinkQuery:
+    keys = ", ".join(f.keys)
+    ranked = (
+        f"SELECT {keys}, {agg.value}, event_time, ROW_NUMBER() OVER (PARTITION BY {keys} "
+        f"ORDER BY ts DESC, src_part DESC, src_off DESC) AS rn FROM {view}"
+    )
+    # ARRAY_AGG keeps arrival order, not rank order: pivot the ranks instead.
+    slots = ", ".join(f"MAX(CASE WHEN rn = {k} THEN {agg.value} END)" for k in range(1, agg.n + 1))
+    list_col, time_col = f.columns[1].name, f.columns[2].name
+    select = (
+        f"SELECT {keys}, ARRAY_SLICE(ARRAY[{slots}], 1, CAST(COUNT(*) AS INT)) AS {list_col}, "
+        f"TO_TIMESTAMP_LTZ(MAX(event_time), 3) AS {time_col} "
+        f"FROM ({ranked}) WHERE rn <= {agg.n} GROUP BY {keys}"
+    )
+    return FlinkQuery(f, f.name, f.columns, select, updating=True)
+
+
+def _latest(f: Feature, view: str) -> FlinkQuery:
+    keys = ", ".join(f.keys)
+    select = f"SELECT {keys}, TO_TIMESTAMP_LTZ(MAX(event_time), 3) AS {f.columns[-1].name} FROM {view} GROUP BY {keys}"
+    return FlinkQuery(f, f.name, f.columns, select, updating=True)
+
+
+def compile_feature(f: Feature) -> tuple[str, FlinkQuery]:
+    """Return (the CREATE VIEW for the feature's input, its query)."""
+    view = f"{f.name}_input"
+    ddl = f"CREATE TEMPORARY VIEW {view} AS {_input_view(f)}"
+    agg = f.aggregation
+    if isinstance(agg, WindowAggregate):
+        return ddl, _window_aggregate(f, agg, view)
+    if isinstance(agg, LatestStateSum):
+        return ddl, _latest_state_sum(f, agg, view)
+    if isinstance(agg, LastN):
+        return ddl, _last_n(f, agg, view)
+    if isinstance(agg, Latest):
+        return ddl, _latest(f, view)
+    raise TypeError(agg)  # pragma: no cover

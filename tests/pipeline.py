@@ -1,0 +1,49 @@
+"""Run the real stream pipeline on a file and read back every store, for the tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from common.clickhouse import get_client
+from common.settings import Settings
+from features.adapters import read_lines
+from streaming.job import FileSource
+from streaming.runner import RunSummary, run_bounded
+from streaming.staging import stage_files
+
+
+@dataclass
+class PipelineResult:
+    summary: RunSummary
+    events: list[dict]  # parsed input, in source order
+    tables: dict[str, list[tuple[Any, ...]]]
+    online: dict[str, dict[str, str]]
+
+
+def run_pipeline(settings: Settings, fmt: str, path: Path) -> PipelineResult:
+    stage = stage_files(fmt, [path], settings.staging_dir / "test.csv", settings.dead_letter_dir / "parse")
+    summary = run_bounded(settings, FileSource(stage.path), stage, keep_services=True)
+    from common.redis_store import get_redis
+    from common.services import local_services
+
+    try:
+        r = get_redis(settings)
+        online = {k: r.hgetall(k) for k in r.scan_iter("user:*", count=1000)}
+    finally:
+        for svc in local_services(settings):
+            svc.stop()
+    ch = get_client(settings)
+    tables = {}
+    for t in ("cart_amount", "category_clicks_1h_tiles", "category_clicks_1h", "uv_1m", "user_sessions",
+              "last_searches", "hot_items_5m", "last_event_time"):
+        final = "" if t == "category_clicks_1h" else " FINAL"
+        tables[t] = ch.query(f"SELECT * FROM features.{t}_stream{final}").result_rows
+    with path.open() as fh:
+        events = [e for _, e, _, _ in read_lines(fmt, fh, path.stem) if e is not None]
+    return PipelineResult(summary, events, tables, online)
+
+
+def ms(dt) -> int:
+    return int(dt.timestamp() * 1000)

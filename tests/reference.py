@@ -1,0 +1,107 @@
+"""An independent computation of every streaming feature, in plain Python, straight
+from DESIGN.md's definitions, to check the Flink job against."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from decimal import Decimal
+
+EVENT_TYPES = {"click", "cart", "remove_cart", "purchase", "fav", "search", "login"}
+WM_DELAY = 3000
+
+
+def accept(events: list[dict], lo: int = 946_684_800_000, hi: int = 4_102_444_800_000) -> list[dict]:
+    """Drop what the rules reject; mark late events (ts <= max earlier ts - 3 s), in source order."""
+    out, max_ts = [], None
+    for e in events:
+        if e.get("user_id") is None or e.get("event_time") is None or e.get("event_type") not in EVENT_TYPES:
+            continue
+        if (e.get("price") or 0) < 0 or not lo <= e["event_time"] <= hi:
+            continue
+        wm = None if max_ts is None else max_ts - WM_DELAY
+        out.append({**e, "late": wm is not None and e["event_time"] <= wm})
+        max_ts = e["event_time"] if max_ts is None else max(max_ts, e["event_time"])
+    return out
+
+
+def uv_1m(ev: list[dict]) -> dict[int, tuple[int, int]]:
+    users, counts = defaultdict(set), Counter()
+    for e in ev:
+        if not e["late"]:
+            w = e["event_time"] // 60_000 * 60_000
+            users[w].add(e["user_id"])
+            counts[w] += 1
+    return {w: (len(users[w]), counts[w]) for w in counts}
+
+
+def hot_items_5m(ev: list[dict]) -> dict[int, list[tuple[int, int]]]:
+    clicks: dict[int, Counter] = defaultdict(Counter)
+    for e in ev:
+        if not e["late"] and e["event_type"] == "click" and e.get("item_id") is not None:
+            clicks[e["event_time"] // 300_000 * 300_000][e["item_id"]] += 1
+    return {w: sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:10] for w, c in clicks.items()}
+
+
+def category_tiles(ev: list[dict]) -> dict[tuple[int, int | None, int], int]:
+    c: Counter = Counter()
+    for e in ev:
+        if not e["late"] and e["event_type"] == "click":
+            c[(e["user_id"], e.get("category_id"), e["event_time"] // 300_000 * 300_000)] += 1
+    return dict(c)
+
+
+def category_clicks_1h(ev: list[dict]) -> dict[tuple[int, int | None, int], int]:
+    out: Counter = Counter()
+    for (user, cat, tile), n in category_tiles(ev).items():
+        for k in range(12):
+            out[(user, cat, tile - k * 300_000)] += n
+    return dict(out)
+
+
+def user_sessions(ev: list[dict]) -> set[tuple[int, int, int, int, int, int, int]]:
+    by_user = defaultdict(list)
+    for e in ev:
+        if not e["late"]:
+            by_user[e["user_id"]].append(e)
+    out = set()
+    for user, es in by_user.items():
+        es.sort(key=lambda e: e["event_time"])
+        session: list[dict] = []
+        for e in es + [None]:
+            if session and (e is None or e["event_time"] - session[-1]["event_time"] > 300_000):
+                types = Counter(x["event_type"] for x in session)
+                out.add((user, session[0]["event_time"], session[-1]["event_time"], len(session),
+                         types["click"], types["cart"], types["purchase"]))
+                session = []
+            if e is not None:
+                session.append(e)
+    return out
+
+
+def cart_amount(ev: list[dict]) -> dict[int, Decimal]:
+    latest: dict[tuple[int, int | None], dict] = {}
+    for e in ev:  # source order: a later tie wins
+        if e["event_type"] in ("cart", "remove_cart", "purchase"):
+            k = (e["user_id"], e.get("item_id"))
+            if k not in latest or e["event_time"] >= latest[k]["event_time"]:
+                latest[k] = e
+    out: dict[int, Decimal] = defaultdict(lambda: Decimal("0.00"))
+    for (user, _), e in latest.items():
+        add = Decimal(str(e.get("price") or 0)).quantize(Decimal("0.01")) if e["event_type"] == "cart" else Decimal(0)
+        out[user] += add
+    return {u: v.quantize(Decimal("0.01")) for u, v in out.items()}
+
+
+def last_searches(ev: list[dict]) -> dict[int, list[str]]:
+    by_user = defaultdict(list)
+    for i, e in enumerate(ev):
+        if e["event_type"] == "search" and e.get("query") is not None:
+            by_user[e["user_id"]].append((e["event_time"], i, e["query"]))
+    return {u: [q for _, _, q in sorted(xs, reverse=True)[:10]] for u, xs in by_user.items()}
+
+
+def last_event_time(ev: list[dict]) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for e in ev:
+        out[e["user_id"]] = max(out.get(e["user_id"], e["event_time"]), e["event_time"])
+    return out
