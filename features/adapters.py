@@ -116,9 +116,13 @@ def _json_int(d: dict[str, Any], name: str) -> int | None:
     raise ParseError(f"{name} is not an integer: {v!r}")
 
 
+_CONTROL = {c: " " for c in range(0x20)}
+
+
 def _json_str(d: dict[str, Any], name: str) -> str | None:
+    """A text field; control characters become spaces (the stream uses them as separators)."""
     v = d.get(name)
-    return None if v is None else str(v)
+    return None if v is None else str(v).translate(_CONTROL)
 
 
 def parse_jsonl(line: str, event_id: str) -> Event:

@@ -120,7 +120,7 @@ class Feature:
     columns: tuple[Column, ...]  # output schema, in ClickHouse order
     source_filter: str | None = None  # SQL predicate on canonical events
     layer: Literal["stream", "batch"] = "stream"
-    online_field: str | None = None  # field of the per-user Redis hash
+    online_column: str | None = None  # column kept in the per-user Redis hash, under the feature's name
     order_key: tuple[str, ...] = field(default=())  # ClickHouse ORDER BY (the row identity)
 
     @property
@@ -150,7 +150,7 @@ CART_AMOUNT = Feature(
     source_filter="event_type IN (" + ", ".join(f"'{t}'" for t in CART_EVENT_TYPES) + ")",
     aggregation=LatestStateSum(entity="item_id", value="price", member_type="cart"),
     columns=(_i64("user_id"), Column("cart_amount", "DECIMAL(18, 2)", "Decimal(18, 2)"), _ts("updated_at")),
-    online_field="cart_amount",
+    online_column="cart_amount",
     order_key=("user_id",),
 )
 CATEGORY_CLICKS_1H = Feature(
@@ -203,7 +203,7 @@ LAST_SEARCHES = Feature(
     source_filter="event_type = 'search' AND query IS NOT NULL",
     aggregation=LastN(value="query", n=10),
     columns=(_i64("user_id"), Column("queries", "ARRAY<STRING>", "Array(String)"), _ts("updated_at")),
-    online_field="last_searches",
+    online_column="queries",
     order_key=("user_id",),
 )
 HOT_ITEMS_5M = Feature(
@@ -223,7 +223,7 @@ LAST_EVENT_TIME = Feature(
     keys=("user_id",),
     aggregation=Latest(),
     columns=(_i64("user_id"), _ts("last_event_time")),
-    online_field="last_event_time",
+    online_column="last_event_time",
     order_key=("user_id",),
 )
 

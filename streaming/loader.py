@@ -46,10 +46,10 @@ def _converter(ch_type: str):
 
 def online_value(q: FlinkQuery, row: dict[str, Any]) -> str:
     """How a feature value is stored in the user's Redis hash."""
-    value = row[q.feature.online_field]  # type: ignore[index]
+    value = row[q.feature.online_column]  # type: ignore[index]
     if isinstance(value, list):
         return orjson.dumps(value).decode()
-    col = next(c for c in q.columns if c.name == q.feature.online_field)
+    col = next(c for c in q.columns if c.name == q.feature.online_column)
     if col.clickhouse.startswith("DateTime64"):
         return str(int(_time(value).timestamp() * 1000))  # type: ignore[union-attr]
     if col.clickhouse.startswith("Decimal"):
@@ -144,10 +144,10 @@ class FeatureLoader:
                 conv = self._convert[m.topic()]
                 rows[m.topic()].append([fn(value.get(name)) for name, fn in conv])
                 n_rows += 1
-                if q.feature.online_field:
+                if q.feature.online_column:
                     key = user_key(self.settings, value["user_id"])
-                    online[(key, q.feature.online_field)] = online_value(q, value)
-                    if self.measure_latency and q.feature.online_field == "last_event_time":
+                    online[(key, q.feature.name)] = online_value(q, value)
+                    if self.measure_latency and q.feature.name == "last_event_time":
                         latency_pending.append(float(online[(key, "last_event_time")]))
             now = time.monotonic()
             if online and (len(online) >= rcfg.flush_records or (now - last_redis) * 1000 >= rcfg.flush_ms):

@@ -18,7 +18,8 @@ from common.kafka import ensure_topics
 from common.services import local_services
 from common.settings import Settings
 from features.definitions import STREAM_FEATURES
-from streaming.flink_env import create_table_env
+from common.redis_store import get_redis
+from streaming.flink_env import create_table_env, kafka_connector_jars
 from streaming.job import FileSource, Source, build_statements, compiled_queries
 from streaming.loader import FeatureLoader, send_end_markers
 from streaming.staging import StageResult
@@ -103,6 +104,9 @@ def run_bounded(
         for svc in local_services(settings):
             if svc.start() and not keep_services:
                 stack.callback(svc.stop)
+        # Preflight: every store reachable and the connector present, before Flink starts.
+        kafka_connector_jars(settings)
+        get_redis(settings)
         topics = feature_topics(settings)
         ensure_topics(settings, topics, settings.kafka.partitions)
         create_tables(settings)
@@ -140,8 +144,6 @@ def run_bounded(
         for f in STREAM_FEATURES:
             table = stream_table(f)
             summary.table_rows[f"{db}.{table}"] = ch.query(f"SELECT count() FROM {db}.{table} FINAL").result_rows[0][0]
-        from common.redis_store import get_redis
-
         summary.redis_keys = sum(1 for _ in get_redis(settings).scan_iter(f"{settings.redis.key_prefix}*", count=1000))
         summary.locations = {
             "archive": str(settings.archive_dir),

@@ -103,17 +103,23 @@ def _latest_state_sum(f: Feature, agg: LatestStateSum, view: str) -> FlinkQuery:
 
 def _last_n(f: Feature, agg: LastN, view: str) -> FlinkQuery:
     keys = ", ".join(f.keys)
-    ranked = (
-        f"SELECT {keys}, {agg.value}, event_time, ROW_NUMBER() OVER (PARTITION BY {keys} "
-        f"ORDER BY ts DESC, src_part DESC, src_off DESC) AS rn FROM {view}"
+    # A Top-N that does not output its rank emits only the new row and the evicted one;
+    # its rows are then collected as sortable strings (time, source position, value),
+    # sorted newest first, and the prefixes cut off: one update per event, all in SQL.
+    top = (
+        f"SELECT {keys}, {agg.value}, event_time, src_part, src_off FROM (SELECT *, ROW_NUMBER() OVER "
+        f"(PARTITION BY {keys} ORDER BY ts DESC, src_part DESC, src_off DESC) AS rn FROM {view}) WHERE rn <= {agg.n}"
     )
-    # ARRAY_AGG keeps arrival order, not rank order: pivot the ranks instead.
-    slots = ", ".join(f"MAX(CASE WHEN rn = {k} THEN {agg.value} END)" for k in range(1, agg.n + 1))
+    sortable = (
+        "LPAD(CAST(event_time AS STRING), 15, '0') || LPAD(CAST(src_part AS STRING), 10, '0') || "
+        f"LPAD(CAST(src_off AS STRING), 19, '0') || U&'\\0002' || {agg.value}"
+    )
+    joined = f"ARRAY_JOIN(ARRAY_SORT(ARRAY_AGG({sortable}), FALSE), U&'\\0001')"
+    unprefixed = f"REGEXP_REPLACE({joined}, '[0-9]{{44}}' || U&'\\0002', '')"
     list_col, time_col = f.columns[1].name, f.columns[2].name
     select = (
-        f"SELECT {keys}, ARRAY_SLICE(ARRAY[{slots}], 1, CAST(COUNT(*) AS INT)) AS {list_col}, "
-        f"TO_TIMESTAMP_LTZ(MAX(event_time), 3) AS {time_col} "
-        f"FROM ({ranked}) WHERE rn <= {agg.n} GROUP BY {keys}"
+        f"SELECT {keys}, SPLIT({unprefixed}, U&'\\0001') AS {list_col}, "
+        f"TO_TIMESTAMP_LTZ(MAX(event_time), 3) AS {time_col} FROM ({top}) GROUP BY {keys}"
     )
     return FlinkQuery(f, f.name, f.columns, select, updating=True)
 

@@ -36,8 +36,16 @@ def run_pipeline(settings: Settings, fmt: str, path: Path) -> PipelineResult:
             svc.stop()
     ch = get_client(settings)
     tables = {}
-    for t in ("cart_amount", "category_clicks_1h_tiles", "category_clicks_1h", "uv_1m", "user_sessions",
-              "last_searches", "hot_items_5m", "last_event_time"):
+    for t in (
+        "cart_amount",
+        "category_clicks_1h_tiles",
+        "category_clicks_1h",
+        "uv_1m",
+        "user_sessions",
+        "last_searches",
+        "hot_items_5m",
+        "last_event_time",
+    ):
         final = "" if t == "category_clicks_1h" else " FINAL"
         tables[t] = ch.query(f"SELECT * FROM features.{t}_stream{final}").result_rows
     with path.open() as fh:

@@ -3,6 +3,7 @@ from DESIGN.md's definitions, to check the Flink job against."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
 from decimal import Decimal
 
@@ -10,8 +11,9 @@ EVENT_TYPES = {"click", "cart", "remove_cart", "purchase", "fav", "search", "log
 WM_DELAY = 3000
 
 
-def accept(events: list[dict], lo: int = 946_684_800_000, hi: int = 4_102_444_800_000) -> list[dict]:
+def accept(events: list[dict], lo: int = 946_684_800_000, future_ms: int = 86_400_000) -> list[dict]:
     """Drop what the rules reject; mark late events (ts <= max earlier ts - 3 s), in source order."""
+    hi = int(time.time() * 1000) + future_ms
     out, max_ts = [], None
     for e in events:
         if e.get("user_id") is None or e.get("event_time") is None or e.get("event_type") not in EVENT_TYPES:
@@ -70,8 +72,17 @@ def user_sessions(ev: list[dict]) -> set[tuple[int, int, int, int, int, int, int
         for e in es + [None]:
             if session and (e is None or e["event_time"] - session[-1]["event_time"] > 300_000):
                 types = Counter(x["event_type"] for x in session)
-                out.add((user, session[0]["event_time"], session[-1]["event_time"], len(session),
-                         types["click"], types["cart"], types["purchase"]))
+                out.add(
+                    (
+                        user,
+                        session[0]["event_time"],
+                        session[-1]["event_time"],
+                        len(session),
+                        types["click"],
+                        types["cart"],
+                        types["purchase"],
+                    )
+                )
                 session = []
             if e is not None:
                 session.append(e)

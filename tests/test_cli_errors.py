@@ -1,0 +1,76 @@
+"""Bad input and unreachable services: one clear message, a non-zero exit, no traceback."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+
+CLI = [sys.executable, "-m", "cli.main"]
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_cli(args, tmp_path, **env):
+    e = {k: v for k, v in os.environ.items() if not k.startswith("LAMBDA_FEATURES_")}
+    e |= {"LAMBDA_FEATURES_HOME": str(tmp_path / "home"), **env}
+    return subprocess.run(CLI + args, cwd=REPO, env=e, capture_output=True, text=True, timeout=120)
+
+
+def check_clear_error(p, text):
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert text in p.stdout and "Traceback" not in p.stdout + p.stderr
+
+
+def test_missing_input_file(tmp_path):
+    check_clear_error(
+        run_cli(["replay", "--format", "taobao", str(tmp_path / "nope.csv")], tmp_path), "input file not found"
+    )
+
+
+def test_invalid_setting(tmp_path):
+    check_clear_error(
+        run_cli(["sql", "SELECT 1"], tmp_path, LAMBDA_FEATURES_REDIS__FLUSH_MS="-1"), "LAMBDA_FEATURES_REDIS__FLUSH_MS"
+    )
+
+
+def test_missing_connector_jar(tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("1,2,3,pv,1511658000\n")
+    p = run_cli(
+        ["replay", "--format", "taobao", str(src)],
+        tmp_path,
+        LAMBDA_FEATURES_STREAM__KAFKA_CONNECTOR_DIR=str(tmp_path),
+        LAMBDA_FEATURES_KAFKA__LOCAL_PORT=str(free_port()),
+        LAMBDA_FEATURES_REDIS__LOCAL_PORT=str(free_port()),
+    )
+    check_clear_error(p, "Flink Kafka connector jar missing")
+
+
+@pytest.mark.parametrize(
+    "var,text",
+    [
+        ("LAMBDA_FEATURES_REDIS__URL", "cannot reach Redis"),
+        ("LAMBDA_FEATURES_KAFKA__BOOTSTRAP", "cannot reach Kafka"),
+    ],
+)
+def test_unreachable_service(tmp_path, var, text):
+    src = tmp_path / "in.csv"
+    src.write_text("1,2,3,pv,1511658000\n")
+    port = free_port()
+    value = f"redis://127.0.0.1:{port}/0" if "REDIS" in var else f"127.0.0.1:{port}"
+    p = run_cli(
+        ["replay", "--format", "taobao", str(src)],
+        tmp_path,
+        **{var: value},
+        LAMBDA_FEATURES_KAFKA__LOCAL_PORT=str(free_port()),
+        LAMBDA_FEATURES_REDIS__LOCAL_PORT=str(free_port()),
+    )
+    check_clear_error(p, text)
+
+
+def test_sql_prints_a_result(tmp_path):
+    p = run_cli(["sql", "SELECT 1 + 1 AS two", "--format", "csv"], tmp_path)
+    assert p.returncode == 0 and p.stdout.splitlines()[-2:] == ["two", "2"], p.stdout + p.stderr
