@@ -15,10 +15,10 @@ from pathlib import Path
 from common.clickhouse import create_tables, get_client, stream_table
 from common.errors import PlatformError
 from common.kafka import ensure_topics
+from common.redis_store import get_redis
 from common.services import local_services
 from common.settings import Settings
 from features.definitions import STREAM_FEATURES
-from common.redis_store import get_redis
 from streaming.flink_env import create_table_env, kafka_connector_jars
 from streaming.job import FileSource, Source, build_statements, compiled_queries
 from streaming.loader import FeatureLoader, send_end_markers

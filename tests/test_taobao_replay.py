@@ -47,7 +47,7 @@ def test_uv_1m(run):
 def test_hot_items_5m(run):
     result, accepted = run
     got: dict[int, list] = {}
-    for ws, _we, rank, item, clicks in sorted(result.tables["hot_items_5m"], key=lambda r: (r[0], r[2])):
+    for ws, _we, _rank, item, clicks in sorted(result.tables["hot_items_5m"], key=lambda r: (r[0], r[2])):
         got.setdefault(ms(ws), []).append((item, clicks))
     assert got == ref.hot_items_5m(accepted)
 
