@@ -70,14 +70,14 @@ def replay(
 ) -> None:
     """Run the stream job over files as a bounded stream; exits once every window fired."""
     from streaming.job import FileSource
-    from streaming.runner import run_bounded
+    from streaming.runner import run_job
     from streaming.staging import stage_files
 
     s = _settings()
     staged = s.staging_dir / "runs" / f"replay-{uuid.uuid4().hex[:8]}.csv"
     stage = stage_files(fmt, paths, staged, s.dead_letter_dir / "parse")
     logging.info("staged %d events from %d file(s), %d unparseable", stage.events, len(paths), stage.dead_letters)
-    summary = run_bounded(s, FileSource(stage.path), stage, keep_services=keep_services)
+    summary = run_job(s, FileSource(stage.path), stage, keep_services=keep_services)
     _print_summary(summary, "replay")
 
 
@@ -89,7 +89,7 @@ def demo(
 ) -> None:
     """Generate events (or replay the Taobao slice), run the stream, print what landed where."""
     from streaming.job import FileSource
-    from streaming.runner import reset_stream_outputs, run_bounded
+    from streaming.runner import reset_stream_outputs, run_job
     from streaming.staging import stage_files
 
     s = _settings()
@@ -102,7 +102,7 @@ def demo(
     else:
         stage = _stage_generated(s, events, seed)
     logging.info("staged %d events", stage.events)
-    summary = run_bounded(s, FileSource(stage.path), stage)
+    summary = run_job(s, FileSource(stage.path), stage)
     _print_summary(summary, "demo: stream job on the embedded defaults")
     console.print(
         '\nnext: [bold]lambda-features sql "SELECT * FROM features.hot_items_5m_stream FINAL LIMIT 10"[/bold]'
@@ -185,6 +185,54 @@ def sql(
         w = csv.writer(sys.stdout, delimiter="," if fmt == "csv" else "\t", lineterminator="\n")
         w.writerow(result.column_names)
         w.writerows(result.result_rows)
+
+
+def _kafka_source(s: Settings, start: str | None, stop_offsets: str | None):
+    from common.kafka import bootstrap
+    from streaming.job import KafkaSource
+
+    stops = None
+    if stop_offsets:
+        try:
+            stops = {int(p): int(o) for p, o in (x.split(":") for x in stop_offsets.split(","))}
+        except ValueError:
+            raise PlatformError(f"--stop-offsets {stop_offsets!r} is not PARTITION:OFFSET,...") from None
+    return KafkaSource(
+        topic=s.kafka.events_topic,
+        bootstrap=bootstrap(s),
+        group_id=s.kafka.group_id,
+        start=start or s.kafka.start,
+        start_timestamp_ms=s.kafka.start_timestamp_ms,
+        stop_offsets=stops,
+    )
+
+
+STREAM_PIPELINE = "lambda-features-stream"
+
+
+@stream_app.command("run")
+def stream_run(
+    start: Annotated[str | None, typer.Option(help="group-offsets | earliest | latest | timestamp")] = None,
+    stop_offsets: Annotated[str | None, typer.Option(help="bounded: stop before PARTITION:OFFSET,...")] = None,
+    fresh: Annotated[bool, typer.Option(help="ignore earlier checkpoints")] = False,
+) -> None:
+    """Run the stream job on the Kafka events topic, with its loader, until interrupted;
+    it resumes from the pipeline's latest checkpoint."""
+    import signal
+
+    from common.kafka import ensure_topics
+    from common.services import local_services
+    from streaming.runner import run_job
+
+    s = _settings()
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    for svc in local_services(s):
+        svc.start()
+    ensure_topics(s, [s.kafka.events_topic], s.kafka.partitions)
+    summary = run_job(
+        s, _kafka_source(s, start, stop_offsets), keep_services=True, pipeline=STREAM_PIPELINE, restore=not fresh
+    )
+    _print_summary(summary, "stream")
 
 
 @services_app.command("start")

@@ -32,6 +32,7 @@ class StreamSettings(BaseModel):
     state_ttl_hours: float = Field(7 * 24, gt=0)
     checkpoint_interval_ms: int = Field(10_000, ge=100)
     checkpoint_dir: str | None = None  # URI; default $HOME/checkpoints
+    archive_rollover_s: int = Field(60, ge=1)  # archive files become visible after this and a checkpoint
     jobmanager: str | None = None  # host:port of a Flink cluster; None = local mini-cluster
     taskmanager_memory: str = "1024m"
     # events outside [min_event_time, job start + max_future_hours] are dead-lettered

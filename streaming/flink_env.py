@@ -27,7 +27,9 @@ def kafka_connector_jars(settings: Settings) -> list[Path]:
     return jars
 
 
-def create_table_env(settings: Settings, with_kafka: bool, pipeline_name: str):  # -> TableEnvironment
+def create_table_env(
+    settings: Settings, with_kafka: bool, pipeline_name: str, restore_path: str | None = None
+):  # -> TableEnvironment
     """A streaming TableEnvironment configured from the settings."""
     s = settings.stream
     logs = settings.home / "logs"
@@ -62,6 +64,8 @@ def create_table_env(settings: Settings, with_kafka: bool, pipeline_name: str): 
     if s.jobmanager:
         host, _, port = s.jobmanager.rpartition(":")
         values |= {"execution.target": "remote", "rest.address": host, "rest.port": port or "8081"}
+    if restore_path:
+        values["execution.state-recovery.path"] = restore_path
     if with_kafka:
         values["pipeline.jars"] = ";".join(j.as_uri() for j in kafka_connector_jars(settings))
     for k, v in values.items():

@@ -109,12 +109,14 @@ def views(bounds: tuple[int, int]) -> list[str]:
     ]
 
 
-def _filesystem_sink(name: str, columns: str, path: Path, partitioned: bool) -> str:
+def _filesystem_sink(name: str, columns: str, path: Path, partitioned: bool, rollover_s: int) -> str:
+    """JSON lines; a file is committed (made visible) at the first checkpoint after it rolls."""
     part = "PARTITIONED BY (dt, `hour`) " if partitioned else ""
     return (
         f"CREATE TEMPORARY TABLE {name} ({columns}) {part}WITH ('connector' = 'filesystem', "
         f"'path' = '{path.resolve().as_uri()}', 'format' = 'json', "
-        "'sink.rolling-policy.rollover-interval' = '1 min', 'sink.rolling-policy.check-interval' = '10 s', "
+        f"'sink.rolling-policy.rollover-interval' = '{rollover_s} s', "
+        f"'sink.rolling-policy.check-interval' = '{max(1, rollover_s // 4)} s', "
         "'sink.partition-commit.policy.kind' = 'success-file')"
     )
 
@@ -159,7 +161,11 @@ def build_statements(t_env, source: Source, settings: Settings, sink_mode: SinkM
         t_env.execute_sql(v)
     stmts = t_env.create_statement_set()
     dead_cols = f"`reason` STRING, {EVENT_DDL}"
-    t_env.execute_sql(_filesystem_sink("dead_letters", dead_cols, settings.dead_letter_dir / "stream", False))
+    t_env.execute_sql(
+        _filesystem_sink(
+            "dead_letters", dead_cols, settings.dead_letter_dir / "stream", False, settings.stream.archive_rollover_s
+        )
+    )
     stmts.add_insert_sql(
         "INSERT INTO dead_letters SELECT reason, src_part, src_off, "
         + ", ".join(f"`{c.name}`" for c in EVENT_COLUMNS)
@@ -167,7 +173,9 @@ def build_statements(t_env, source: Source, settings: Settings, sink_mode: SinkM
     )
     if archive:
         arch_cols = f"{EVENT_DDL}, `late` BOOLEAN, `dt` STRING, `hour` STRING"
-        t_env.execute_sql(_filesystem_sink("archive", arch_cols, settings.archive_dir, True))
+        t_env.execute_sql(
+            _filesystem_sink("archive", arch_cols, settings.archive_dir, True, settings.stream.archive_rollover_s)
+        )
         stmts.add_insert_sql(
             "INSERT INTO archive SELECT src_part, src_off, "
             + ", ".join(f"`{c.name}`" for c in EVENT_COLUMNS)

@@ -94,12 +94,33 @@ def reset_stream_outputs(settings: Settings) -> None:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def run_bounded(
-    settings: Settings, source: Source, stage: StageResult | None = None, keep_services: bool = False
+def latest_checkpoint(settings: Settings, pipeline: str) -> str | None:
+    """The newest completed checkpoint of a pipeline (local checkpoint dirs only)."""
+    uri = settings.checkpoint_uri
+    if not uri.startswith("file:"):
+        return None
+    root = Path(uri.removeprefix("file://")) / pipeline
+    done = [m.parent for m in root.glob("*/chk-*/_metadata")]
+    if not done:
+        return None
+    newest = max(done, key=lambda p: (p.stat().st_mtime, int(p.name.split("-")[1])))
+    return newest.as_uri()
+
+
+def run_job(
+    settings: Settings,
+    source: Source,
+    stage: StageResult | None = None,
+    keep_services: bool = False,
+    pipeline: str | None = None,
+    restore: bool = False,
 ) -> RunSummary:
-    """Run the whole job over a bounded source and wait until every sink has it all."""
+    """Run the whole job with its loader. A bounded source returns once every sink has it
+    all; an unbounded one runs until interrupted (Ctrl-C, SIGTERM) and then stops cleanly."""
     run_id = uuid.uuid4().hex[:12]
+    pipeline = pipeline or f"lambda-features-{run_id}"
     summary = RunSummary(events_in=stage.events if stage else 0, parse_dead_letters=stage.dead_letters if stage else 0)
+    bounded = isinstance(source, FileSource) or source.stop_offsets is not None
     with ExitStack() as stack:
         for svc in local_services(settings):
             if svc.start() and not keep_services:
@@ -111,18 +132,30 @@ def run_bounded(
         ensure_topics(settings, topics, settings.kafka.partitions)
         create_tables(settings)
         queries = [q for _, q in compiled_queries()]
-        loader = FeatureLoader(settings, queries, run_id=run_id)
+        loader = FeatureLoader(settings, queries, run_id=run_id if bounded else None)
         thread = threading.Thread(target=loader.run, name="feature-loader", daemon=True)
         thread.start()
         started = time.monotonic()
         stop_progress = threading.Event()
         stack.callback(stop_progress.set)
         threading.Thread(target=_progress, args=(loader, stop_progress, started), daemon=True).start()
-        t_env = create_table_env(settings, with_kafka=True, pipeline_name=f"lambda-features-{run_id}")
+        restore_path = latest_checkpoint(settings, pipeline) if restore else None
+        if restore_path:
+            log.info("restoring %s from %s", pipeline, restore_path)
+        t_env = create_table_env(settings, with_kafka=True, pipeline_name=pipeline, restore_path=restore_path)
         stmts = build_statements(t_env, source, settings, "kafka")
-        log.info("stream job %s submitted", run_id)
+        result = stmts.execute()
+        log.info("stream job %s (%s) submitted", pipeline, result.get_job_client().get_job_id())
         try:
-            stmts.execute().wait()
+            result.wait()
+        except KeyboardInterrupt:
+            log.info("stopping: cancelling the Flink job; it resumes from its last checkpoint")
+            result.get_job_client().cancel().result()
+            loader.stop_event.set()
+            thread.join()
+            summary.seconds = time.monotonic() - started
+            summary.loader_messages = loader.stats.messages
+            return summary
         except Exception as e:
             loader.stop_event.set()
             raise PlatformError(
@@ -137,7 +170,7 @@ def run_bounded(
         summary.loader_messages = loader.stats.messages
         summary.archived, summary.late = _count_json_lines(settings.archive_dir, "late")
         summary.stream_dead_letters, _ = _count_json_lines(settings.dead_letter_dir / "stream")
-        if isinstance(source, FileSource) and not stage:
+        if not stage:
             summary.events_in = summary.archived + summary.stream_dead_letters
         ch = get_client(settings)
         db = settings.clickhouse.database

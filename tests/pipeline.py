@@ -10,7 +10,7 @@ from common.clickhouse import get_client
 from common.settings import Settings
 from features.adapters import read_lines
 from streaming.job import FileSource
-from streaming.runner import RunSummary, run_bounded
+from streaming.runner import RunSummary, run_job
 from streaming.staging import stage_files
 
 
@@ -24,11 +24,11 @@ class PipelineResult:
 
 def run_pipeline(settings: Settings, fmt: str, path: Path) -> PipelineResult:
     stage = stage_files(fmt, [path], settings.staging_dir / "test.csv", settings.dead_letter_dir / "parse")
-    summary = run_bounded(settings, FileSource(stage.path), stage, keep_services=True)
     from common.redis_store import get_redis
     from common.services import local_services
 
     try:
+        summary = run_job(settings, FileSource(stage.path), stage, keep_services=True)
         r = get_redis(settings)
         online = {k: r.hgetall(k) for k in r.scan_iter("user:*", count=1000)}
     finally:
