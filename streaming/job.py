@@ -125,22 +125,28 @@ def feature_sink_ddl(q: FlinkQuery, mode: SinkMode, settings: Settings) -> str:
     cols = ", ".join(f"`{c.name}` {c.flink}" for c in q.columns)
     if mode == "blackhole":
         return f"CREATE TEMPORARY TABLE sink_{q.output} ({cols}) WITH ('connector' = 'blackhole')"
-    fmt = "debezium-json" if q.updating else "json"
-    opts = {
-        "connector": "kafka",
+    common = {
         "topic": settings.kafka.features_topic_prefix + q.output,
         "properties.bootstrap.servers": settings_bootstrap(settings),
-        "sink.delivery-guarantee": "at-least-once",
         "properties.linger.ms": "5",
-        "value.format": fmt,
-        f"value.{fmt}.timestamp-format.standard": "ISO-8601",
-        f"value.{fmt}.encode.decimal-as-plain-number": "true",
+        "value.format": "json",
+        "value.json.timestamp-format.standard": "ISO-8601",
+        "value.json.encode.decimal-as-plain-number": "true",
     }
     if q.updating:
-        # keyed, so all changes of one key stay in one partition, in order
-        opts |= {"key.format": "json", "key.fields": ";".join(q.feature.keys)}
+        # Upserts keyed by the feature's keys: one partition per key keeps its changes in
+        # order; the sink folds the changes of a key over each flush interval, and drops
+        # the -U half of every update.
+        keys = ", ".join(f"`{k}`" for k in q.feature.keys)
+        opts = common | {
+            "connector": "upsert-kafka",
+            "key.format": "json",
+            "sink.buffer-flush.max-rows": "2000",
+            "sink.buffer-flush.interval": f"{settings.redis.flush_ms} ms",
+        }
+        cols += f", PRIMARY KEY ({keys}) NOT ENFORCED"
     else:
-        opts["sink.partitioner"] = "fixed"
+        opts = common | {"connector": "kafka", "sink.delivery-guarantee": "at-least-once", "sink.partitioner": "fixed"}
     with_ = ", ".join(f"'{k}' = '{v}'" for k, v in opts.items())
     return f"CREATE TEMPORARY TABLE sink_{q.output} ({cols}) WITH ({with_})"
 

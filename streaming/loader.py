@@ -4,6 +4,8 @@ Batched: Redis every `redis.flush_records` changes or `redis.flush_ms`; ClickHou
 `clickhouse.flush_rows` rows or `clickhouse.flush_ms`; Kafka offsets are committed only
 after both stores hold what came before them, so a restart replays, never skips.
 Writes are idempotent (Redis HSET of the latest value, ReplacingMergeTree in ClickHouse).
+ClickHouse gets the messages' JSON as it is (JSONEachRow); only the per-user features are
+decoded here, for Redis.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from streaming.sql import FlinkQuery
 
 log = logging.getLogger(__name__)
 END_MARKER = "__end__"
+_END_PREFIX = b'{"__end__"'
 
 
 def _time(v: str | None) -> datetime | None:
@@ -34,14 +37,6 @@ def _time(v: str | None) -> datetime | None:
         return None
     dt = datetime.fromisoformat(v)
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-
-
-def _converter(ch_type: str):
-    if ch_type.startswith("DateTime64"):
-        return _time
-    if ch_type.startswith("Decimal"):
-        return lambda v: None if v is None else Decimal(str(v)).quantize(Decimal("0.01"))
-    return lambda v: v
 
 
 def online_value(q: FlinkQuery, row: dict[str, Any]) -> str:
@@ -62,7 +57,7 @@ class LoaderStats:
     messages: int = 0
     rows: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     redis_writes: int = 0
-    retractions_skipped: int = 0
+    tombstones_skipped: int = 0
     latencies_ms: list[float] = field(default_factory=list)
 
 
@@ -80,7 +75,6 @@ class FeatureLoader:
         self.stop_event = threading.Event()
         self.done = threading.Event()
         self.error: BaseException | None = None
-        self._convert = {t: [(c.name, _converter(c.clickhouse)) for c in q.columns] for t, q in self.queries.items()}
 
     # -- the loop ------------------------------------------------------------------
     def run(self) -> None:
@@ -113,7 +107,7 @@ class FeatureLoader:
         ch = get_client(self.settings)
         rcfg, ccfg = self.settings.redis, self.settings.clickhouse
         online: dict[tuple[str, str], str] = {}
-        rows: dict[str, list[list[Any]]] = defaultdict(list)
+        rows: dict[str, list[bytes]] = defaultdict(list)
         n_rows = 0
         offsets: dict[tuple[str, int], int] = {}
         last_redis = last_ch = time.monotonic()
@@ -126,27 +120,23 @@ class FeatureLoader:
                     continue
                 self.stats.messages += 1
                 offsets[(m.topic(), m.partition())] = m.offset() + 1
-                value = orjson.loads(m.value()) if m.value() else None
-                if not value:
+                value = m.value()
+                if value is None:
+                    # the delete half of a transient -D/+I: the insert follows, and
+                    # applying it would make the value briefly vanish online
+                    self.stats.tombstones_skipped += 1
                     continue
-                if END_MARKER in value:
-                    if self.run_id is None or value[END_MARKER] == self.run_id:
+                if value.startswith(_END_PREFIX):
+                    if self.run_id is None or orjson.loads(value)[END_MARKER] == self.run_id:
                         pending_ends.discard((m.topic(), m.partition()))
                     continue
-                q = self.queries[m.topic()]
-                if q.updating:
-                    if value.get("op") == "d":
-                        # -U/-D of a changelog: the next +U/+I for the key replaces it, and
-                        # applying it would make the value briefly vanish online.
-                        self.stats.retractions_skipped += 1
-                        continue
-                    value = value["after"]
-                conv = self._convert[m.topic()]
-                rows[m.topic()].append([fn(value.get(name)) for name, fn in conv])
+                rows[m.topic()].append(value)
                 n_rows += 1
+                q = self.queries[m.topic()]
                 if q.feature.online_column:
-                    key = user_key(self.settings, value["user_id"])
-                    online[(key, q.feature.name)] = online_value(q, value)
+                    row = orjson.loads(value)
+                    key = user_key(self.settings, row["user_id"])
+                    online[(key, q.feature.name)] = online_value(q, row)
                     if self.measure_latency and q.feature.name == "last_event_time":
                         latency_pending.append(float(online[(key, "last_event_time")]))
             now = time.monotonic()
@@ -186,14 +176,20 @@ class FeatureLoader:
         pipe.execute()
         self.stats.redis_writes += len(online)
 
-    def _flush_clickhouse(self, ch, rows: dict[str, list[list[Any]]]) -> None:
+    def _flush_clickhouse(self, ch, rows: dict[str, list[bytes]]) -> None:
         db = self.settings.clickhouse.database
         for topic, batch in rows.items():
             if not batch:
                 continue
             q = self.queries[topic]
             table = stream_table(q.feature)
-            ch.insert(f"{db}.{table}", batch, column_names=[c.name for c in q.columns])
+            ch.raw_insert(
+                f"{db}.{table}",
+                [c.name for c in q.columns],
+                insert_block=b"\n".join(batch),
+                fmt="JSONEachRow",
+                settings={"date_time_input_format": "best_effort"},
+            )
             self.stats.rows[table] += len(batch)
 
 

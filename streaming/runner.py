@@ -84,6 +84,13 @@ def _progress(loader: FeatureLoader, stop: threading.Event, started: float) -> N
 
 def reset_stream_outputs(settings: Settings) -> None:
     """Drop what earlier stream runs left in the embedded stores (demo only)."""
+    redis = next((svc for svc in local_services(settings) if svc.name == "redis"), None)
+    if redis and redis.pid():
+        client = get_redis(settings)
+        for key in client.scan_iter(f"{settings.redis.key_prefix}*", count=1000):
+            client.delete(key)
+    elif redis:
+        shutil.rmtree(settings.home / "redis", ignore_errors=True)
     for d in (
         settings.archive_dir,
         settings.dead_letter_dir,

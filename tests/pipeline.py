@@ -54,4 +54,7 @@ def run_pipeline(settings: Settings, fmt: str, path: Path) -> PipelineResult:
 
 
 def ms(dt) -> int:
-    return int(dt.timestamp() * 1000)
+    """Epoch ms of a ClickHouse DateTime64 value (returned naive, in UTC)."""
+    from datetime import UTC
+
+    return int((dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp() * 1000)
