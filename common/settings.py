@@ -35,6 +35,7 @@ class StreamSettings(BaseModel):
     archive_rollover_s: int = Field(60, ge=1)  # archive files become visible after this and a checkpoint
     jobmanager: str | None = None  # host:port of a Flink cluster; None = local mini-cluster
     taskmanager_memory: str = "1024m"
+    managed_memory: str = "512m"  # RocksDB's share (local mini-cluster)
     # events outside [min_event_time, job start + max_future_hours] are dead-lettered
     min_event_time: datetime = datetime(2000, 1, 1, tzinfo=UTC)
     max_future_hours: float = Field(24, ge=0)

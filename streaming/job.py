@@ -76,6 +76,7 @@ def source_ddl(source: Source, settings: Settings, bounds: tuple[int, int]) -> s
         "properties.group.id": source.group_id,
         "properties.auto.offset.reset": "earliest",
         "properties.session.timeout.ms": "6000",
+        "properties.fetch.max.wait.ms": "20",
         "scan.startup.mode": start,
         "format": "json",
         "json.ignore-parse-errors": "true",

@@ -95,6 +95,7 @@ class FeatureLoader:
                 "group.id": self.settings.kafka.group_id + "-loader",
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": 10,
             }
         )
         md = consumer.list_topics(timeout=10)

@@ -38,6 +38,7 @@ class RunSummary:
     table_rows: dict[str, int] = field(default_factory=dict)
     redis_keys: int = 0
     loader_messages: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
     locations: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -121,6 +122,7 @@ def run_job(
     keep_services: bool = False,
     pipeline: str | None = None,
     restore: bool = False,
+    measure_latency: bool = False,
 ) -> RunSummary:
     """Run the whole job with its loader. A bounded source returns once every sink has it
     all; an unbounded one runs until interrupted (Ctrl-C, SIGTERM) and then stops cleanly."""
@@ -139,7 +141,7 @@ def run_job(
         ensure_topics(settings, topics, settings.kafka.partitions)
         create_tables(settings)
         queries = [q for _, q in compiled_queries()]
-        loader = FeatureLoader(settings, queries, run_id=run_id if bounded else None)
+        loader = FeatureLoader(settings, queries, run_id=run_id if bounded else None, measure_latency=measure_latency)
         thread = threading.Thread(target=loader.run, name="feature-loader", daemon=True)
         thread.start()
         started = time.monotonic()
@@ -162,6 +164,7 @@ def run_job(
             thread.join()
             summary.seconds = time.monotonic() - started
             summary.loader_messages = loader.stats.messages
+            summary.latencies_ms = loader.stats.latencies_ms
             return summary
         except Exception as e:
             loader.stop_event.set()
