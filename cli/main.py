@@ -235,6 +235,76 @@ def stream_run(
     _print_summary(summary, "stream")
 
 
+@stream_app.command("submit")
+def stream_submit(
+    jobmanager: Annotated[str | None, typer.Option(help="REST address host:port of the Flink cluster")] = None,
+    start: Annotated[str | None, typer.Option(help="group-offsets | earliest | latest | timestamp")] = None,
+) -> None:
+    """Submit the stream job to a Flink cluster and return; run `stream load` beside it to
+    fill Redis and ClickHouse from its changelog topics."""
+    from common.clickhouse import create_tables
+    from common.kafka import ensure_topics
+    from common.services import local_services
+    from streaming.flink_env import create_table_env
+    from streaming.job import build_statements
+    from streaming.runner import feature_topics
+
+    s = _settings()
+    if jobmanager:
+        s = s.model_copy(update={"stream": s.stream.model_copy(update={"jobmanager": jobmanager})})
+    if not s.stream.jobmanager:
+        raise PlatformError(
+            "no Flink cluster given", "pass --jobmanager HOST:PORT or set LAMBDA_FEATURES_STREAM__JOBMANAGER"
+        )
+    for svc in local_services(s):
+        svc.start()
+    ensure_topics(s, [s.kafka.events_topic], s.kafka.partitions)
+    ensure_topics(s, feature_topics(s), s.kafka.partitions)
+    create_tables(s)
+    t_env = create_table_env(s, with_kafka=True, pipeline_name=STREAM_PIPELINE)
+    try:
+        result = build_statements(t_env, _kafka_source(s, start, None), s, "kafka").execute()
+        job_id = result.get_job_client().get_job_id()
+    except Exception as e:
+        raise PlatformError(
+            f"cannot submit to the Flink cluster at {s.stream.jobmanager}: {str(e).splitlines()[0][:300]}",
+            "check that its REST endpoint answers (curl http://HOST:PORT/overview)",
+        ) from None
+    console.print(f"submitted {STREAM_PIPELINE} to {s.stream.jobmanager}: job {job_id}")
+
+
+@stream_app.command("load")
+def stream_load() -> None:
+    """Run the feature loader alone (Kafka changelog topics -> Redis, ClickHouse) until interrupted."""
+    import signal
+    import threading
+
+    from common.clickhouse import create_tables
+    from common.kafka import ensure_topics
+    from streaming.job import compiled_queries
+    from streaming.loader import FeatureLoader
+    from streaming.runner import feature_topics
+
+    s = _settings()
+    ensure_topics(s, feature_topics(s), s.kafka.partitions)
+    create_tables(s)
+    loader = FeatureLoader(s, [q for _, q in compiled_queries()])
+    signal.signal(signal.SIGTERM, lambda *_: loader.stop_event.set())
+    signal.signal(signal.SIGINT, lambda *_: loader.stop_event.set())
+    thread = threading.Thread(target=loader.run, name="feature-loader")
+    thread.start()
+    while thread.is_alive():
+        thread.join(5)
+        logging.info(
+            "loader: %d feature changes, %d Redis writes, %d ClickHouse rows",
+            loader.stats.messages,
+            loader.stats.redis_writes,
+            sum(loader.stats.rows.values()),
+        )
+    if loader.error:
+        raise PlatformError(f"the feature loader failed: {loader.error}")
+
+
 @services_app.command("start")
 def services_start() -> None:
     """Start the local Redis and Kafka broker (when not configured to external ones)."""

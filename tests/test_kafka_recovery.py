@@ -20,26 +20,19 @@ from pathlib import Path
 import orjson
 import pytest
 
-from common.clickhouse import close_clients, get_client
+from common.clickhouse import close_clients, get_client, stream_table
 from common.kafka import ensure_topics, producer
 from common.redis_store import get_redis
 from common.services import local_services
 from common.settings import Settings, load_settings
 from features.adapters import to_json
+from features.definitions import STREAM_FEATURES
 from features.generator import GeneratorConfig, generate
 from tests.conftest import REPO, free_port
 
 pytestmark = pytest.mark.slow
 EVENTS = 150_000
-TABLES = (
-    "cart_amount",
-    "category_clicks_1h_tiles",
-    "uv_1m",
-    "user_sessions",
-    "last_searches",
-    "hot_items_5m",
-    "last_event_time",
-)
+TABLES = tuple(stream_table(f) for f in STREAM_FEATURES)
 
 
 def make_settings(home: Path) -> tuple[Settings, dict[str, str]]:
@@ -135,7 +128,7 @@ def snapshot(settings: Settings) -> dict:
     for svc in local_services(settings):
         svc.stop()
     ch = get_client(settings)
-    tables = {t: sorted(ch.query(f"SELECT * FROM features.{t}_stream FINAL").result_rows, key=repr) for t in TABLES}
+    tables = {t: sorted(ch.query(f"SELECT * FROM features.{t} FINAL").result_rows, key=repr) for t in TABLES}
     close_clients()
     archived: Counter = Counter()
     for part in settings.archive_dir.rglob("part-*"):
@@ -171,7 +164,7 @@ def test_sigkill_mid_stream_then_restore_equals_uninterrupted(tmp_path):
         assert a["archive"] == b["archive"]  # each event archived exactly once
         for t in TABLES:
             assert a["tables"][t] == b["tables"][t], t
-        assert len(a["tables"]["uv_1m"]) > 20  # the tick fired the windows
+        assert len(a["tables"]["uv_1m_stream"]) > 20  # the tick fired the windows
         assert a["online"] == b["online"]
     finally:
         for s in (killed, clean):
