@@ -71,6 +71,11 @@ def test_unreachable_service(tmp_path, var, text):
     check_clear_error(p, text)
 
 
+def test_unreachable_clickhouse_server(tmp_path):
+    p = run_cli(["sql", "SELECT 1"], tmp_path, LAMBDA_FEATURES_CLICKHOUSE__URL=f"http://127.0.0.1:{free_port()}")
+    check_clear_error(p, "cannot open ClickHouse")
+
+
 def test_sql_prints_a_result(tmp_path):
     p = run_cli(["sql", "SELECT 1 + 1 AS two", "--format", "csv"], tmp_path)
     assert p.returncode == 0 and p.stdout.splitlines()[-2:] == ["two", "2"], p.stdout + p.stderr

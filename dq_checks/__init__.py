@@ -1,0 +1,1 @@
+"""Data-quality checks, stream against batch. Not built yet (issue 5)."""

@@ -1,0 +1,1 @@
+"""Dagster definitions. Not built yet (issue 4)."""
