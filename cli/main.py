@@ -39,7 +39,7 @@ def _print_summary(summary, title: str) -> None:
     t.add_row("events read", f"{summary.events_in:,}")
     t.add_row("dead letters (unparseable)", f"{summary.parse_dead_letters:,}")
     t.add_row("dead letters (rejected by rules)", f"{summary.stream_dead_letters:,}")
-    t.add_row("archived events", f"{summary.archived:,}")
+    t.add_row("events in the archive (all runs)", f"{summary.archived:,}")
     t.add_row("  of which late", f"{summary.late:,}")
     for table, n in summary.table_rows.items():
         t.add_row(f"rows in {table}", f"{n:,}")

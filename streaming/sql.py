@@ -114,12 +114,16 @@ def _last_n(f: Feature, agg: LastN, view: str) -> FlinkQuery:
         "LPAD(CAST(event_time AS STRING), 15, '0') || LPAD(CAST(src_part AS STRING), 10, '0') || "
         f"LPAD(CAST(src_off AS STRING), 19, '0') || U&'\\0002' || {agg.value}"
     )
-    joined = f"ARRAY_JOIN(ARRAY_SORT(ARRAY_AGG({sortable}), FALSE), U&'\\0001')"
+    newest_first = f"ARRAY_SORT(ARRAY_AGG({sortable}), FALSE)"
+    joined = f"ARRAY_JOIN({newest_first}, U&'\\0001')"
     unprefixed = f"REGEXP_REPLACE({joined}, '[0-9]{{44}}' || U&'\\0002', '')"
     list_col, time_col = f.columns[1].name, f.columns[2].name
+    # the newest time is the first element's prefix: no MAX over a retracting input,
+    # which would keep every value in state
     select = (
         f"SELECT {keys}, SPLIT({unprefixed}, U&'\\0001') AS {list_col}, "
-        f"TO_TIMESTAMP_LTZ(MAX(event_time), 3) AS {time_col} FROM ({top}) GROUP BY {keys}"
+        f"TO_TIMESTAMP_LTZ(CAST(SUBSTRING({newest_first}[1], 1, 15) AS BIGINT), 3) AS {time_col} "
+        f"FROM ({top}) GROUP BY {keys}"
     )
     return FlinkQuery(f, f.name, f.columns, select, updating=True)
 

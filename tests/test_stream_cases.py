@@ -87,7 +87,7 @@ def test_known_answers(run):
     sessions = sorted((ms(a) - T0, ms(b) - T0, n) for u, a, b, n, *_ in run.tables["user_sessions"] if u == 3)
     assert sessions == [(5000, 5000 + 5 * MIN, 2), (5000 + 10 * MIN + 1, 5000 + 10 * MIN + 1, 1)]
     expected = ["q12", "q11.5", "q11", "q10", "q9", "q8", "q7", "q6", "q5", "q4"]
-    assert [q for u, q, _ in run.tables["last_searches"] if u == 4] == [expected]
+    assert [(q, ms(t)) for u, q, t in run.tables["last_searches"] if u == 4] == [(expected, T0 + 11 * MIN + 12_000)]
     assert orjson.loads(run.online["user:4"]["last_searches"]) == expected
     # the late click counts for last_event_time state but in no window
     assert int(run.online["user:5"]["last_event_time"]) == T0 + 12 * MIN
