@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from common.kafka import bootstrap
 from common.settings import Settings
 from features.definitions import STREAM_FEATURES
 from features.events import EVENT_COLUMNS, SOURCE_COLUMNS, rejection_sql
@@ -128,7 +129,7 @@ def feature_sink_ddl(q: FlinkQuery, mode: SinkMode, settings: Settings) -> str:
         return f"CREATE TEMPORARY TABLE sink_{q.output} ({cols}) WITH ('connector' = 'blackhole')"
     common = {
         "topic": settings.kafka.features_topic_prefix + q.output,
-        "properties.bootstrap.servers": settings_bootstrap(settings),
+        "properties.bootstrap.servers": bootstrap(settings),
         "properties.linger.ms": "5",
         "value.format": "json",
         "value.json.timestamp-format.standard": "ISO-8601",
@@ -150,10 +151,6 @@ def feature_sink_ddl(q: FlinkQuery, mode: SinkMode, settings: Settings) -> str:
         opts = common | {"connector": "kafka", "sink.delivery-guarantee": "at-least-once", "sink.partitioner": "fixed"}
     with_ = ", ".join(f"'{k}' = '{v}'" for k, v in opts.items())
     return f"CREATE TEMPORARY TABLE sink_{q.output} ({cols}) WITH ({with_})"
-
-
-def settings_bootstrap(settings: Settings) -> str:
-    return settings.kafka.bootstrap or f"127.0.0.1:{settings.kafka.local_port}"
 
 
 def compiled_queries() -> list[tuple[str, FlinkQuery]]:

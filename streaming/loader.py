@@ -113,6 +113,17 @@ class FeatureLoader:
         offsets: dict[tuple[str, int], int] = {}
         last_redis = last_ch = time.monotonic()
         latency_pending: list[float] = []
+
+        def flush_online() -> None:
+            nonlocal online, last_redis
+            if online:
+                self._flush_redis(redis, online)
+                wall = time.time() * 1000
+                self.stats.latencies_ms.extend(wall - t for t in latency_pending)
+                latency_pending.clear()
+                online = {}
+            last_redis = time.monotonic()
+
         while True:
             msgs = consumer.consume(num_messages=1000, timeout=rcfg.flush_ms / 1000)
             for m in msgs:
@@ -140,20 +151,14 @@ class FeatureLoader:
                     online[(key, q.feature.name)] = online_value(q, row)
                     if self.measure_latency and q.feature.name == "last_event_time":
                         latency_pending.append(float(online[(key, "last_event_time")]))
+                    if len(online) >= rcfg.flush_records:
+                        flush_online()
             now = time.monotonic()
-            if online and (len(online) >= rcfg.flush_records or (now - last_redis) * 1000 >= rcfg.flush_ms):
-                self._flush_redis(redis, online)
-                if latency_pending:
-                    wall = time.time() * 1000
-                    self.stats.latencies_ms.extend(wall - t for t in latency_pending)
-                    latency_pending.clear()
-                online = {}
-                last_redis = now
+            if (now - last_redis) * 1000 >= rcfg.flush_ms:
+                flush_online()
             finished = not pending_ends or self.stop_event.is_set()
             if n_rows >= ccfg.flush_rows or (now - last_ch) * 1000 >= ccfg.flush_ms or finished:
-                if online:
-                    self._flush_redis(redis, online)
-                    online = {}
+                flush_online()  # offsets are committed only once both stores hold their messages
                 self._flush_clickhouse(ch, rows)
                 rows = defaultdict(list)
                 n_rows = 0

@@ -44,11 +44,6 @@ def _input_view(f: Feature) -> str:
     return f"SELECT * FROM {base}{where}"
 
 
-def tile_columns(f: Feature) -> tuple[Column, ...]:
-    """Output schema of the 5-minute tiles a sliding-window feature is built from."""
-    return f.columns
-
-
 def _window_aggregate(f: Feature, agg: WindowAggregate, view: str) -> FlinkQuery:
     keys = list(f.keys)
     measures = ", ".join(f"{m.sql('ts')} AS {m.name}" for m in agg.measures)
@@ -80,7 +75,7 @@ def _window_aggregate(f: Feature, agg: WindowAggregate, view: str) -> FlinkQuery
     else:
         select = f"SELECT {', '.join(out_cols)} FROM ({inner})"
     output = f"{f.name}_tiles" if isinstance(w, Hop) else f.name
-    return FlinkQuery(f, output, tile_columns(f) if isinstance(w, Hop) else f.columns, select, updating=False)
+    return FlinkQuery(f, output, f.columns, select, updating=False)
 
 
 def _latest_state_sum(f: Feature, agg: LatestStateSum, view: str) -> FlinkQuery:
