@@ -35,13 +35,14 @@ def create_table_env(
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("FLINK_LOG_DIR", str(logs))
-    os.environ.setdefault("JVM_ARGS", "-Xmx1g")
+    tmp = settings.home / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    # the planner jar is unpacked into java.io.tmpdir at every start: keep it under home
+    os.environ.setdefault("JVM_ARGS", f"-Xmx1g -Djava.io.tmpdir={tmp}")
     from pyflink.common import Configuration
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
     conf = Configuration()
-    tmp = settings.home / "tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
     values = {
         "pipeline.name": pipeline_name,
         "parallelism.default": str(s.parallelism),
