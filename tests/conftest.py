@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from common.clickhouse import close_clients
-from common.settings import load_settings
+from common.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 TAOBAO = REPO.parent / "shared" / "datasets" / "taobao_user_behavior_sample.csv"
@@ -30,3 +33,36 @@ def settings(tmp_path: Path):
         stream={"checkpoint_interval_ms": 2000},
     )
     close_clients()
+
+
+def isolated(home: Path, **env_extra: str) -> tuple[Settings, dict[str, str]]:
+    """Settings for `home` on free ports, and the same as the environment of a CLI process."""
+    env = {
+        "LAMBDA_FEATURES_HOME": str(home),
+        "LAMBDA_FEATURES_KAFKA__LOCAL_PORT": str(free_port()),
+        "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(free_port()),
+        **env_extra,
+    }
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return load_settings(), env
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k)
+            else:
+                os.environ[k] = v
+
+
+def cli(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """`lambda-features ARGS` in its own process group, with only these platform settings."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("LAMBDA_FEATURES_")} | env
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli.main", *args],
+        cwd=REPO,
+        env=full,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )

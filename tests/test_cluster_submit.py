@@ -3,10 +3,7 @@ jobmanager.sh/taskmanager.sh on 127.0.0.1), with `stream load` filling the store
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import orjson
@@ -16,28 +13,16 @@ from common.clickhouse import close_clients, get_client
 from common.kafka import ensure_topics, producer
 from common.redis_store import get_redis
 from common.services import local_services
-from common.settings import load_settings
 from features.adapters import to_json
 from features.generator import GeneratorConfig, generate
-from tests.conftest import REPO, free_port
+from tests.conftest import cli, free_port, isolated
 from tests.flink_cluster import rest, session_cluster
 
 pytestmark = pytest.mark.slow
 
 
 def test_submit_to_session_cluster(tmp_path):
-    env = {
-        "LAMBDA_FEATURES_HOME": str(tmp_path / "home"),
-        "LAMBDA_FEATURES_KAFKA__LOCAL_PORT": str(free_port()),
-        "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(free_port()),
-        "LAMBDA_FEATURES_STREAM__CHECKPOINT_INTERVAL_MS": "2000",
-    }
-    full = {k: v for k, v in os.environ.items() if not k.startswith("LAMBDA_FEATURES_")} | env
-    s = load_settings(
-        home=tmp_path / "home",
-        kafka={"local_port": int(env["LAMBDA_FEATURES_KAFKA__LOCAL_PORT"])},
-        redis={"local_port": int(env["LAMBDA_FEATURES_REDIS__LOCAL_PORT"])},
-    )
+    s, env = isolated(tmp_path / "home", LAMBDA_FEATURES_STREAM__CHECKPOINT_INTERVAL_MS="2000")
     events = list(generate(GeneratorConfig(seed=3, late=0.0), 3000))
     users = {e["user_id"] for e in events}
     loader = None
@@ -55,33 +40,11 @@ def test_submit_to_session_cluster(tmp_path):
         assert p.flush(30) == 0
 
         with session_cluster(tmp_path / "flink", free_port(), free_port()) as port:
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "cli.main",
-                    "stream",
-                    "submit",
-                    "--jobmanager",
-                    f"127.0.0.1:{port}",
-                    "--start",
-                    "earliest",
-                ],
-                cwd=REPO,
-                env=full,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-            assert out.returncode == 0, out.stdout + out.stderr
-            job_id = out.stdout.split("job ")[-1].split()[0]
-            loader = subprocess.Popen(
-                [sys.executable, "-m", "cli.main", "stream", "load"],
-                cwd=REPO,
-                env=full,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-            )
+            submit = cli(["stream", "submit", "--jobmanager", f"127.0.0.1:{port}", "--start", "earliest"], env)
+            out = submit.communicate(timeout=300)[0].decode()
+            assert submit.returncode == 0, out
+            job_id = out.split("job ")[-1].split()[0]
+            loader = cli(["stream", "load"], env)
             r = get_redis(s)
             deadline = time.monotonic() + 300
             while r.dbsize() < len(users) + 1:

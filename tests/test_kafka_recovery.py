@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,11 +23,11 @@ from common.clickhouse import close_clients, get_client, stream_table
 from common.kafka import ensure_topics, producer
 from common.redis_store import get_redis
 from common.services import local_services
-from common.settings import Settings, load_settings
+from common.settings import Settings
 from features.adapters import to_json
 from features.definitions import STREAM_FEATURES
 from features.generator import GeneratorConfig, generate
-from tests.conftest import REPO, free_port
+from tests.conftest import cli, isolated
 
 pytestmark = pytest.mark.slow
 EVENTS = 150_000
@@ -36,23 +35,9 @@ TABLES = tuple(stream_table(f) for f in STREAM_FEATURES)
 
 
 def make_settings(home: Path) -> tuple[Settings, dict[str, str]]:
-    env = {
-        "LAMBDA_FEATURES_HOME": str(home),
-        "LAMBDA_FEATURES_KAFKA__LOCAL_PORT": str(free_port()),
-        "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(free_port()),
-        "LAMBDA_FEATURES_STREAM__CHECKPOINT_INTERVAL_MS": "1000",
-        "LAMBDA_FEATURES_STREAM__ARCHIVE_ROLLOVER_S": "2",
-    }
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        return load_settings(), env
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k)
-            else:
-                os.environ[k] = v
+    return isolated(
+        home, LAMBDA_FEATURES_STREAM__CHECKPOINT_INTERVAL_MS="1000", LAMBDA_FEATURES_STREAM__ARCHIVE_ROLLOVER_S="2"
+    )
 
 
 TICK_USER = 0
@@ -83,15 +68,7 @@ def produce(settings: Settings) -> int:
 
 
 def stream_run(env: dict[str, str]) -> subprocess.Popen:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("LAMBDA_FEATURES_")} | env
-    return subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "stream", "run", "--start", "earliest"],
-        cwd=REPO,
-        env=full,
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    return cli(["stream", "run", "--start", "earliest"], env)
 
 
 def archived(settings: Settings) -> int:

@@ -3,10 +3,8 @@ TTL counts processing time, so the test waits in real time (TTL set to 3.6 s).""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 
 import orjson
@@ -15,8 +13,7 @@ import pytest
 from common.kafka import ensure_topics, producer
 from common.redis_store import get_redis
 from common.services import local_services
-from common.settings import load_settings
-from tests.conftest import REPO, free_port
+from tests.conftest import cli, isolated
 
 pytestmark = pytest.mark.slow
 T0 = 1_767_225_600_000
@@ -31,31 +28,13 @@ def wait_for(fn, what: str, job: subprocess.Popen, timeout: float = 180):
 
 
 def test_cart_state_expires_after_ttl(tmp_path):
-    env = {
-        "LAMBDA_FEATURES_HOME": str(tmp_path / "home"),
-        "LAMBDA_FEATURES_KAFKA__LOCAL_PORT": str(free_port()),
-        "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(free_port()),
-        "LAMBDA_FEATURES_STREAM__STATE_TTL_HOURS": "0.001",
-    }
-    s = load_settings(
-        home=tmp_path / "home",
-        kafka={"local_port": int(env["LAMBDA_FEATURES_KAFKA__LOCAL_PORT"])},
-        redis={"local_port": int(env["LAMBDA_FEATURES_REDIS__LOCAL_PORT"])},
-    )
+    s, env = isolated(tmp_path / "home", LAMBDA_FEATURES_STREAM__STATE_TTL_HOURS="0.001")
     job = None
     try:
         for svc in local_services(s):
             svc.start()
         ensure_topics(s, [s.kafka.events_topic], s.kafka.partitions)
-        full = {k: v for k, v in os.environ.items() if not k.startswith("LAMBDA_FEATURES_")} | env
-        job = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "stream", "run", "--start", "earliest"],
-            cwd=REPO,
-            env=full,
-            start_new_session=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
+        job = cli(["stream", "run", "--start", "earliest"], env)
         p = producer(s)
         r = get_redis(s)
 
