@@ -18,9 +18,11 @@ from common.errors import PlatformError
 from common.settings import Settings, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Lambda feature platform.")
+batch_app = typer.Typer(no_args_is_help=True, help="The batch layer (PySpark) over the raw-event archive.")
 stream_app = typer.Typer(no_args_is_help=True, help="The long-running stream job.")
 services_app = typer.Typer(no_args_is_help=True, help="Local Redis and Kafka of the embedded defaults.")
 app.add_typer(stream_app, name="stream")
+app.add_typer(batch_app, name="batch")
 app.add_typer(services_app, name="services")
 console = Console()
 
@@ -303,6 +305,32 @@ def stream_load() -> None:
         )
     if loader.error:
         raise PlatformError(f"the feature loader failed: {loader.error}")
+
+
+@batch_app.command("reconcile")
+def batch_reconcile(date: Annotated[str, typer.Option(help="the UTC day, YYYY-MM-DD")]) -> None:
+    """Recompute every streaming feature for a day from the archive into the lake."""
+    from datetime import date as Date
+
+    from batch.reconcile import reconcile
+
+    s = _settings()
+    try:
+        day = Date.fromisoformat(date)
+    except ValueError:
+        raise PlatformError(f"--date {date!r} is not a date", "use YYYY-MM-DD") from None
+    result = reconcile(s, day)
+    t = Table(title=f"reconciled {day}")
+    t.add_column("feature")
+    t.add_column("rows", justify="right")
+    t.add_column("lake")
+    for name, n in result.rows.items():
+        t.add_row(name, f"{n:,}", result.lake[name])
+    console.print(t)
+    if result.missing_days:
+        console.print(
+            f"[yellow]no archive for {', '.join(result.missing_days)}: per-user state counts only the days present"
+        )
 
 
 @services_app.command("start")

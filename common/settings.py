@@ -75,6 +75,14 @@ class ClickHouseSettings(BaseModel):
     flush_ms: int = Field(1000, ge=1)
 
 
+class BatchSettings(BaseModel):
+    """The PySpark batch layer."""
+
+    master: str = "local[*]"  # or spark://host:7077, k8s://...
+    driver_memory: str = "1g"
+    shuffle_partitions: int = Field(8, ge=1)
+
+
 class Settings(BaseSettings):
     """Everything configurable, with the embedded defaults."""
 
@@ -84,6 +92,7 @@ class Settings(BaseSettings):
 
     home: Path = Path(".lambda-features")
     stream: StreamSettings = StreamSettings()
+    batch: BatchSettings = BatchSettings()
     kafka: KafkaSettings = KafkaSettings()
     redis: RedisSettings = RedisSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
@@ -120,6 +129,10 @@ class Settings(BaseSettings):
     @property
     def staging_dir(self) -> Path:
         return self.home / "staging"
+
+    @property
+    def lake_features_dir(self) -> Path:
+        return self.home / "lake" / "features"
 
     @property
     def clickhouse_dir(self) -> Path:

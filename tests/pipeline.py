@@ -20,6 +20,7 @@ class PipelineResult:
     events: list[dict]  # parsed input, in source order
     tables: dict[str, list[tuple[Any, ...]]]
     online: dict[str, dict[str, str]]
+    settings: Settings
 
 
 def run_pipeline(settings: Settings, fmt: str, path: Path) -> PipelineResult:
@@ -50,7 +51,7 @@ def run_pipeline(settings: Settings, fmt: str, path: Path) -> PipelineResult:
         tables[t] = ch.query(f"SELECT * FROM features.{t}_stream{final}").result_rows
     with path.open() as fh:
         events = [e for _, e, _, _ in read_lines(fmt, fh, path.stem) if e is not None]
-    return PipelineResult(summary, events, tables, online)
+    return PipelineResult(summary, events, tables, online, settings)
 
 
 def ms(dt) -> int:

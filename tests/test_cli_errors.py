@@ -76,6 +76,11 @@ def test_unreachable_clickhouse_server(tmp_path):
     check_clear_error(p, "cannot open ClickHouse")
 
 
+@pytest.mark.parametrize("day,text", [("2099-01-01", "in the future"), ("yesterday", "is not a date")])
+def test_batch_reconcile_bad_date(tmp_path, day, text):
+    check_clear_error(run_cli(["batch", "reconcile", "--date", day], tmp_path), text)
+
+
 def test_sql_prints_a_result(tmp_path):
     p = run_cli(["sql", "SELECT 1 + 1 AS two", "--format", "csv"], tmp_path)
     assert p.returncode == 0 and p.stdout.splitlines()[-2:] == ["two", "2"], p.stdout + p.stderr

@@ -102,3 +102,29 @@ def test_matches_reference(run):
     assert got == ref.user_sessions(accepted)
     assert {u: a for u, a, _ in run.tables["cart_amount"]} == ref.cart_amount(accepted)
     assert {u: q for u, q, _ in run.tables["last_searches"]} == ref.last_searches(accepted)
+
+
+def test_batch_includes_exactly_the_late_events(run):
+    """Batch over the archive counts the late click the stream's windows left out, and
+    nothing else differs."""
+    from datetime import date
+
+    from batch.reconcile import compute_day
+    from batch.spark import spark_session
+
+    spark = spark_session(run.settings)
+    try:
+        frames, _ = compute_day(spark, run.settings, date(2026, 1, 1))
+        batch = {ms(r["window_start"]): (r["uv"], r["events"]) for r in frames["uv_1m"].collect()}
+        stream = {ms(ws): (uv, n) for ws, _we, uv, n in run.tables["uv_1m"]}
+        late_window = T0 + 10 * MIN
+        uv, n = stream.pop(late_window)
+        assert batch.pop(late_window) == (uv + 1, n + 1)  # user 5's click 2 min behind, and only it
+        assert batch == stream
+        tiles = {
+            (r["user_id"], r["category_id"], ms(r["window_start"])): r["clicks"]
+            for r in frames["category_clicks_1h"].collect()
+        }
+        assert tiles[(5, 8, T0 + 10 * MIN)] == 3  # the stream has 2
+    finally:
+        spark.stop()

@@ -1,0 +1,94 @@
+"""Recompute every streaming feature for day D from the raw-event archive, late events
+included, with the Spark SQL compiled from features/ (batch/sql.py)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from common.errors import PlatformError
+from common.settings import Settings
+from features.definitions import STREAM_FEATURES, Feature
+from features.events import EVENT_COLUMNS, SOURCE_COLUMNS
+
+log = logging.getLogger(__name__)
+SPARK_TYPES = {"STRING": "string", "BIGINT": "bigint", "DOUBLE": "double", "INT": "int"}
+ARCHIVE_DDL = (
+    ", ".join(f"`{c.name}` {SPARK_TYPES[c.flink]}" for c in (*EVENT_COLUMNS, *SOURCE_COLUMNS)) + ", late boolean"
+)
+STATE_DAYS = 7  # per-user state lives 7 days without activity
+
+
+@dataclass
+class ReconcileResult:
+    day: date
+    rows: dict[str, int] = field(default_factory=dict)
+    missing_days: list[str] = field(default_factory=list)
+    lake: dict[str, str] = field(default_factory=dict)
+
+
+def _events(spark, settings: Settings, days: list[date], result: ReconcileResult):
+    from pyspark.sql import functions as F
+
+    paths = []
+    for d in days:
+        p = settings.archive_dir / f"dt={d.isoformat()}"
+        if p.is_dir():
+            paths.append(str(p / "hour=*" / "part-*"))
+        else:
+            result.missing_days.append(d.isoformat())
+    if not paths:
+        return spark.createDataFrame([], ARCHIVE_DDL).withColumn("ts", F.timestamp_millis("event_time"))
+    return spark.read.schema(ARCHIVE_DDL).json(paths).withColumn("ts", F.timestamp_millis("event_time"))
+
+
+def _first_time_column(f: Feature) -> str:
+    return next(c.name for c in f.columns if c.clickhouse.startswith("DateTime64"))
+
+
+def compute_day(spark, settings: Settings, day: date) -> tuple[dict, ReconcileResult]:
+    """DataFrames of every streaming feature for `day`: windows (and sessions) starting on
+    the day, and per-user state as of the day's end."""
+    from pyspark.sql import functions as F
+
+    from batch.sql import spark_sql
+
+    result = ReconcileResult(day)
+    around = _events(spark, settings, [day - timedelta(days=1), day, day + timedelta(days=1)], result)
+    history = _events(spark, settings, [day - timedelta(days=k) for k in range(STATE_DAYS - 1, -1, -1)], result)
+    end_ms = int(datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC).timestamp() * 1000)
+    result.missing_days = sorted(set(result.missing_days) - {(day + timedelta(days=1)).isoformat()})
+    frames = {}
+    for f in STREAM_FEATURES:
+        if f.windowed:
+            around.createOrReplaceTempView("events")
+            df = spark.sql(spark_sql(f)).where(F.to_date(F.col(_first_time_column(f))) == F.lit(day))
+        else:
+            history.where(F.col("event_time") < end_ms).createOrReplaceTempView("events")
+            df = spark.sql(spark_sql(f))
+        frames[f.name] = df
+    return frames, result
+
+
+def reconcile(settings: Settings, day: date) -> ReconcileResult:
+    """Compute the day and write it to the lake at lake/features/<name>/dt=D/ (replacing it)."""
+    from batch.spark import spark_session
+
+    if day > date.today():
+        raise PlatformError(f"--date {day} is in the future", "reconcile a day that has ended")
+    spark = spark_session(settings)
+    frames, result = compute_day(spark, settings, day)
+    if day.isoformat() in result.missing_days:
+        raise PlatformError(
+            f"no archived events for {day} under {settings.archive_dir}",
+            "run the stream job over that day first, or pick another --date",
+        )
+    for name, df in frames.items():
+        out: Path = settings.lake_features_dir / name / f"dt={day.isoformat()}"
+        df.write.mode("overwrite").parquet(str(out))
+        result.rows[name] = spark.read.parquet(str(out)).count()
+        result.lake[name] = str(out)
+        log.info("%s: %d rows -> %s", name, result.rows[name], out)
+    return result
