@@ -91,4 +91,27 @@ def reconcile(settings: Settings, day: date) -> ReconcileResult:
         result.rows[name] = spark.read.parquet(str(out)).count()
         result.lake[name] = str(out)
         log.info("%s: %d rows -> %s", name, result.rows[name], out)
+    load_clickhouse(settings, result)
     return result
+
+
+def load_clickhouse(settings: Settings, result: ReconcileResult) -> None:
+    """Replace the day in `<name>_batch` with the lake's Parquet, then mark it reconciled,
+    which switches the serving view `<name>` to the batch rows for that day."""
+    from common.clickhouse import create_tables, get_client
+
+    create_tables(settings)
+    ch = get_client(settings)
+    db = settings.clickhouse.database
+    for f in STREAM_FEATURES:
+        table = f"{db}.{f.name}_batch"
+        cols = ", ".join(f"`{c.name}`" for c in f.columns)
+        if f.windowed:
+            ch.command(f"ALTER TABLE {table} DROP PARTITION '{result.day.isoformat()}'")
+        ch.command(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM file('{result.lake[f.name]}/*.parquet', Parquet)")
+        if f.updating:
+            ch.command(f"OPTIMIZE TABLE {table} FINAL")  # a re-run leaves no duplicate behind
+        ch.command(
+            f"INSERT INTO {db}.reconciled_days VALUES ('{f.name}', '{result.day.isoformat()}', "
+            f"{result.rows[f.name]}, now64(3))"
+        )

@@ -43,8 +43,10 @@ def _engine(f: Feature) -> str:
     order = ", ".join(f.order_key)
     if f.updating:
         return f"ReplacingMergeTree({_version_column(f)}) ORDER BY ({order})"
-    first_time = next(c.name for c in f.columns if c.clickhouse.startswith("DateTime64"))
-    return f"ReplacingMergeTree ORDER BY ({order}) PARTITION BY toDate({first_time}) SETTINGS allow_nullable_key = 1"
+    return (
+        f"ReplacingMergeTree ORDER BY ({order}) PARTITION BY toDate({first_time_column(f)}) "
+        "SETTINGS allow_nullable_key = 1"
+    )
 
 
 def stream_table(f: Feature) -> str:
@@ -75,21 +77,55 @@ def _tiles_view(db: str, f: Feature, hop: Hop) -> str:
         else:
             select.append(c.name)
     return (
-        f"CREATE VIEW IF NOT EXISTS {db}.{f.name}_stream AS SELECT {', '.join(select)} "
+        f"CREATE OR REPLACE VIEW {db}.{f.name}_stream AS SELECT {', '.join(select)} "
         f"FROM ({inner}) GROUP BY {', '.join(keys)}, ws"
+    )
+
+
+def first_time_column(f: Feature) -> str:
+    """The column that dates a row (window or session start, or the update time)."""
+    return next(c.name for c in f.columns if c.clickhouse.startswith("DateTime64"))
+
+
+def _serving_view(db: str, f: Feature) -> str:
+    """`<name>`: batch rows for reconciled days and stream rows for the others; for a
+    per-user value, the newer of the two (batch on a tie)."""
+    cols = ", ".join(f"`{c.name}`" for c in f.columns)
+    stream_final = "" if stream_table(f) != f"{f.name}_stream" else " FINAL"
+    if f.updating:
+        keys = ", ".join(f.keys)
+        both = (
+            f"SELECT {cols}, 1 AS from_batch FROM {db}.{f.name}_batch FINAL UNION ALL "
+            f"SELECT {cols}, 0 AS from_batch FROM {db}.{f.name}_stream FINAL"
+        )
+        return (
+            f"CREATE OR REPLACE VIEW {db}.{f.name} AS SELECT {cols} FROM ({both}) "
+            f"ORDER BY {_version_column(f)} DESC, from_batch DESC LIMIT 1 BY {keys}"
+        )
+    reconciled = f"SELECT day FROM {db}.reconciled_days FINAL WHERE feature = '{f.name}'"
+    day = f"toDate({first_time_column(f)})"
+    return (
+        f"CREATE OR REPLACE VIEW {db}.{f.name} AS SELECT {cols} FROM {db}.{f.name}_batch FINAL UNION ALL "
+        f"SELECT {cols} FROM {db}.{f.name}_stream{stream_final} WHERE {day} NOT IN ({reconciled})"
     )
 
 
 def ddl(settings: Settings) -> list[str]:
     """Every CREATE statement of the platform, idempotent."""
     db = settings.clickhouse.database
-    out = [f"CREATE DATABASE IF NOT EXISTS {db}"]
+    out = [
+        f"CREATE DATABASE IF NOT EXISTS {db}",
+        f"CREATE TABLE IF NOT EXISTS {db}.reconciled_days (feature String, day Date, rows UInt64, "
+        "reconciled_at DateTime64(3, 'UTC')) ENGINE = ReplacingMergeTree(reconciled_at) ORDER BY (feature, day)",
+    ]
     for f in STREAM_FEATURES:
         cols = ", ".join(f"`{c.name}` {c.clickhouse}" for c in f.columns)
         out.append(f"CREATE TABLE IF NOT EXISTS {db}.{stream_table(f)} ({cols}) ENGINE = {_engine(f)}")
+        out.append(f"CREATE TABLE IF NOT EXISTS {db}.{f.name}_batch ({cols}) ENGINE = {_engine(f)}")
         agg = f.aggregation
         if isinstance(agg, WindowAggregate) and isinstance(agg.window, Hop):
             out.append(_tiles_view(db, f, agg.window))
+        out.append(_serving_view(db, f))
     return out
 
 
