@@ -29,7 +29,8 @@ class ReconcileResult:
     lake: dict[str, str] = field(default_factory=dict)
 
 
-def _events(spark, settings: Settings, days: list[date], result: ReconcileResult):
+def load_events(spark, settings: Settings, days: list[date], missing: list[str]):
+    """The archived events of these days (column `ts` added); absent days go to `missing`."""
     from pyspark.sql import functions as F
 
     paths = []
@@ -38,7 +39,7 @@ def _events(spark, settings: Settings, days: list[date], result: ReconcileResult
         if p.is_dir():
             paths.append(str(p / "hour=*" / "part-*"))
         else:
-            result.missing_days.append(d.isoformat())
+            missing.append(d.isoformat())
     if not paths:
         return spark.createDataFrame([], ARCHIVE_DDL).withColumn("ts", F.timestamp_millis("event_time"))
     return spark.read.schema(ARCHIVE_DDL).json(paths).withColumn("ts", F.timestamp_millis("event_time"))
@@ -56,8 +57,10 @@ def compute_day(spark, settings: Settings, day: date) -> tuple[dict, ReconcileRe
     from batch.sql import spark_sql
 
     result = ReconcileResult(day)
-    around = _events(spark, settings, [day - timedelta(days=1), day, day + timedelta(days=1)], result)
-    history = _events(spark, settings, [day - timedelta(days=k) for k in range(STATE_DAYS - 1, -1, -1)], result)
+    around = load_events(spark, settings, [day - timedelta(days=1), day, day + timedelta(days=1)], result.missing_days)
+    history = load_events(
+        spark, settings, [day - timedelta(days=k) for k in range(STATE_DAYS - 1, -1, -1)], result.missing_days
+    )
     end_ms = int(datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC).timestamp() * 1000)
     result.missing_days = sorted(set(result.missing_days) - {(day + timedelta(days=1)).isoformat()})
     frames = {}

@@ -9,6 +9,8 @@ from features.definitions import (
     LastN,
     Latest,
     LatestStateSum,
+    RollingStats,
+    RollingTopN,
     Session,
     Tumble,
     WindowAggregate,
@@ -108,7 +110,28 @@ def _last_n(f: Feature, agg: LastN) -> str:
     )
 
 
-def spark_sql(f: Feature) -> str:
+def _rolling(f: Feature, as_of: str) -> str:
+    """Over the view `events`, already limited to the day range ending on as_of."""
+    keys = ", ".join(f.keys)
+    agg = f.aggregation
+    if isinstance(agg, RollingTopN):
+        counted = (
+            f"SELECT {keys}, {agg.value}, COUNT(*) AS purchases FROM events{_where(f)} GROUP BY {keys}, {agg.value}"
+        )
+        ranked = (
+            f"SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY purchases DESC, {agg.value} ASC) AS rn "
+            f"FROM ({counted})"
+        )
+        return (
+            f"SELECT DATE'{as_of}' AS as_of, {keys}, CAST(rn AS BIGINT) AS `rank`, {agg.value}, purchases "
+            f"FROM ({ranked}) WHERE rn <= {agg.n}"
+        )
+    assert isinstance(agg, RollingStats)
+    measures = ", ".join(f"{sql} AS {name}" for name, sql in agg.measures)
+    return f"SELECT DATE'{as_of}' AS as_of, {keys}, {measures} FROM events{_where(f)} GROUP BY {keys}"
+
+
+def spark_sql(f: Feature, as_of: str | None = None) -> str:
     """The Spark SQL computing feature f over the view `events`."""
     agg = f.aggregation
     if isinstance(agg, WindowAggregate):
@@ -117,6 +140,9 @@ def spark_sql(f: Feature) -> str:
         return _latest_state_sum(f, agg)
     if isinstance(agg, LastN):
         return _last_n(f, agg)
+    if isinstance(agg, RollingTopN | RollingStats):
+        assert as_of, f"{f.name} is computed as of a day"
+        return _rolling(f, as_of)
     if isinstance(agg, Latest):
         keys = ", ".join(f.keys)
         return f"SELECT {keys}, {_ms('MAX(event_time)')} AS {f.columns[-1].name} FROM events GROUP BY {keys}"

@@ -333,6 +333,24 @@ def batch_reconcile(date: Annotated[str, typer.Option(help="the UTC day, YYYY-MM
         )
 
 
+@batch_app.command("features-30d")
+def batch_features_30d(date: Annotated[str, typer.Option(help="the as-of UTC day, YYYY-MM-DD")]) -> None:
+    """The 30-day features as of a day: lake, ClickHouse and the online store."""
+    from datetime import date as Date
+
+    from batch.features_30d import run
+
+    s = _settings()
+    try:
+        day = Date.fromisoformat(date)
+    except ValueError:
+        raise PlatformError(f"--date {date!r} is not a date", "use YYYY-MM-DD") from None
+    result = run(s, day)
+    for name, n in result.rows.items():
+        console.print(f"{name} as of {day}: {n:,} rows -> {result.lake[name]} and features.{name}")
+    console.print(f"published to the online store for {result.users_published:,} users")
+
+
 @services_app.command("start")
 def services_start() -> None:
     """Start the local Redis and Kafka broker (when not configured to external ones)."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from common.errors import PlatformError
 from common.settings import Settings
-from features.definitions import STREAM_FEATURES, Feature, Hop, WindowAggregate
+from features.definitions import BATCH_FEATURES, STREAM_FEATURES, Feature, Hop, WindowAggregate
 
 _clients: dict[str, Any] = {}
 _lock = threading.Lock()
@@ -126,6 +126,12 @@ def ddl(settings: Settings) -> list[str]:
         if isinstance(agg, WindowAggregate) and isinstance(agg.window, Hop):
             out.append(_tiles_view(db, f, agg.window))
         out.append(_serving_view(db, f))
+    for f in BATCH_FEATURES:
+        cols = ", ".join(f"`{c.name}` {c.clickhouse}" for c in f.columns)
+        out.append(
+            f"CREATE TABLE IF NOT EXISTS {db}.{f.name} ({cols}) ENGINE = ReplacingMergeTree "
+            f"ORDER BY ({', '.join(f.order_key)}) PARTITION BY as_of"
+        )
     return out
 
 

@@ -106,7 +106,25 @@ class Latest:
     """The latest event time per key."""
 
 
-Aggregation = WindowAggregate | LatestStateSum | LastN | Latest
+@dataclass(frozen=True)
+class RollingTopN:
+    """Batch, per user as of day D over days D-days+1..D: the n most frequent values of a
+    column among the filtered events, rank 1..n, ties by the value ascending."""
+
+    value: str
+    n: int
+    days: int
+
+
+@dataclass(frozen=True)
+class RollingStats:
+    """Batch, per user as of day D over days D-days+1..D: one row of measures (SQL)."""
+
+    measures: tuple[tuple[str, str], ...]  # (name, SQL aggregate over the day range's events)
+    days: int
+
+
+Aggregation = WindowAggregate | LatestStateSum | LastN | Latest | RollingTopN | RollingStats
 
 
 @dataclass(frozen=True)
@@ -236,7 +254,51 @@ STREAM_FEATURES: tuple[Feature, ...] = (
     HOT_ITEMS_5M,
     LAST_EVENT_TIME,
 )
-FEATURES: tuple[Feature, ...] = STREAM_FEATURES
+_MONEY = "CAST(COALESCE(price, 0) AS DECIMAL(18, 2))"
+TOP_BRANDS_30D = Feature(
+    name="top_brands_30d",
+    description="The 3 brands with most purchases over the last 30 days, ties by brand name.",
+    keys=("user_id",),
+    source_filter="event_type = 'purchase' AND brand IS NOT NULL",
+    aggregation=RollingTopN(value="brand", n=3, days=30),
+    columns=(
+        Column("as_of", "DATE", "Date"),
+        _i64("user_id"),
+        Column("rank", "BIGINT", "UInt8"),
+        Column("brand", "STRING", "String"),
+        _i64("purchases"),
+    ),
+    layer="batch",
+    online_column="brand",
+    order_key=("as_of", "user_id", "rank"),
+)
+PURCHASE_STATS_30D = Feature(
+    name="purchase_stats_30d",
+    description="Purchases, GMV, distinct items bought and active days over the last 30 days.",
+    keys=("user_id",),
+    aggregation=RollingStats(
+        measures=(
+            ("purchases", "SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END)"),
+            ("gmv", f"CAST(SUM(CASE WHEN event_type = 'purchase' THEN {_MONEY} ELSE 0 END) AS DECIMAL(18, 2))"),
+            ("distinct_items", "COUNT(DISTINCT CASE WHEN event_type = 'purchase' THEN item_id END)"),
+            ("active_days", "COUNT(DISTINCT to_date(ts))"),
+        ),
+        days=30,
+    ),
+    columns=(
+        Column("as_of", "DATE", "Date"),
+        _i64("user_id"),
+        _i64("purchases"),
+        Column("gmv", "DECIMAL(18, 2)", "Decimal(18, 2)"),
+        _i64("distinct_items"),
+        _i64("active_days"),
+    ),
+    layer="batch",
+    online_column="purchases",
+    order_key=("as_of", "user_id"),
+)
+BATCH_FEATURES: tuple[Feature, ...] = (TOP_BRANDS_30D, PURCHASE_STATS_30D)
+FEATURES: tuple[Feature, ...] = STREAM_FEATURES + BATCH_FEATURES
 
 
 def feature(name: str) -> Feature:
