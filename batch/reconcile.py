@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from common.clickhouse import first_time_column
 from common.errors import PlatformError
 from common.settings import Settings
-from features.definitions import STREAM_FEATURES, Feature
+from features.definitions import STREAM_FEATURES
 from features.events import EVENT_COLUMNS, SOURCE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -18,6 +19,7 @@ SPARK_TYPES = {"STRING": "string", "BIGINT": "bigint", "DOUBLE": "double", "INT"
 ARCHIVE_DDL = (
     ", ".join(f"`{c.name}` {SPARK_TYPES[c.flink]}" for c in (*EVENT_COLUMNS, *SOURCE_COLUMNS)) + ", late boolean"
 )
+CORRUPT = "_corrupt_record"
 STATE_DAYS = 7  # per-user state lives 7 days without activity
 
 
@@ -26,7 +28,13 @@ class ReconcileResult:
     day: date
     rows: dict[str, int] = field(default_factory=dict)
     missing_days: list[str] = field(default_factory=list)
+    missing_hours: list[str] = field(default_factory=list)
     lake: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        """No archive gap: every earlier state day present, no hour missing inside the day."""
+        return not self.missing_days and not self.missing_hours
 
 
 def load_events(spark, settings: Settings, days: list[date], missing: list[str]):
@@ -42,11 +50,29 @@ def load_events(spark, settings: Settings, days: list[date], missing: list[str])
             missing.append(d.isoformat())
     if not paths:
         return spark.createDataFrame([], ARCHIVE_DDL).withColumn("ts", F.timestamp_millis("event_time"))
-    return spark.read.schema(ARCHIVE_DDL).json(paths).withColumn("ts", F.timestamp_millis("event_time"))
+    raw = (
+        spark.read.schema(f"{ARCHIVE_DDL}, {CORRUPT} string")
+        .json(paths)
+        .withColumn("_file", F.input_file_name())  # before cache(), which hides the file name
+        .cache()
+    )
+    bad = [r["_file"] for r in raw.where(F.col(CORRUPT).isNotNull()).select("_file").distinct().limit(5).collect()]
+    if bad:
+        raw.unpersist()
+        raise PlatformError(
+            f"corrupt archive file(s): {', '.join(bad)}",
+            "restore or remove them (the stream writes only whole JSON lines), then re-run",
+        )
+    return raw.drop(CORRUPT, "_file").withColumn("ts", F.timestamp_millis("event_time"))
 
 
-def _first_time_column(f: Feature) -> str:
-    return next(c.name for c in f.columns if c.clickhouse.startswith("DateTime64"))
+def missing_hours(settings: Settings, day: date) -> list[str]:
+    """Hours without archived events between the day's first and last archived hour."""
+    folder = settings.archive_dir / f"dt={day.isoformat()}"
+    hours = sorted(int(p.name.split("=")[1]) for p in folder.glob("hour=*") if any(p.glob("part-*")))
+    if not hours:
+        return []
+    return [f"{day.isoformat()} {h:02d}:00" for h in range(hours[0], hours[-1] + 1) if h not in hours]
 
 
 def compute_day(spark, settings: Settings, day: date) -> tuple[dict, ReconcileResult]:
@@ -63,11 +89,12 @@ def compute_day(spark, settings: Settings, day: date) -> tuple[dict, ReconcileRe
     )
     end_ms = int(datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC).timestamp() * 1000)
     result.missing_days = sorted(set(result.missing_days) - {(day + timedelta(days=1)).isoformat()})
+    result.missing_hours = missing_hours(settings, day)
     frames = {}
     for f in STREAM_FEATURES:
         if f.windowed:
             around.createOrReplaceTempView("events")
-            df = spark.sql(spark_sql(f)).where(F.to_date(F.col(_first_time_column(f))) == F.lit(day))
+            df = spark.sql(spark_sql(f)).where(F.to_date(F.col(first_time_column(f))) == F.lit(day))
         else:
             history.where(F.col("event_time") < end_ms).createOrReplaceTempView("events")
             df = spark.sql(spark_sql(f))
@@ -114,7 +141,8 @@ def load_clickhouse(settings: Settings, result: ReconcileResult) -> None:
         ch.command(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM file('{result.lake[f.name]}/*.parquet', Parquet)")
         if f.updating:
             ch.command(f"OPTIMIZE TABLE {table} FINAL")  # a re-run leaves no duplicate behind
+        gaps = ", ".join(result.missing_hours + [f"{d} (state)" for d in result.missing_days])
         ch.command(
             f"INSERT INTO {db}.reconciled_days VALUES ('{f.name}', '{result.day.isoformat()}', "
-            f"{result.rows[f.name]}, now64(3))"
+            f"{result.rows[f.name]}, {int(result.complete)}, '{gaps}', now64(3))"
         )

@@ -310,15 +310,10 @@ def stream_load() -> None:
 @batch_app.command("reconcile")
 def batch_reconcile(date: Annotated[str, typer.Option(help="the UTC day, YYYY-MM-DD")]) -> None:
     """Recompute every streaming feature for a day from the archive into the lake."""
-    from datetime import date as Date
-
     from batch.reconcile import reconcile
 
     s = _settings()
-    try:
-        day = Date.fromisoformat(date)
-    except ValueError:
-        raise PlatformError(f"--date {date!r} is not a date", "use YYYY-MM-DD") from None
+    day = _date(date, "--date")
     result = reconcile(s, day)
     t = Table(title=f"reconciled {day}")
     t.add_column("feature")
@@ -336,19 +331,40 @@ def batch_reconcile(date: Annotated[str, typer.Option(help="the UTC day, YYYY-MM
 @batch_app.command("features-30d")
 def batch_features_30d(date: Annotated[str, typer.Option(help="the as-of UTC day, YYYY-MM-DD")]) -> None:
     """The 30-day features as of a day: lake, ClickHouse and the online store."""
-    from datetime import date as Date
-
     from batch.features_30d import run
 
     s = _settings()
-    try:
-        day = Date.fromisoformat(date)
-    except ValueError:
-        raise PlatformError(f"--date {date!r} is not a date", "use YYYY-MM-DD") from None
+    day = _date(date, "--date")
     result = run(s, day)
     for name, n in result.rows.items():
         console.print(f"{name} as of {day}: {n:,} rows -> {result.lake[name]} and features.{name}")
     console.print(f"published to the online store for {result.users_published:,} users")
+
+
+def _date(value: str, option: str):
+    from datetime import date as Date
+
+    try:
+        return Date.fromisoformat(value)
+    except ValueError:
+        raise PlatformError(f"{option} {value!r} is not a date", "use YYYY-MM-DD") from None
+
+
+@batch_app.command("backfill")
+def batch_backfill(
+    start: Annotated[str, typer.Option(help="first UTC day, YYYY-MM-DD")],
+    end: Annotated[str, typer.Option(help="last UTC day, YYYY-MM-DD")],
+) -> None:
+    """Reconcile and compute the 30-day features for every day of a range (re-runnable)."""
+    from batch.backfill import backfill
+
+    s = _settings()
+    result = backfill(s, _date(start, "--start"), _date(end, "--end"))
+    console.print(f"backfilled {len(result.done)} day(s) in {result.seconds:.0f}s")
+    if result.skipped:
+        console.print(f"[yellow]no archive, skipped: {', '.join(result.skipped)}")
+    for day, gaps in result.incomplete.items():
+        console.print(f"[yellow]{day} incomplete (marked in features.reconciled_days): {gaps}")
 
 
 @services_app.command("start")

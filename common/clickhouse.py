@@ -116,7 +116,8 @@ def ddl(settings: Settings) -> list[str]:
     out = [
         f"CREATE DATABASE IF NOT EXISTS {db}",
         f"CREATE TABLE IF NOT EXISTS {db}.reconciled_days (feature String, day Date, rows UInt64, "
-        "reconciled_at DateTime64(3, 'UTC')) ENGINE = ReplacingMergeTree(reconciled_at) ORDER BY (feature, day)",
+        "complete UInt8, gaps String, reconciled_at DateTime64(3, 'UTC')) "
+        "ENGINE = ReplacingMergeTree(reconciled_at) ORDER BY (feature, day)",
     ]
     for f in STREAM_FEATURES:
         cols = ", ".join(f"`{c.name}` {c.clickhouse}" for c in f.columns)

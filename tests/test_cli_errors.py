@@ -81,6 +81,13 @@ def test_batch_reconcile_bad_date(tmp_path, day, text):
     check_clear_error(run_cli(["batch", "reconcile", "--date", day], tmp_path), text)
 
 
+@pytest.mark.parametrize(
+    "start,end,text", [("2026-02-10", "2026-02-01", "reversed"), ("2026-02-01", "2099-01-01", "in the future")]
+)
+def test_backfill_bad_range(tmp_path, start, end, text):
+    check_clear_error(run_cli(["batch", "backfill", "--start", start, "--end", end], tmp_path), text)
+
+
 def test_sql_prints_a_result(tmp_path):
     p = run_cli(["sql", "SELECT 1 + 1 AS two", "--format", "csv"], tmp_path)
     assert p.returncode == 0 and p.stdout.splitlines()[-2:] == ["two", "2"], p.stdout + p.stderr

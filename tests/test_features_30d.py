@@ -3,7 +3,7 @@ chDB and Redis)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import orjson
@@ -14,34 +14,10 @@ from batch.spark import spark_session
 from common.clickhouse import get_client
 from common.redis_store import get_redis
 from common.services import local_services
+from tests.archive import at, write_archive
 
 pytestmark = pytest.mark.slow
 D = date(2026, 3, 31)
-
-
-def at(day: date, hour: int = 12) -> int:
-    return int(datetime(day.year, day.month, day.day, hour, tzinfo=UTC).timestamp() * 1000)
-
-
-def write_archive(settings, events: list[dict]) -> None:
-    for i, e in enumerate(events):
-        t = datetime.fromtimestamp(e["event_time"] / 1000, UTC)
-        folder = settings.archive_dir / f"dt={t.date().isoformat()}" / f"hour={t.hour:02d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        row = {
-            "event_id": f"e{i}",
-            "item_id": None,
-            "category_id": None,
-            "brand": None,
-            "price": None,
-            "query": None,
-            "src_part": 0,
-            "src_off": i,
-            "late": False,
-            **e,
-        }
-        with (folder / "part-0").open("ab") as fh:
-            fh.write(orjson.dumps(row) + b"\n")
 
 
 def buy(user, brand, day, item=1, price=10.0):
