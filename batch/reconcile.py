@@ -88,7 +88,9 @@ def compute_day(spark, settings: Settings, day: date) -> tuple[dict, ReconcileRe
         spark, settings, [day - timedelta(days=k) for k in range(STATE_DAYS - 1, -1, -1)], result.missing_days
     )
     end_ms = int(datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC).timestamp() * 1000)
-    result.missing_days = sorted(set(result.missing_days) - {(day + timedelta(days=1)).isoformat()})
+    # a gap is a day missing after the archive began; before it there was no history
+    first = min((p.name.split("=")[1] for p in settings.archive_dir.glob("dt=*")), default=day.isoformat())
+    result.missing_days = sorted(d for d in set(result.missing_days) if first <= d <= day.isoformat())
     result.missing_hours = missing_hours(settings, day)
     frames = {}
     for f in STREAM_FEATURES:
@@ -141,8 +143,9 @@ def load_clickhouse(settings: Settings, result: ReconcileResult) -> None:
         ch.command(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM file('{result.lake[f.name]}/*.parquet', Parquet)")
         if f.updating:
             ch.command(f"OPTIMIZE TABLE {table} FINAL")  # a re-run leaves no duplicate behind
-        gaps = ", ".join(result.missing_hours + [f"{d} (state)" for d in result.missing_days])
+        # windows read the day itself; per-user state also reads the days before it
+        gaps = result.missing_hours + ([] if f.windowed else [f"{d} (state)" for d in result.missing_days])
         ch.command(
             f"INSERT INTO {db}.reconciled_days VALUES ('{f.name}', '{result.day.isoformat()}', "
-            f"{result.rows[f.name]}, {int(result.complete)}, '{gaps}', now64(3))"
+            f"{result.rows[f.name]}, {int(not gaps)}, '{', '.join(gaps)}', now64(3))"
         )

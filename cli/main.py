@@ -89,7 +89,8 @@ def demo(
     taobao: Annotated[Path | None, typer.Option(help="Taobao CSV to replay instead of generating")] = None,
     seed: int = 42,
 ) -> None:
-    """Generate events (or replay the Taobao slice), run the stream, print what landed where."""
+    """Generate events (or replay the Taobao slice), run the stream, then the batch over the
+    archived days, and print what landed where."""
     from streaming.job import FileSource
     from streaming.runner import reset_stream_outputs, run_job
     from streaming.staging import stage_files
@@ -106,8 +107,26 @@ def demo(
     logging.info("staged %d events", stage.events)
     summary = run_job(s, FileSource(stage.path), stage)
     _print_summary(summary, "demo: stream job on the embedded defaults")
+    from datetime import date as Date
+
+    from batch.backfill import backfill
+    from common.services import local_services
+
+    days = sorted(Date.fromisoformat(p.name.split("=")[1]) for p in s.archive_dir.glob("dt=*"))
+    if days:
+        services = [svc for svc in local_services(s) if svc.start()]  # the online store for the batch
+        try:
+            result = backfill(s, days[0], days[-1])
+        finally:
+            for svc in services:
+                svc.stop()
+        console.print(
+            f"batch: reconciled and computed the 30-day features for {', '.join(result.done)} "
+            f"in {result.seconds:.0f}s (lake: {s.lake_features_dir})"
+        )
     console.print(
-        '\nnext: [bold]lambda-features sql "SELECT * FROM features.hot_items_5m_stream FINAL LIMIT 10"[/bold]'
+        '\nnext: [bold]lambda-features sql "SELECT * FROM features.hot_items_5m ORDER BY window_start, rank '
+        'LIMIT 10"[/bold] (the serving view: batch rows for reconciled days, stream rows otherwise)'
     )
 
 

@@ -94,6 +94,7 @@ def reset_stream_outputs(settings: Settings) -> None:
         shutil.rmtree(settings.home / "redis", ignore_errors=True)
     for d in (
         settings.archive_dir,
+        settings.lake_features_dir,
         settings.dead_letter_dir,
         settings.clickhouse_dir,
         settings.home / "checkpoints",

@@ -92,7 +92,7 @@ def test_batch_recompute_equals_stream(run):
     spark = spark_session(result.settings)
     try:
         frames, rr = compute_day(spark, result.settings, date(2017, 11, 26))
-        assert rr.missing_days == ["2017-11-20", "2017-11-21", "2017-11-22", "2017-11-23", "2017-11-24", "2017-11-25"]
+        assert rr.missing_days == [] and rr.missing_hours == []  # the archive begins that day
         for name, df in frames.items():
             assert _normal(df.collect()) == _normal(result.tables[name]), name
     finally:
