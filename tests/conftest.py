@@ -66,3 +66,30 @@ def cli(args: list[str], env: dict[str, str]) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+
+
+def env_of(settings: Settings) -> dict[str, str]:
+    """The environment that gives a CLI process these settings."""
+    return {
+        "LAMBDA_FEATURES_HOME": str(settings.home),
+        "LAMBDA_FEATURES_KAFKA__LOCAL_PORT": str(settings.kafka.local_port),
+        "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(settings.redis.local_port),
+    }
+
+
+def run_batch(settings: Settings, *args: str) -> subprocess.CompletedProcess:
+    """`lambda-features batch ARGS` in its own process, as users run it: Spark never shares
+    a Python process with PyFlink's gateway (the two py4j bridges in one process broke
+    Flink's planner once in CI). chDB is released first, since the child opens it."""
+    from common.clickhouse import close_clients
+
+    close_clients()
+    full = {k: v for k, v in os.environ.items() if not k.startswith("LAMBDA_FEATURES_")} | env_of(settings)
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", "batch", *args],
+        cwd=REPO,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )

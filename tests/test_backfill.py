@@ -7,14 +7,11 @@ from datetime import date, timedelta
 
 import pytest
 
-from batch.backfill import backfill
-from batch.reconcile import reconcile
-from batch.spark import spark_session
 from common.clickhouse import create_tables, get_client
-from common.errors import PlatformError
 from common.services import local_services
 from features.definitions import STREAM_FEATURES
 from tests.archive import at, write_archive
+from tests.conftest import run_batch
 
 pytestmark = pytest.mark.slow
 D = date(2026, 2, 10)
@@ -34,13 +31,15 @@ def test_backfill_reports_gaps_and_reruns_exactly(settings):
     try:
         for svc in local_services(settings):
             svc.start()
-        first = backfill(settings, D - timedelta(days=2), D)
-        assert first.done == [str(D - timedelta(days=1)), str(D)]
-        assert first.skipped == [str(D - timedelta(days=2))]
-        assert list(first.incomplete) == [str(D)] and f"{D} 11:00" in first.incomplete[str(D)]
+        args = ("backfill", "--start", str(D - timedelta(days=2)), "--end", str(D))
+        first = run_batch(settings, *args)
+        assert first.returncode == 0, first.stdout + first.stderr
+        out = " ".join(first.stdout.split())
+        assert "backfilled 2 day(s)" in out and f"no archive, skipped: {D - timedelta(days=2)}" in out
+        assert f"{D} incomplete" in out and f"{D} 11:00" in out and f"{D - timedelta(days=1)} incomplete" not in out
         counts = batch_counts(settings)
         assert counts["uv_1m"] == 3
-        backfill(settings, D - timedelta(days=2), D)
+        assert run_batch(settings, *args).returncode == 0
         assert batch_counts(settings) == counts  # each day replaced, nothing doubled
         marks = (
             get_client(settings)
@@ -55,7 +54,6 @@ def test_backfill_reports_gaps_and_reruns_exactly(settings):
     finally:
         for svc in local_services(settings):
             svc.stop()
-        spark_session(settings).stop()
 
 
 def test_corrupt_archive_file_is_named_and_nothing_written(settings):
@@ -64,10 +62,8 @@ def test_corrupt_archive_file_is_named_and_nothing_written(settings):
     with part.open("ab") as fh:
         fh.write(b'{"user_id": 1, "event_ty\n')
     create_tables(settings)
-    try:
-        with pytest.raises(PlatformError, match="corrupt archive file") as e:
-            reconcile(settings, D)
-        assert str(part) in str(e.value)
-        assert set(batch_counts(settings).values()) == {0}
-    finally:
-        spark_session(settings).stop()
+    p = run_batch(settings, "reconcile", "--date", str(D))
+    out = "".join(p.stdout.split())
+    assert p.returncode == 2 and "corruptarchivefile" in out and str(part).replace(" ", "") in out, p.stdout
+    assert "Traceback" not in p.stdout + p.stderr
+    assert set(batch_counts(settings).values()) == {0}  # nothing written

@@ -107,24 +107,19 @@ def test_matches_reference(run):
 def test_batch_includes_exactly_the_late_events(run):
     """Batch over the archive counts the late click the stream's windows left out, and
     nothing else differs."""
-    from datetime import date
+    from common.clickhouse import get_client
+    from tests.conftest import run_batch
 
-    from batch.reconcile import compute_day
-    from batch.spark import spark_session
-
-    spark = spark_session(run.settings)
-    try:
-        frames, _ = compute_day(spark, run.settings, date(2026, 1, 1))
-        batch = {ms(r["window_start"]): (r["uv"], r["events"]) for r in frames["uv_1m"].collect()}
-        stream = {ms(ws): (uv, n) for ws, _we, uv, n in run.tables["uv_1m"]}
-        late_window = T0 + 10 * MIN
-        uv, n = stream.pop(late_window)
-        assert batch.pop(late_window) == (uv + 1, n + 1)  # user 5's click 2 min behind, and only it
-        assert batch == stream
-        tiles = {
-            (r["user_id"], r["category_id"], ms(r["window_start"])): r["clicks"]
-            for r in frames["category_clicks_1h"].collect()
-        }
-        assert tiles[(5, 8, T0 + 10 * MIN)] == 3  # the stream has 2
-    finally:
-        spark.stop()
+    p = run_batch(run.settings, "reconcile", "--date", "2026-01-01")
+    assert p.returncode == 0, p.stdout + p.stderr
+    ch = get_client(run.settings)
+    batch = {ms(ws): (uv, n) for ws, _we, uv, n in ch.query("SELECT * FROM features.uv_1m_batch FINAL").result_rows}
+    stream = {ms(ws): (uv, n) for ws, _we, uv, n in run.tables["uv_1m"]}
+    late_window = T0 + 10 * MIN
+    uv, n = stream.pop(late_window)
+    assert batch.pop(late_window) == (uv + 1, n + 1)  # user 5's click 2 min behind, and only it
+    assert batch == stream
+    rows = ch.query(
+        "SELECT user_id, category_id, window_start, clicks FROM features.category_clicks_1h_batch"
+    ).result_rows
+    assert {(u, c, ms(ws)): n for u, c, ws, n in rows}[(5, 8, T0 + 10 * MIN)] == 3  # the stream has 2

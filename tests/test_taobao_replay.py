@@ -3,13 +3,14 @@ against an independent computation of every feature."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
 
 from common.clickhouse import close_clients
 from common.settings import load_settings
+from features.definitions import STREAM_FEATURES
 from tests import reference as ref
 from tests.conftest import TAOBAO, free_port
 from tests.pipeline import ms, run_pipeline
@@ -82,41 +83,21 @@ def _normal(rows) -> list[tuple]:
     return sorted(tuple(ms(v) if isinstance(v, datetime) else v for v in r) for r in rows)
 
 
-def test_batch_recompute_equals_stream(run):
-    """The batch layer's Spark SQL, compiled from the same definitions, over the archive
-    the stream wrote: equal to the stream for every feature (no late events here)."""
-    from batch.reconcile import compute_day
-    from batch.spark import spark_session
-
-    result, _ = run
-    spark = spark_session(result.settings)
-    try:
-        frames, rr = compute_day(spark, result.settings, date(2017, 11, 26))
-        assert rr.missing_days == [] and rr.missing_hours == []  # the archive begins that day
-        for name, df in frames.items():
-            assert _normal(df.collect()) == _normal(result.tables[name]), name
-    finally:
-        spark.stop()
-
-
-def test_reconcile_twice_replaces_the_day_and_serves_it(run):
-    """`batch reconcile` writes the lake and `<name>_batch`; a re-run leaves the same rows
-    (no duplicates, even without FINAL); the serving view `<name>` then shows the batch."""
-    from batch.reconcile import reconcile
-    from batch.spark import spark_session
+def test_batch_reconcile_equals_stream_and_reruns_exactly(run):
+    """`batch reconcile` (Spark SQL compiled from the same definitions, over the archive the
+    stream wrote) equals the stream for every feature here (no late events); a re-run
+    leaves the same rows, even without FINAL; the serving views then show the batch."""
     from common.clickhouse import get_client
+    from tests.conftest import run_batch
 
     result, _ = run
     s = result.settings
-    try:
-        first = reconcile(s, date(2017, 11, 26))
-        second = reconcile(s, date(2017, 11, 26))
-        assert first.rows == second.rows and first.rows["uv_1m"] == len(result.tables["uv_1m"])
-        ch = get_client(s)
-        for name, n in second.rows.items():
-            assert ch.query(f"SELECT count() FROM features.{name}_batch").result_rows[0][0] == n, name
-            served = ch.query(f"SELECT * FROM features.{name}").result_rows
-            assert _normal(served) == _normal(result.tables[name]), name  # batch == stream here
-        assert len(list((s.lake_features_dir / "uv_1m" / "dt=2017-11-26").glob("*.parquet"))) >= 1
-    finally:
-        spark_session(s).stop()
+    for _ in range(2):
+        p = run_batch(s, "reconcile", "--date", "2017-11-26")
+        assert p.returncode == 0, p.stdout + p.stderr
+    ch = get_client(s)
+    for f in STREAM_FEATURES:
+        batch = ch.query(f"SELECT * FROM features.{f.name}_batch").result_rows
+        assert _normal(batch) == _normal(result.tables[f.name]), f.name
+        assert _normal(ch.query(f"SELECT * FROM features.{f.name}").result_rows) == _normal(batch), f.name
+    assert list((s.lake_features_dir / "uv_1m" / "dt=2017-11-26").glob("*.parquet"))
