@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from batch.reconcile import require_ended
 from common.errors import PlatformError
 from common.settings import Settings
 
@@ -25,8 +26,7 @@ class BackfillResult:
 def check_range(start: date, end: date) -> list[date]:
     if start > end:
         raise PlatformError(f"the range is reversed: --start {start} is after --end {end}", "swap them")
-    if end > date.today():
-        raise PlatformError(f"--end {end} is in the future", "backfill days that have ended")
+    require_ended(end, "--end")
     return [start + timedelta(days=k) for k in range((end - start).days + 1)]
 
 

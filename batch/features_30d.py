@@ -43,12 +43,12 @@ def compute(spark, settings: Settings, day: date) -> tuple[dict, Features30dResu
 
 def run(settings: Settings, day: date) -> Features30dResult:
     """Compute, write the lake (as_of=D, replaced), replace D in ClickHouse, publish to Redis."""
+    from batch.reconcile import require_ended
     from batch.spark import spark_session
     from common.clickhouse import create_tables, get_client
     from common.redis_store import get_redis, user_key
 
-    if day > date.today():
-        raise PlatformError(f"--date {day} is in the future", "compute a day that has ended")
+    require_ended(day)
     spark = spark_session(settings)
     frames, result = compute(spark, settings, day)
     if len(result.missing_days) == 30:

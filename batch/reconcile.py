@@ -66,6 +66,12 @@ def load_events(spark, settings: Settings, days: list[date], missing: list[str])
     return raw.drop(CORRUPT, "_file").withColumn("ts", F.timestamp_millis("event_time"))
 
 
+def require_ended(day: date, option: str = "--date") -> None:
+    """Batch days must be over: a future day has no complete archive."""
+    if day > date.today():
+        raise PlatformError(f"{option} {day} is in the future", "pick a day that has ended")
+
+
 def missing_hours(settings: Settings, day: date) -> list[str]:
     """Hours without archived events between the day's first and last archived hour."""
     folder = settings.archive_dir / f"dt={day.isoformat()}"
@@ -108,8 +114,7 @@ def reconcile(settings: Settings, day: date) -> ReconcileResult:
     """Compute the day and write it to the lake at lake/features/<name>/dt=D/ (replacing it)."""
     from batch.spark import spark_session
 
-    if day > date.today():
-        raise PlatformError(f"--date {day} is in the future", "reconcile a day that has ended")
+    require_ended(day)
     spark = spark_session(settings)
     frames, result = compute_day(spark, settings, day)
     if day.isoformat() in result.missing_days:
