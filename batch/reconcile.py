@@ -115,13 +115,13 @@ def reconcile(settings: Settings, day: date) -> ReconcileResult:
     from batch.spark import spark_session
 
     require_ended(day)
-    spark = spark_session(settings)
-    frames, result = compute_day(spark, settings, day)
-    if day.isoformat() in result.missing_days:
+    if not (settings.archive_dir / f"dt={day.isoformat()}").is_dir():
         raise PlatformError(
             f"no archived events for {day} under {settings.archive_dir}",
             "run the stream job over that day first, or pick another --date",
         )
+    spark = spark_session(settings)
+    frames, result = compute_day(spark, settings, day)
     for name, df in frames.items():
         out: Path = settings.lake_features_dir / name / f"dt={day.isoformat()}"
         df.write.mode("overwrite").parquet(str(out))
