@@ -228,7 +228,7 @@ def _kafka_source(s: Settings, start: str | None, stop_offsets: str | None):
     )
 
 
-STREAM_PIPELINE = "lambda-features-stream"
+RestoreFrom = Annotated[str | None, typer.Option(help="a checkpoint or savepoint to resume from")]
 
 
 @stream_app.command("run")
@@ -236,13 +236,16 @@ def stream_run(
     start: Annotated[str | None, typer.Option(help="group-offsets | earliest | latest | timestamp")] = None,
     stop_offsets: Annotated[str | None, typer.Option(help="bounded: stop before PARTITION:OFFSET,...")] = None,
     fresh: Annotated[bool, typer.Option(help="ignore earlier checkpoints")] = False,
+    restore_from: RestoreFrom = None,
 ) -> None:
     """Run the stream job on the Kafka events topic, with its loader, until interrupted;
-    it resumes from the pipeline's latest checkpoint."""
+    it resumes from the pipeline's latest checkpoint. Its Flink REST API is on
+    127.0.0.1:STREAM__REST_PORT."""
     import signal
 
     from common.kafka import ensure_topics
     from common.services import local_services
+    from streaming.deployment import STREAM_PIPELINE
     from streaming.runner import run_job
 
     s = _settings()
@@ -251,7 +254,12 @@ def stream_run(
         svc.start()
     ensure_topics(s, [s.kafka.events_topic], s.kafka.partitions)
     summary = run_job(
-        s, _kafka_source(s, start, stop_offsets), keep_services=True, pipeline=STREAM_PIPELINE, restore=not fresh
+        s,
+        _kafka_source(s, start, stop_offsets),
+        keep_services=True,
+        pipeline=STREAM_PIPELINE,
+        restore=restore_from or not fresh,
+        rest_port=s.stream.rest_port,
     )
     _print_summary(summary, "stream")
 
@@ -260,12 +268,14 @@ def stream_run(
 def stream_submit(
     jobmanager: Annotated[str | None, typer.Option(help="REST address host:port of the Flink cluster")] = None,
     start: Annotated[str | None, typer.Option(help="group-offsets | earliest | latest | timestamp")] = None,
+    restore_from: RestoreFrom = None,
 ) -> None:
     """Submit the stream job to a Flink cluster and return; run `stream load` beside it to
     fill Redis and ClickHouse from its changelog topics."""
     from common.clickhouse import create_tables
     from common.kafka import ensure_topics
     from common.services import local_services
+    from streaming.deployment import STREAM_PIPELINE
     from streaming.flink_env import create_table_env
     from streaming.job import build_statements
     from streaming.runner import feature_topics
@@ -282,7 +292,7 @@ def stream_submit(
     ensure_topics(s, [s.kafka.events_topic], s.kafka.partitions)
     ensure_topics(s, feature_topics(s), s.kafka.partitions)
     create_tables(s)
-    t_env = create_table_env(s, with_kafka=True, pipeline_name=STREAM_PIPELINE)
+    t_env = create_table_env(s, with_kafka=True, pipeline_name=STREAM_PIPELINE, restore_path=restore_from)
     try:
         result = build_statements(t_env, _kafka_source(s, start, None), s, "kafka").execute()
         job_id = result.get_job_client().get_job_id()
@@ -292,6 +302,42 @@ def stream_submit(
             "check that its REST endpoint answers (curl http://HOST:PORT/overview)",
         ) from None
     console.print(f"submitted {STREAM_PIPELINE} to {s.stream.jobmanager}: job {job_id}")
+
+
+@stream_app.command("deploy")
+def stream_deploy() -> None:
+    """Make the current feature definitions run: start the job, restart it from its latest
+    checkpoint, or redeploy it through a savepoint when the definitions changed."""
+    from streaming.deployment import StreamDeployment
+
+    result = StreamDeployment(_settings()).deploy()
+    console.print(f"stream job {result.action}: {result.status.state}, job {result.status.job_id}")
+    if result.savepoint:
+        console.print(f"through savepoint {result.savepoint}")
+
+
+@stream_app.command("status")
+def stream_status() -> None:
+    """How the deployed stream job is: state, last checkpoint, records, backpressure, Kafka lag."""
+    from streaming.deployment import StreamDeployment
+
+    st = StreamDeployment(_settings()).status()
+    t = Table(title="stream job", show_header=False)
+    for k, v in st.as_dict().items():
+        if v not in (None, {}):
+            t.add_row(k, str(v))
+    console.print(t)
+
+
+@stream_app.command("stop")
+def stream_stop(
+    savepoint: Annotated[bool, typer.Option(help="take a savepoint before stopping")] = True,
+) -> None:
+    """Stop the deployed stream job."""
+    from streaming.deployment import StreamDeployment
+
+    location = StreamDeployment(_settings()).stop(savepoint=savepoint)
+    console.print(f"stopped{f'; savepoint {location}' if location else ''}")
 
 
 @stream_app.command("load")

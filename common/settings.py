@@ -4,7 +4,7 @@ TOML file (LAMBDA_FEATURES_CONFIG), and the embedded defaults when nothing is se
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -34,6 +34,7 @@ class StreamSettings(BaseModel):
     checkpoint_dir: str | None = None  # URI; default $HOME/checkpoints
     archive_rollover_s: int = Field(60, ge=1)  # archive files become visible after this and a checkpoint
     jobmanager: str | None = None  # host:port of a Flink cluster; None = local mini-cluster
+    rest_port: int = Field(18081, ge=1, le=65535)  # Flink REST API of the supervised local job
     taskmanager_memory: str = "1024m"
     managed_memory: str = "512m"  # RocksDB's share (local mini-cluster)
     # events outside [min_event_time, job start + max_future_hours] are dead-lettered
@@ -83,6 +84,15 @@ class BatchSettings(BaseModel):
     shuffle_partitions: int = Field(8, ge=1)
 
 
+class OrchestrationSettings(BaseModel):
+    """Dagster: partitions, the daily schedule, the stream supervisor and the UI."""
+
+    start_date: date = date(2026, 1, 1)  # the first daily partition
+    reconcile_delay_minutes: int = Field(60, ge=0, lt=24 * 60)  # after midnight UTC, for late events
+    supervise_interval_s: int = Field(30, ge=5)
+    ui_port: int = Field(3000, ge=1, le=65535)
+
+
 class Settings(BaseSettings):
     """Everything configurable, with the embedded defaults."""
 
@@ -96,6 +106,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     redis: RedisSettings = RedisSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
+    orchestration: OrchestrationSettings = OrchestrationSettings()
 
     @field_validator("home")
     @classmethod
@@ -141,6 +152,10 @@ class Settings(BaseSettings):
     @property
     def run_dir(self) -> Path:
         return self.home / "run"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
 
     @property
     def checkpoint_uri(self) -> str:

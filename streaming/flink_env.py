@@ -28,9 +28,10 @@ def kafka_connector_jars(settings: Settings) -> list[Path]:
 
 
 def create_table_env(
-    settings: Settings, with_kafka: bool, pipeline_name: str, restore_path: str | None = None
+    settings: Settings, with_kafka: bool, pipeline_name: str, restore_path: str | None = None, rest_port: int = 0
 ):  # -> TableEnvironment
-    """A streaming TableEnvironment configured from the settings."""
+    """A streaming TableEnvironment configured from the settings. A local mini-cluster serves
+    Flink's REST API on `rest_port` (0: any free port)."""
     s = settings.stream
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -66,12 +67,15 @@ def create_table_env(
         # would mark every event late (CURRENT_WATERMARK) in a replay of older data.
         "table.exec.mini-batch.enabled": "false",
         "rest.address": "127.0.0.1",
+        "rest.port": str(rest_port),
     }
     if s.jobmanager:
         host, _, port = s.jobmanager.rpartition(":")
         values |= {"execution.target": "remote", "rest.address": host, "rest.port": port or "8081"}
     if restore_path:
         values["execution.state-recovery.path"] = restore_path
+        # a savepoint of an older feature definition may hold state no operator claims now
+        values["execution.state-recovery.ignore-unclaimed-state"] = "true"
     if with_kafka:
         values["pipeline.jars"] = ";".join(j.as_uri() for j in kafka_connector_jars(settings))
     for k, v in values.items():

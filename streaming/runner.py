@@ -122,11 +122,13 @@ def run_job(
     stage: StageResult | None = None,
     keep_services: bool = False,
     pipeline: str | None = None,
-    restore: bool = False,
+    restore: bool | str = False,
     measure_latency: bool = False,
+    rest_port: int = 0,
 ) -> RunSummary:
     """Run the whole job with its loader. A bounded source returns once every sink has it
-    all; an unbounded one runs until interrupted (Ctrl-C, SIGTERM) and then stops cleanly."""
+    all; an unbounded one runs until interrupted (Ctrl-C, SIGTERM) or stopped with a savepoint,
+    and then stops cleanly. `restore` is True (the pipeline's latest checkpoint) or a path."""
     run_id = uuid.uuid4().hex[:12]
     pipeline = pipeline or f"lambda-features-{run_id}"
     summary = RunSummary(events_in=stage.events if stage else 0, parse_dead_letters=stage.dead_letters if stage else 0)
@@ -149,24 +151,35 @@ def run_job(
         stop_progress = threading.Event()
         stack.callback(stop_progress.set)
         threading.Thread(target=_progress, args=(loader, stop_progress, started), daemon=True).start()
-        restore_path = latest_checkpoint(settings, pipeline) if restore else None
+        restore_path = (
+            restore if isinstance(restore, str) else (latest_checkpoint(settings, pipeline) if restore else None)
+        )
         if restore_path:
             log.info("restoring %s from %s", pipeline, restore_path)
-        t_env = create_table_env(settings, with_kafka=True, pipeline_name=pipeline, restore_path=restore_path)
+        t_env = create_table_env(
+            settings, with_kafka=True, pipeline_name=pipeline, restore_path=restore_path, rest_port=rest_port
+        )
         stmts = build_statements(t_env, source, settings, "kafka")
         result = stmts.execute()
         log.info("stream job %s (%s) submitted", pipeline, result.get_job_client().get_job_id())
-        try:
-            result.wait()
-        except KeyboardInterrupt:
-            log.info("stopping: cancelling the Flink job; it resumes from its last checkpoint")
-            result.get_job_client().cancel().result()
+
+        def stopped() -> RunSummary:
             loader.stop_event.set()
             thread.join()
             summary.seconds = time.monotonic() - started
             summary.loader_messages = loader.stats.messages
             summary.latencies_ms = loader.stats.latencies_ms
             return summary
+
+        try:
+            result.wait()
+            if not bounded:  # an unbounded job ends only when stopped with a savepoint
+                log.info("the Flink job was stopped with a savepoint; stopping the loader")
+                return stopped()
+        except KeyboardInterrupt:
+            log.info("stopping: cancelling the Flink job; it resumes from its last checkpoint")
+            result.get_job_client().cancel().result()
+            return stopped()
         except Exception as e:
             loader.stop_event.set()
             raise PlatformError(

@@ -1,0 +1,304 @@
+"""The long-running stream job as a deployment: start it, see how it is, redeploy it when
+its definition changes, stop it. Local: a detached `lambda-features stream run` process
+(mini-cluster and loader). Cluster: a job submitted to the JobManager plus a local loader."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import requests
+
+from common.errors import PlatformError
+from common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STREAM_PIPELINE = "lambda-features-stream"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def definition_fingerprint(settings: Settings) -> str:
+    """What the running job computes: its compiled SQL and the settings that shape its state."""
+    from streaming.job import compiled_queries
+
+    parts = [f"{q.output}: {q.select}" for _, q in compiled_queries()]
+    s = settings.stream
+    parts += [str(s.watermark_delay_ms), s.watermark_emit, str(s.state_ttl_hours), str(s.parallelism)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+class FlinkRest:
+    """The few calls of Flink's REST API the supervisor needs."""
+
+    def __init__(self, address: str, timeout: float = 5.0) -> None:
+        self.base = address if address.startswith("http") else f"http://{address}"
+        self.timeout = timeout
+
+    def _get(self, path: str) -> dict:
+        r = requests.get(self.base + path, timeout=self.timeout)
+        r.raise_for_status()
+        return r.json()
+
+    def reachable(self) -> bool:
+        try:
+            self._get("/overview")
+            return True
+        except requests.RequestException:
+            return False
+
+    def job(self, name: str) -> dict | None:
+        """The newest job of that name, running ones first."""
+        jobs = [j for j in self._get("/jobs/overview")["jobs"] if j["name"] == name]
+        jobs.sort(key=lambda j: (j["state"] == "RUNNING", j["start-time"]), reverse=True)
+        return jobs[0] if jobs else None
+
+    def last_checkpoint(self, jid: str) -> dict | None:
+        done = (self._get(f"/jobs/{jid}/checkpoints").get("latest") or {}).get("completed")
+        if not done:
+            return None
+        return {"id": done["id"], "path": done["external_path"], "at_ms": done["latest_ack_timestamp"]}
+
+    def throughput(self, jid: str) -> tuple[int, int, str]:
+        """Records the source tasks passed on (once per branch), records the sinks took in, worst backpressure."""
+        vertices = self._get(f"/jobs/{jid}")["vertices"]
+        source_records_out = sum(v["metrics"]["write-records"] for v in vertices if "Source" in v["name"])
+        sinks = [v for v in vertices if "Sink" in v["name"] or "Writer" in v["name"]]
+        sink_records_in = sum(v["metrics"]["read-records"] for v in sinks)
+        levels = ["ok"]
+        for v in vertices:
+            try:
+                levels.append(self._get(f"/jobs/{jid}/vertices/{v['id']}/backpressure").get("backpressureLevel", "ok"))
+            except requests.RequestException:
+                pass
+        worst = max(levels, key=["ok", "low", "high"].index)
+        return source_records_out, sink_records_in, worst
+
+    def cancel(self, jid: str) -> None:
+        requests.patch(f"{self.base}/jobs/{jid}", params={"mode": "cancel"}, timeout=self.timeout).raise_for_status()
+
+    def stop_with_savepoint(self, jid: str, target: str, timeout_s: float = 120) -> str:
+        """Stop the job, taking a savepoint first; returns the savepoint's location."""
+        r = requests.post(
+            f"{self.base}/jobs/{jid}/stop", json={"targetDirectory": target, "drain": False}, timeout=self.timeout
+        )
+        r.raise_for_status()
+        trigger = r.json()["request-id"]
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            status = self._get(f"/jobs/{jid}/savepoints/{trigger}")
+            if status["status"]["id"] == "COMPLETED":
+                op = status["operation"]
+                if "failure-cause" in op:
+                    raise PlatformError(f"the savepoint of job {jid} failed: {op['failure-cause'].get('class')}")
+                return op["location"]
+            time.sleep(0.5)
+        raise PlatformError(f"the savepoint of job {jid} did not complete within {timeout_s:.0f}s")
+
+
+def kafka_lag(settings: Settings) -> int | None:
+    """Events on the topic that the job's consumer group has not committed yet (None: unknown)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from common.kafka import bootstrap, partitions_of
+
+    try:
+        topic = settings.kafka.events_topic
+        consumer = Consumer({"bootstrap.servers": bootstrap(settings), "group.id": settings.kafka.group_id})
+        try:
+            parts = [TopicPartition(topic, p) for p in partitions_of(settings, topic)]
+            lag = 0
+            for tp in consumer.committed(parts, timeout=5):
+                _, high = consumer.get_watermark_offsets(tp, timeout=5)
+                lag += max(0, high - max(tp.offset, 0))
+            return lag
+        finally:
+            consumer.close()
+    except Exception:  # lag is informative only; an unreachable broker shows as unknown
+        return None
+
+
+@dataclass
+class StreamStatus:
+    state: str  # RUNNING, FAILED, ..., NOT_DEPLOYED, DEAD (the local process is gone)
+    fingerprint: str
+    deployed_fingerprint: str | None = None
+    job_id: str | None = None
+    rest: str | None = None
+    pid: int | None = None
+    last_checkpoint: dict | None = None
+    source_records_out: int | None = None
+    sink_records_in: int | None = None
+    backpressure: str | None = None
+    kafka_lag: int | None = None
+    restored_from: str | None = None
+    log: str | None = None
+    details: dict = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("RUNNING", "CREATED", "INITIALIZING", "RESTARTING")
+
+    @property
+    def needs_restart(self) -> bool:
+        """Deployed once, and now neither running nor stopped on purpose."""
+        return self.deployed_fingerprint is not None and not self.running and self.state != "STOPPED"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class DeployResult:
+    action: str  # unchanged, started, restarted, redeployed
+    status: StreamStatus
+    savepoint: str | None = None
+
+
+class StreamDeployment:
+    """The stream job of these settings, locally or on the configured Flink cluster."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.state_file = settings.run_dir / "stream-job.json"
+        self.log_file = settings.home / "logs" / "stream-job.log"
+
+    @property
+    def rest_address(self) -> str:
+        return self.settings.stream.jobmanager or f"127.0.0.1:{self.settings.stream.rest_port}"
+
+    def _state(self) -> dict:
+        try:
+            return json.loads(self.state_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    def _save(self, **state: object) -> None:
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(json.dumps(state, indent=2))
+
+    @staticmethod
+    def _alive(pid: int | None) -> bool:
+        if not pid:
+            return False
+        try:
+            os.kill(pid, 0)
+            # a child that exited stays a zombie until reaped
+            return os.waitpid(pid, os.WNOHANG)[0] != pid
+        except ChildProcessError:
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False
+
+    def status(self, with_lag: bool = True) -> StreamStatus:
+        state = self._state()
+        st = StreamStatus(
+            state="NOT_DEPLOYED",
+            fingerprint=definition_fingerprint(self.settings),
+            deployed_fingerprint=state.get("fingerprint"),
+            rest=self.rest_address,
+            pid=state.get("pid"),
+            restored_from=state.get("restored_from"),
+            log=str(self.log_file),
+        )
+        if state.get("stopped"):
+            st.state = "STOPPED"
+        rest = FlinkRest(self.rest_address)
+        local = not self.settings.stream.jobmanager
+        if local and state and not self._alive(st.pid):
+            st.state = "STOPPED" if state.get("stopped") else "DEAD"
+        elif rest.reachable():
+            job = rest.job(STREAM_PIPELINE)
+            if job:
+                st.job_id, st.state = job["jid"], job["state"] if not state.get("stopped") else "STOPPED"
+                try:
+                    if st.running:
+                        st.last_checkpoint = rest.last_checkpoint(job["jid"])
+                        st.source_records_out, st.sink_records_in, st.backpressure = rest.throughput(job["jid"])
+                except requests.RequestException:
+                    pass  # statistics of a job that is just starting are not served yet
+        elif local and state:
+            st.state = "STARTING"  # the process is alive, its mini-cluster not up yet
+        if with_lag and st.running:
+            st.kafka_lag = kafka_lag(self.settings)
+        return st
+
+    def deploy(self, wait_s: float = 180) -> DeployResult:
+        """Make the current definition run: nothing when it already does, a restart from the
+        latest checkpoint when the job died, a stop-with-savepoint and restore when it changed."""
+        st = self.status(with_lag=False)
+        if st.running or st.state == "STARTING":
+            if st.deployed_fingerprint == st.fingerprint:
+                return DeployResult("unchanged", st)
+            savepoint = self.stop(savepoint=True)
+            self._start(restore=savepoint or True)
+            return DeployResult("redeployed", self._wait_running(wait_s), savepoint)
+        action = "restarted" if st.needs_restart else "started"
+        self._start(restore=self._state().get("savepoint") or True)
+        return DeployResult(action, self._wait_running(wait_s))
+
+    def _start(self, restore: str | bool) -> None:
+        from streaming.runner import latest_checkpoint
+
+        restored_from = restore if isinstance(restore, str) else latest_checkpoint(self.settings, STREAM_PIPELINE)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        out = self.log_file.open("ab")
+        args = [sys.executable, "-m", "cli.main", "stream"]
+        if self.settings.stream.jobmanager:
+            submit = args + ["submit"] + (["--restore-from", restored_from] if restored_from else [])
+            subprocess.run(submit, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, check=False, timeout=600)
+            args += ["load"]
+        else:
+            args += ["run"] + (["--restore-from", restored_from] if restored_from else ["--fresh"])
+        proc = subprocess.Popen(args, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        log.info("started `%s` (pid %d) from %s; log %s", " ".join(args[3:]), proc.pid, restored_from, out.name)
+        self._save(
+            pid=proc.pid,
+            fingerprint=definition_fingerprint(self.settings),
+            started_at=time.time(),
+            restored_from=restored_from,
+        )
+
+    def _wait_running(self, wait_s: float) -> StreamStatus:
+        deadline = time.monotonic() + wait_s
+        while True:
+            st = self.status(with_lag=False)
+            if st.state == "RUNNING":
+                return st
+            if st.state in ("DEAD", "FAILED") or time.monotonic() > deadline:
+                raise PlatformError(
+                    f"the stream job did not reach RUNNING (state {st.state})", f"see its log {self.log_file}"
+                )
+            time.sleep(1)
+
+    def stop(self, savepoint: bool = True, timeout_s: float = 120) -> str | None:
+        """Stop the job (with a savepoint unless told otherwise) and its local process."""
+        state = self._state()
+        st = self.status(with_lag=False)
+        location = None
+        if savepoint and st.job_id and st.running:
+            target = f"{self.settings.checkpoint_uri.rstrip('/')}/savepoints/{STREAM_PIPELINE}"
+            location = FlinkRest(self.rest_address).stop_with_savepoint(st.job_id, target)
+            log.info("stopped job %s with savepoint %s", st.job_id, location)
+        elif st.job_id and st.running and self.settings.stream.jobmanager:
+            FlinkRest(self.rest_address).cancel(st.job_id)
+        pid = state.get("pid")
+        if self._alive(pid):
+            if not location:
+                os.killpg(pid, signal.SIGTERM)  # cancels the job; it resumes from its last checkpoint
+            deadline = time.monotonic() + timeout_s
+            while self._alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if self._alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+        if state:
+            self._save(**(state | {"stopped": True, "savepoint": location}))
+        return location
