@@ -140,12 +140,13 @@ class StreamStatus:
     backpressure: str | None = None
     kafka_lag: int | None = None
     restored_from: str | None = None
+    started_at: float | None = None
     log: str | None = None
     details: dict = field(default_factory=dict)
 
     @property
     def running(self) -> bool:
-        return self.state in ("RUNNING", "CREATED", "INITIALIZING", "RESTARTING")
+        return self.state in ("RUNNING", "CREATED", "INITIALIZING", "RESTARTING", "STARTING")
 
     @property
     def needs_restart(self) -> bool:
@@ -207,6 +208,7 @@ class StreamDeployment:
             rest=self.rest_address,
             pid=state.get("pid"),
             restored_from=state.get("restored_from"),
+            started_at=state.get("started_at"),
             log=str(self.log_file),
         )
         if state.get("stopped"):
@@ -235,7 +237,7 @@ class StreamDeployment:
         """Make the current definition run: nothing when it already does, a restart from the
         latest checkpoint when the job died, a stop-with-savepoint and restore when it changed."""
         st = self.status(with_lag=False)
-        if st.running or st.state == "STARTING":
+        if st.running:
             if st.deployed_fingerprint == st.fingerprint:
                 return DeployResult("unchanged", st)
             savepoint = self.stop(savepoint=True)

@@ -50,7 +50,7 @@ def feature_topics(settings: Settings) -> list[str]:
     return [settings.kafka.features_topic_prefix + q.output for _, q in compiled_queries()]
 
 
-def _count_json_lines(folder: Path, flag: str | None = None) -> tuple[int, int]:
+def count_json_lines(folder: Path, flag: str | None = None) -> tuple[int, int]:
     """(lines, lines where `flag` is true) over the committed part files under folder."""
     import orjson
 
@@ -192,8 +192,8 @@ def run_job(
             raise PlatformError(f"the feature loader failed: {loader.error}")
         summary.seconds = time.monotonic() - started
         summary.loader_messages = loader.stats.messages
-        summary.archived, summary.late = _count_json_lines(settings.archive_dir, "late")
-        summary.stream_dead_letters, _ = _count_json_lines(settings.dead_letter_dir / "stream")
+        summary.archived, summary.late = count_json_lines(settings.archive_dir, "late")
+        summary.stream_dead_letters, _ = count_json_lines(settings.dead_letter_dir / "stream")
         if not stage:
             summary.events_in = summary.archived + summary.stream_dead_letters
         ch = get_client(settings)

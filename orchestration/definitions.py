@@ -1,0 +1,46 @@
+"""The platform's Dagster definitions: `dagster dev -m orchestration.definitions`."""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
+
+from common.settings import Settings, load_settings
+from orchestration.assets.batch import batch_features_asset
+from orchestration.assets.online import online_store_asset
+from orchestration.assets.stream import archive_asset, stream_job_asset
+from orchestration.partitions import daily_partitions
+from orchestration.resources import ClickHouseResource, FlinkResource, PlatformResource, RedisResource, SparkResource
+from orchestration.schedules import daily_batch_schedule
+from orchestration.sensors import stream_supervisor_sensor
+
+
+def build_definitions(settings: Settings) -> Definitions:
+    stream_job = stream_job_asset(settings)
+    archive = archive_asset(settings)
+    batch = batch_features_asset(settings)
+    online = online_store_asset(settings)
+    deploy_job = define_asset_job("stream_deploy", selection=AssetSelection.assets(stream_job))
+    daily_job = define_asset_job(
+        "daily_batch",
+        selection=AssetSelection.assets(archive, batch, online),
+        partitions_def=daily_partitions(settings),
+    )
+    platform = PlatformResource()
+    return Definitions(
+        assets=[stream_job, archive, batch, online],
+        jobs=[deploy_job, daily_job],
+        schedules=[daily_batch_schedule(settings, daily_job)],
+        sensors=[stream_supervisor_sensor(settings, deploy_job)],
+        resources={
+            "platform": platform,
+            "flink": FlinkResource(platform=platform),
+            "spark": SparkResource(platform=platform),
+            "clickhouse": ClickHouseResource(platform=platform),
+            "redis": RedisResource(platform=platform),
+        },
+        # steps of a run share one process: the chDB client and the PyFlink gateway are per process
+        executor=in_process_executor,
+    )
+
+
+defs = build_definitions(load_settings())

@@ -1,0 +1,117 @@
+"""Dagster resources for Flink, Spark, ClickHouse, Redis and object storage. Each reads the
+platform settings (LAMBDA_FEATURES_*, embedded defaults when unset); a field set in Dagster
+overrides its setting."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from dagster import ConfigurableResource, Failure, get_dagster_logger
+
+from common.settings import Settings, load_settings
+from streaming.deployment import StreamDeployment
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class PlatformResource(ConfigurableResource):
+    """The platform settings; `home` overrides LAMBDA_FEATURES_HOME."""
+
+    home: str | None = None
+
+    def settings(self) -> Settings:
+        return load_settings(**({"home": self.home} if self.home else {}))
+
+    def env(self) -> dict[str, str]:
+        """The environment of a platform CLI process with these settings."""
+        env = dict(os.environ)
+        if self.home:
+            env["LAMBDA_FEATURES_HOME"] = self.home
+        return env
+
+
+class FlinkResource(ConfigurableResource):
+    """The stream job's Flink: a cluster's REST address, or the local mini-cluster."""
+
+    platform: PlatformResource
+    jobmanager: str | None = None
+
+    def settings(self) -> Settings:
+        s = self.platform.settings()
+        if self.jobmanager:
+            s = s.model_copy(update={"stream": s.stream.model_copy(update={"jobmanager": self.jobmanager})})
+        return s
+
+    def deployment(self) -> StreamDeployment:
+        return StreamDeployment(self.settings())
+
+
+class SparkResource(ConfigurableResource):
+    """Runs the batch layer's Spark jobs, each in its own process (`lambda-features batch ...`)."""
+
+    platform: PlatformResource
+    master: str | None = None
+
+    def run(self, *args: str) -> float:
+        """Run `lambda-features batch ARGS`, logging its output; returns the wall seconds."""
+        env = self.platform.env()
+        if self.master:
+            env["LAMBDA_FEATURES_BATCH__MASTER"] = self.master
+        log = get_dagster_logger()
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "batch", *args],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        tail: list[str] = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip()
+            if line:
+                log.info(line)
+                tail = (tail + [line])[-30:]
+        if proc.wait() != 0:
+            raise Failure(
+                description=f"`lambda-features batch {' '.join(args)}` failed (exit {proc.returncode})",
+                metadata={"output (last lines)": "\n".join(tail)},
+            )
+        return time.monotonic() - started
+
+
+class ClickHouseResource(ConfigurableResource):
+    """The platform's ClickHouse: a server URL, or the embedded chDB."""
+
+    platform: PlatformResource
+    url: str | None = None
+
+    def settings(self) -> Settings:
+        s = self.platform.settings()
+        if self.url:
+            s = s.model_copy(update={"clickhouse": s.clickhouse.model_copy(update={"url": self.url})})
+        return s
+
+    def client(self):
+        from common.clickhouse import get_client
+
+        return get_client(self.settings())
+
+
+class RedisResource(ConfigurableResource):
+    """The online store: a Redis URL, or the platform's local redis-server."""
+
+    platform: PlatformResource
+    url: str | None = None
+
+    def settings(self) -> Settings:
+        s = self.platform.settings()
+        if self.url:
+            s = s.model_copy(update={"redis": s.redis.model_copy(update={"url": self.url})})
+        return s
