@@ -6,6 +6,7 @@ import logging
 import sys
 import time
 import uuid
+from datetime import date as Date
 from pathlib import Path
 from typing import Annotated
 
@@ -53,17 +54,6 @@ def _print_summary(summary, title: str) -> None:
         console.print(f"[bold]{k}[/bold]: {v}")
 
 
-def _stage_generated(settings: Settings, count: int, seed: int):
-    from features.generator import GeneratorConfig, generate
-    from streaming.staging import StagedWriter, StageResult
-
-    path = settings.staging_dir / "runs" / f"generated-{uuid.uuid4().hex[:8]}.csv"
-    with StagedWriter(path) as w:
-        for i, e in enumerate(generate(GeneratorConfig(seed=seed), count), start=1):
-            w.write(0, i, e)
-    return StageResult(path, events=count)
-
-
 @app.command()
 def replay(
     paths: Annotated[list[Path], typer.Argument(help="input files, replayed in order")],
@@ -86,48 +76,87 @@ def replay(
 @app.command()
 def demo(
     events: Annotated[int, typer.Option(help="generated events (0: replay the bundled Taobao slice)")] = 200_000,
+    days: Annotated[int, typer.Option(help="days the generated events span")] = 3,
     taobao: Annotated[Path | None, typer.Option(help="Taobao CSV to replay instead of generating")] = None,
     seed: int = 42,
 ) -> None:
-    """Generate events (or replay the Taobao slice), run the stream, then the batch over the
-    archived days, and print what landed where."""
-    from streaming.job import FileSource
-    from streaming.runner import reset_stream_outputs, run_job
-    from streaming.staging import stage_files
+    """The whole graph through Dagster on the embedded defaults: the stream over generated
+    events spanning several days, then for those days reconciliation, 30-day features,
+    ClickHouse loads, checks and the online store. Prints what landed where."""
+    from features.adapters import to_json
+    from features.generator import GeneratorConfig, generate
+    from orchestration.instance import materialize_days, replay_stream
+    from streaming.runner import reset_stream_outputs
 
     s = _settings()
     reset_stream_outputs(s)
     if taobao or events == 0:
-        path = (
-            taobao or Path(__file__).resolve().parent.parent.parent / "shared/datasets/taobao_user_behavior_sample.csv"
+        fmt, path = (
+            "taobao",
+            taobao or Path(__file__).resolve().parent.parent.parent / "shared/datasets/taobao_user_behavior_sample.csv",
         )
-        stage = stage_files("taobao", [path], s.staging_dir / "runs" / "demo.csv", s.dead_letter_dir / "parse")
     else:
-        stage = _stage_generated(s, events, seed)
-    logging.info("staged %d events", stage.events)
-    summary = run_job(s, FileSource(stage.path), stage)
-    _print_summary(summary, "demo: stream job on the embedded defaults")
-    from datetime import date as Date
-
-    from batch.backfill import backfill
-    from common.services import local_services
-
-    days = sorted(Date.fromisoformat(p.name.split("=")[1]) for p in s.archive_dir.glob("dt=*"))
-    if days:
-        services = [svc for svc in local_services(s) if svc.start()]  # the online store for the batch
-        try:
-            result = backfill(s, days[0], days[-1])
-        finally:
-            for svc in services:
-                svc.stop()
-        console.print(
-            f"batch: reconciled and computed the 30-day features for {', '.join(result.done)} "
-            f"in {result.seconds:.0f}s (lake: {s.lake_features_dir})"
-        )
+        fmt, path = "jsonl", s.staging_dir / "runs" / f"demo-{seed}-{events}-{days}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as fh:
+            for e in generate(GeneratorConfig(seed=seed, events_per_second=events / (days * 86400)), events):
+                fh.write(to_json(e) + b"\n")
+        logging.info("generated %d events over %d days into %s", events, days, path)
+    stream = replay_stream(s, [str(path)], fmt)
+    _print_run("demo: the stream job (Dagster asset stream_job)", stream)
+    archived = sorted(Date.fromisoformat(p.name.split("=")[1]) for p in s.archive_dir.glob("dt=*"))
+    if stream.success and archived:
+        daily = materialize_days(s, archived[0], archived[-1])
+        _print_run(f"demo: the daily graph for {archived[0]}..{archived[-1]} (Dagster job daily_batch)", daily)
+        if not daily.success:
+            raise PlatformError(f"the daily graph failed: {daily.error}", f"see run {daily.run_id} in the Dagster UI")
+    elif not stream.success:
+        raise PlatformError(f"the stream job failed: {stream.error}", f"see run {stream.run_id} in the Dagster UI")
     console.print(
-        '\nnext: [bold]lambda-features sql "SELECT * FROM features.hot_items_5m ORDER BY window_start, rank '
-        'LIMIT 10"[/bold] (the serving view: batch rows for reconciled days, stream rows otherwise)'
+        "\nnext:\n"
+        '  [bold]lambda-features sql "SELECT * FROM features.hot_items_5m ORDER BY window_start, rank LIMIT 10"[/bold]'
+        " (the serving view: batch rows for reconciled days, stream rows otherwise)\n"
+        f"  [bold]lambda-features ui[/bold] (the runs, assets and checks on http://127.0.0.1:{s.orchestration.ui_port})"
     )
+
+
+def _print_run(title: str, run) -> None:
+    t = Table(title=f"{title}: {'succeeded' if run.success else 'FAILED'} (run {run.run_id[:8]})")
+    t.add_column("asset")
+    t.add_column("what landed")
+    for key, meta in run.materialized.items():
+        shown = {k: v for k, v in meta.items() if isinstance(v, int | float | str) and k != "preview"}
+        t.add_row(key, ", ".join(f"{k}: {v:,}" if isinstance(v, int) else f"{k}: {v}" for k, v in shown.items()))
+    console.print(t)
+    if run.checks:
+        c = Table(title="data-quality checks")
+        for col in ("asset", "check", "result", "severity"):
+            c.add_column(col)
+        for asset, check, passed, severity in run.checks:
+            c.add_row(asset, check, "[green]passed" if passed else "[red]failed", severity)
+        console.print(c)
+
+
+@app.command()
+def ui(port: Annotated[int | None, typer.Option(help="default: ORCHESTRATION__UI_PORT")] = None) -> None:
+    """The Dagster UI with its daemon (schedules, the stream supervisor) on 127.0.0.1."""
+    import os
+
+    s = _settings()
+    s.dagster_home.mkdir(parents=True, exist_ok=True)
+    dagster = str(Path(sys.executable).parent / "dagster")
+    args = [
+        dagster,
+        "dev",
+        "-m",
+        "orchestration.definitions",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port or s.orchestration.ui_port),
+    ]
+    console.print(f"Dagster UI on http://127.0.0.1:{port or s.orchestration.ui_port} (Ctrl-C stops it)")
+    os.execve(dagster, args, os.environ | {"DAGSTER_HOME": str(s.dagster_home)})
 
 
 @app.command()
@@ -407,7 +436,6 @@ def batch_features_30d(date: Annotated[str, typer.Option(help="the as-of UTC day
 
 
 def _date(value: str, option: str):
-    from datetime import date as Date
 
     try:
         return Date.fromisoformat(value)

@@ -35,6 +35,24 @@ def settings(tmp_path: Path):
     close_clients()
 
 
+@pytest.fixture
+def platform_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Isolated settings set as this test's environment, for code that reads the environment
+    itself (Dagster resources, CLI subprocesses)."""
+    env = {
+        "LAMBDA_FEATURES_HOME": str(tmp_path / "home"),
+        "LAMBDA_FEATURES_KAFKA__LOCAL_PORT": str(free_port()),
+        "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(free_port()),
+        "LAMBDA_FEATURES_STREAM__REST_PORT": str(free_port()),
+        "LAMBDA_FEATURES_STREAM__CHECKPOINT_INTERVAL_MS": "2000",
+        "DAGSTER_HOME": str(tmp_path / "home" / "dagster"),
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    yield load_settings()
+    close_clients()
+
+
 def isolated(home: Path, **env_extra: str) -> tuple[Settings, dict[str, str]]:
     """Settings for `home` on free ports, and the same as the environment of a CLI process."""
     env = {

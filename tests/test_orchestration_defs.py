@@ -1,0 +1,48 @@
+"""The Dagster definitions: they load, the graph is what the platform promises, the
+schedule asks for yesterday, and the supervisor stays quiet while nothing is deployed."""
+
+from datetime import UTC, datetime
+
+from dagster import AssetKey, RunRequest, build_schedule_context, build_sensor_context
+
+from features.definitions import BATCH_FEATURES, STREAM_FEATURES
+from orchestration.definitions import build_definitions
+
+
+def test_definitions_load_with_the_whole_graph(platform_env):
+    defs = build_definitions(platform_env)
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert {"stream_job", "archive", "online_store"} <= keys
+    for f in (*STREAM_FEATURES, *BATCH_FEATURES):
+        assert {f"lake/{f.name}", f"clickhouse/{f.name}"} <= keys
+    # the online store waits for every ClickHouse table of the day
+    online = graph.get(AssetKey("online_store"))
+    assert {AssetKey(["clickhouse", f.name]) for f in STREAM_FEATURES} <= set(online.parent_keys)
+    for key in keys - {"stream_job"}:
+        assert graph.get(AssetKey.from_user_string(key)).partitions_def is not None, key
+    assert defs.resolve_job_def("daily_batch") and defs.resolve_job_def("stream_deploy")
+
+
+def test_daily_schedule_asks_for_the_day_before_after_the_delay(settings):
+    s = settings.model_copy(
+        update={"orchestration": settings.orchestration.model_copy(update={"reconcile_delay_minutes": 90})}
+    )
+    defs = build_definitions(s)
+    schedule = defs.resolve_schedule_def("daily_batch")
+    assert schedule.cron_schedule == "30 1 * * *"
+    tick = datetime(2026, 3, 5, 1, 30, tzinfo=UTC)
+    [request] = schedule.evaluate_tick(
+        build_schedule_context(scheduled_execution_time=tick, repository_def=defs.get_repository_def())
+    ).run_requests
+    assert isinstance(request, RunRequest)
+    assert request.partition_key == "2026-03-04"
+
+
+def test_supervisor_skips_while_nothing_is_deployed(platform_env):
+    defs = build_definitions(platform_env)
+    sensor = defs.resolve_sensor_def("stream_supervisor")
+    with build_sensor_context(definitions=defs, resources=defs.resources) as ctx:
+        result = sensor.evaluate_tick(ctx)
+    assert not result.run_requests
+    assert "not deployed" in (result.skip_message or "")
