@@ -228,3 +228,23 @@ def test_run_checks_and_record(day):
     assert len(rows) == len(results)
     uv = next(r for r in rows if r[0] == "consistency" and r[1] == "uv_1m")
     assert uv[2] == 1 and uv[3]["explained_by_late"] == 1.0
+
+
+def test_dq_command_prints_and_exits_on_error(day):
+    from common.clickhouse import close_clients
+    from tests.conftest import cli, env_of
+
+    close_clients()  # the CLI process opens chDB
+    clean = cli(["dq", "--date", str(D)], env_of(day))
+    out = clean.communicate(timeout=300)[0].decode()
+    assert clean.returncode == 0, out
+    assert "consistency" in out and "recorded in features.dq_results" in out
+    get_client(day).command(
+        "ALTER TABLE features.cart_amount_stream UPDATE cart_amount = 19 WHERE 1 SETTINGS mutations_sync = 1"
+    )
+    close_clients()
+    broken = cli(["dq", "--date", str(D), "--no-record"], env_of(day))
+    out = broken.communicate(timeout=300)[0].decode()
+    assert broken.returncode == 1, out
+    assert "user_id=2: values differ" in out and "1 check(s) of severity ERROR failed" in out
+    assert sql(day, "SELECT count(DISTINCT run_id) FROM features.dq_results") == [(1,)]
