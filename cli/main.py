@@ -482,6 +482,47 @@ def services_stop() -> None:
         console.print(f"{svc.name}: stopped")
 
 
+@app.command()
+def dq(
+    date: Annotated[str, typer.Option(help="the UTC day, YYYY-MM-DD")],
+    save: Annotated[bool, typer.Option("--record/--no-record", help="store the results in features.dq_results")] = True,
+) -> None:
+    """Run the data-quality checks for a day; exits 1 when a check of severity ERROR fails."""
+    from datetime import UTC, datetime
+
+    from common.services import local_services
+    from dq_checks import record, run_checks
+
+    s = _settings()
+    day = _date(date, "--date")
+    if day > datetime.now(UTC).date():
+        raise PlatformError(f"--date {day} is in the future", "pick today or a past day")
+    # freshness of today reads the online store: start the embedded Redis if it is not running
+    today = day == datetime.now(UTC).date()
+    started = [svc for svc in local_services(s) if today and svc.name == "redis" and svc.start()]
+    try:
+        results = run_checks(s, day)
+    finally:
+        for svc in started:
+            svc.stop()
+    t = Table(title=f"data quality, {day}")
+    for col in ("check", "feature", "result", "severity", "message"):
+        t.add_column(col)
+    for r in results:
+        verdict = "[green]pass" if r.passed else ("[red]FAIL" if r.severity == "ERROR" else "[yellow]fail")
+        t.add_row(r.check, r.feature, verdict, r.severity, r.message)
+    console.print(t)
+    for r in results:
+        if not r.passed and r.sample:
+            console.print(f"[bold]{r.check} {r.feature}[/bold]: " + "; ".join(r.sample))
+    if save:
+        console.print(f"recorded in {s.clickhouse.database}.dq_results as run {record(s, results)}")
+    blocking = [r for r in results if r.blocking]
+    if blocking:
+        console.print(f"[bold red]{len(blocking)} check(s) of severity ERROR failed")
+        raise typer.Exit(1)
+
+
 def main() -> None:
     try:
         app()

@@ -133,7 +133,18 @@ def ddl(settings: Settings) -> list[str]:
             f"CREATE TABLE IF NOT EXISTS {db}.{f.name} ({cols}) ENGINE = ReplacingMergeTree "
             f"ORDER BY ({', '.join(f.order_key)}) PARTITION BY as_of"
         )
+    out.append(_dq_results(db))
     return out
+
+
+def _dq_results(db: str) -> str:
+    """One row per data-quality check run (dq_checks.record), for BI."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {db}.dq_results (run_id String, checked_at DateTime64(3, 'UTC'), day Date, "
+        "check LowCardinality(String), feature LowCardinality(String), passed UInt8, "
+        "severity LowCardinality(String), message String, metrics Map(String, Float64), sample Array(String)) "
+        "ENGINE = MergeTree ORDER BY (day, check, feature, checked_at) PARTITION BY toYYYYMM(day)"
+    )
 
 
 def create_tables(settings: Settings) -> None:

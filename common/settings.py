@@ -93,6 +93,22 @@ class OrchestrationSettings(BaseModel):
     ui_port: int = Field(3000, ge=1, le=65535)
 
 
+class DQSettings(BaseModel):
+    """Data-quality checks (dq_checks/): thresholds and what a failure means."""
+
+    max_unexplained_rate: float = Field(0.0, ge=0, le=1)  # stream/batch rows differing without late events behind
+    money_rel_tolerance: float = Field(1e-6, ge=0)  # relative tolerance for Decimal (money) values
+    consistency_severity: Literal["ERROR", "WARN"] = "ERROR"
+    missing_hour_severity: Literal["ERROR", "WARN"] = "WARN"  # a quiet hour can be real
+    max_missing_events: int = Field(0, ge=0)  # source positions neither archived nor dead-lettered
+    position_days: int = Field(1, ge=0)  # archive days either side of D searched for a day's source positions
+    max_stream_lag_s: float = Field(600, gt=0)  # beyond the feature's own window or gap
+    max_online_lag_s: float = Field(600, gt=0)
+    freshness_severity: Literal["ERROR", "WARN"] = "ERROR"
+    max_null_rate: float = Field(0.5, ge=0, le=1)  # per nullable feature column (WARN above it)
+    sample_size: int = Field(10, ge=1)  # offending keys kept per result
+
+
 class Settings(BaseSettings):
     """Everything configurable, with the embedded defaults."""
 
@@ -107,6 +123,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     orchestration: OrchestrationSettings = OrchestrationSettings()
+    dq: DQSettings = DQSettings()
 
     @field_validator("home")
     @classmethod

@@ -75,7 +75,15 @@ def stage_files(fmt: str, paths: Iterable[Path], staged: Path, dead_dir: Path) -
                     if event is None:
                         dead.write(
                             orjson.dumps(
-                                {"source": str(p), "line": line_no, "reason": error, "record": raw.rstrip("\n")}
+                                {
+                                    "source": str(p),
+                                    "line": line_no,
+                                    "reason": error,
+                                    "record": raw.rstrip("\n"),
+                                    # the position the line would have had, for completeness checks
+                                    "src_part": index,
+                                    "src_off": line_no,
+                                }
                             )
                             + b"\n"
                         )

@@ -1,0 +1,66 @@
+"""Freshness of the live stream (today only): each stream table's newest time against the
+clock, and the online store's newest update."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from common.clickhouse import get_client, stream_table
+from common.errors import PlatformError
+from common.settings import Settings
+from dq_checks import sources
+from dq_checks.result import CheckResult
+from features.definitions import STREAM_FEATURES, Feature
+
+
+def _result(settings: Settings, feature: str, day: date, newest: datetime | None, now: datetime, allowed: float):
+    if newest is None:
+        severity = settings.dq.freshness_severity
+        return CheckResult("freshness", feature, day, False, severity, "no rows at all", {"allowed_lag_s": allowed})
+    lag = (now - newest).total_seconds()
+    passed = lag <= allowed
+    message = f"newest {newest:%Y-%m-%d %H:%M:%S} UTC, {lag:,.0f}s behind the clock (allowed {allowed:,.0f}s)"
+    return CheckResult(
+        "freshness", feature, day, passed, settings.dq.freshness_severity, message,
+        {"lag_s": lag, "allowed_lag_s": allowed}, [] if passed else [f"newest={newest:%Y-%m-%d %H:%M:%S.%f}"[:-3]],
+    )  # fmt: skip
+
+
+def stream_feature(settings: Settings, f: Feature, day: date, now: datetime) -> CheckResult:
+    """The newest time in the table the stream writes (window ends, session ends, update times)."""
+    times = [c.name for c in f.columns if c.clickhouse.startswith("DateTime64")]
+    newest_expr = f"greatest({', '.join(times)})" if len(times) > 1 else times[0]
+    q = f"SELECT max({newest_expr}), count() FROM {settings.clickhouse.database}.{stream_table(f)}"
+    newest, rows = get_client(settings).query(q).result_rows[0]
+    allowed = settings.dq.max_stream_lag_s + sources.window_span_s(f)
+    return _result(settings, f.name, day, newest.replace(tzinfo=UTC) if rows else None, now, allowed)
+
+
+def online_store(settings: Settings, day: date, now: datetime) -> CheckResult:
+    """The newest `last_event_time` written to any user's hash (a full SCAN of the user keys)."""
+    from common.redis_store import get_redis
+
+    try:
+        redis = get_redis(settings)
+    except PlatformError as e:
+        return CheckResult("freshness", "online_store", day, False, settings.dq.freshness_severity, e.what)
+    newest_ms = None
+    keys = list(redis.scan_iter(f"{settings.redis.key_prefix}*", count=1000))
+    for i in range(0, len(keys), 1000):
+        pipe = redis.pipeline(transaction=False)
+        for k in keys[i : i + 1000]:
+            pipe.hget(k, "last_event_time")
+        for v in pipe.execute():
+            if v is not None:
+                newest_ms = max(newest_ms or 0, int(v))
+    newest = datetime.fromtimestamp(newest_ms / 1000, UTC) if newest_ms is not None else None
+    return _result(settings, "online_store", day, newest, now, settings.dq.max_online_lag_s)
+
+
+def freshness(settings: Settings, day: date, now: datetime | None = None) -> list[CheckResult]:
+    """Per streaming feature and for the online store, when `day` is today (UTC); a past day
+    gives no freshness results (it is judged on consistency, completeness and validity)."""
+    now = now or datetime.now(UTC)
+    if day != now.astimezone(UTC).date():
+        return []
+    return [stream_feature(settings, f, day, now) for f in STREAM_FEATURES] + [online_store(settings, day, now)]

@@ -1,0 +1,24 @@
+"""All checks for a day, in one call."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from common.clickhouse import create_tables
+from common.settings import Settings
+from dq_checks.completeness import completeness
+from dq_checks.consistency import consistency
+from dq_checks.freshness import freshness
+from dq_checks.result import CheckResult
+from dq_checks.validity import validity
+
+
+def run_checks(settings: Settings, day: date, *, now: datetime | None = None) -> list[CheckResult]:
+    """Consistency, completeness, validity for `day`, and freshness when `day` is today."""
+    create_tables(settings)
+    return (
+        consistency(settings, day)
+        + completeness(settings, day)
+        + freshness(settings, day, now)
+        + validity(settings, day)
+    )
