@@ -8,6 +8,7 @@ from common.settings import Settings, load_settings
 from orchestration.assets.batch import batch_features_asset
 from orchestration.assets.online import online_store_asset
 from orchestration.assets.stream import archive_asset, stream_job_asset
+from orchestration.checks import dq_asset_checks
 from orchestration.partitions import daily_partitions
 from orchestration.resources import ClickHouseResource, FlinkResource, PlatformResource, RedisResource, SparkResource
 from orchestration.schedules import daily_batch_schedule
@@ -28,6 +29,7 @@ def build_definitions(settings: Settings) -> Definitions:
     platform = PlatformResource()
     return Definitions(
         assets=[stream_job, archive, batch, online],
+        asset_checks=dq_asset_checks(settings),
         jobs=[deploy_job, daily_job],
         schedules=[daily_batch_schedule(settings, daily_job)],
         sensors=[stream_supervisor_sensor(settings, deploy_job)],

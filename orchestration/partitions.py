@@ -18,3 +18,13 @@ def days_of(context) -> list[date]:
     window = context.partition_time_window
     first, last = window.start.date(), window.end.date()
     return [date.fromordinal(d) for d in range(first.toordinal(), last.toordinal())]
+
+
+def run_days(context) -> list[date]:
+    """The days of the run an asset check belongs to, from its partition tags."""
+    tags = context.run.tags
+    if "dagster/partition" in tags:
+        return [date.fromisoformat(tags["dagster/partition"])]
+    first = date.fromisoformat(tags["dagster/asset_partition_range_start"])
+    last = date.fromisoformat(tags["dagster/asset_partition_range_end"])
+    return [date.fromordinal(d) for d in range(first.toordinal(), last.toordinal() + 1)]

@@ -14,6 +14,7 @@ from dagster import (
 )
 
 from common.settings import Settings
+from orchestration.checks import freshness_evaluation
 from orchestration.resources import FlinkResource
 from streaming.deployment import StreamStatus
 
@@ -59,6 +60,9 @@ def stream_supervisor_sensor(settings: Settings, deploy_job: JobDefinition) -> S
                     tags={"lambda-features/reason": f"stream job {st.state}"},
                 )
             )
-        return SensorResult(run_requests=runs, asset_events=[observation(st)])
+        events = [observation(st)]
+        if st.state == "RUNNING":
+            events.append(freshness_evaluation(flink.settings()))
+        return SensorResult(run_requests=runs, asset_events=events)
 
     return stream_supervisor
