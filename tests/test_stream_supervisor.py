@@ -10,6 +10,7 @@ from dagster import build_sensor_context
 
 from common.kafka import ensure_topics, producer
 from common.services import local_services
+from common.settings import load_settings
 from features.adapters import to_json
 from features.generator import GeneratorConfig, generate
 from orchestration.definitions import build_definitions
@@ -37,7 +38,7 @@ def _produce(settings, count: int, seed: int) -> None:
     prod.flush(30)
 
 
-def test_supervisor_restarts_a_killed_stream_job_from_its_checkpoint(platform_env):
+def test_supervisor_restarts_a_killed_stream_job_from_its_checkpoint(platform_env, monkeypatch):
     s = platform_env
     defs = build_definitions(s)
     instance = dagster_instance(s)
@@ -80,6 +81,16 @@ def test_supervisor_restarts_a_killed_stream_job_from_its_checkpoint(platform_en
         _wait(lambda: deployment.status().kafka_lag == 0, 120, "the restarted job to catch up")
         with build_sensor_context(instance=instance, definitions=defs, resources=defs.resources) as ctx:
             assert not sensor.evaluate_tick(ctx).run_requests  # healthy: nothing to do
+
+        # a changed definition: materializing redeploys through a savepoint
+        monkeypatch.setenv("LAMBDA_FEATURES_STREAM__STATE_TTL_HOURS", "48")
+        changed = build_definitions(load_settings())
+        third = changed.resolve_job_def("stream_deploy").execute_in_process(instance=instance)
+        meta = third.asset_materializations_for_node("stream_job")[0].metadata
+        assert meta["action"].value == "redeployed"
+        assert "savepoint-" in meta["savepoint"].value
+        assert meta["restored from"].value == meta["savepoint"].value
+        assert deployment.status(with_lag=False).state == "RUNNING"
     finally:
         deployment.stop(savepoint=False)
         for svc in services:
