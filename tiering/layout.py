@@ -49,10 +49,19 @@ def structure(f: Feature) -> str:
 
 
 def cold_reader(settings: Settings, table: str, days: list[date], f: Feature) -> str:
-    """A table function over the Parquet objects of these days (hive column `dt` included)."""
+    """A subquery over the Parquet objects of these days, with their day as column `dt`.
+    Hive partitioning stays off: with it, ClickHouse lists the bucket to create a view, and
+    would hang every command while the store is down; few retries so a query fails fast."""
     alternatives = ",".join(d.isoformat() for d in days)
     rel = f"{table}/dt={{{alternatives}}}/*.parquet"
     if settings.tiering.bucket:
-        return f"s3({collection_name(settings)}, filename = '{rel}', format = 'Parquet', structure = '{structure(f)}')"
-    root = settings.cold_dir / settings.tiering.prefix if settings.tiering.prefix else settings.cold_dir
-    return f"file('{root}/{rel}', 'Parquet', '{structure(f)}')"
+        source = (
+            f"s3({collection_name(settings)}, filename = '{rel}', format = 'Parquet', structure = '{structure(f)}')"
+        )
+        options = "use_hive_partitioning = 0, s3_retry_attempts = 3"
+    else:
+        root = settings.cold_dir / settings.tiering.prefix if settings.tiering.prefix else settings.cold_dir
+        source = f"file('{root}/{rel}', 'Parquet', '{structure(f)}')"
+        options = "use_hive_partitioning = 0"
+    cols = ", ".join(f"`{c.name}`" for c in f.columns)
+    return f"(SELECT {cols}, toDate(extract(_path, 'dt=([0-9-]{{10}})')) AS dt FROM {source} SETTINGS {options})"
