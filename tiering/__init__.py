@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from common.clickhouse import create_named_collection, create_tables, get_client
+from common.clickhouse import create_named_collection, create_tables
 from common.settings import Settings
 from tiering import manifest
 from tiering.layout import bucket_url, collection_name
@@ -126,6 +126,5 @@ def verify(settings: Settings) -> list[Check]:
 
 def status(settings: Settings) -> list[manifest.Entry]:
     """The manifest: every day tiering moved or restored."""
-    get_client(settings)
     create_tables(settings)
     return manifest.entries(settings)
