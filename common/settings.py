@@ -109,6 +109,27 @@ class DQSettings(BaseModel):
     sample_size: int = Field(10, ge=1)  # offending keys kept per result
 
 
+class TieringSettings(BaseModel):
+    """Cold storage of day partitions: S3/OSS when bucket is set, else a local directory.
+    Credentials come from boto3's usual chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...)."""
+
+    hot_days: int = Field(7, ge=0)  # a day D is moved once D < today - hot_days
+    bucket: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    prefix: str = Field("features", pattern=r"^[A-Za-z0-9._/-]*$")
+    endpoint_url: str | None = None  # OSS, MinIO, moto...; None = AWS
+    region: str | None = None
+    addressing_style: Literal["path", "virtual"] = "path"  # OSS needs virtual
+    local_dir: Path | None = None  # local tier; default $HOME/cold
+    rows_per_object: int = Field(1_000_000, ge=1)
+    multipart_threshold_mb: int = Field(64, ge=5)  # S3 parts are at least 5 MiB
+    multipart_chunk_mb: int = Field(16, ge=5)
+
+    @field_validator("prefix")
+    @classmethod
+    def _strip_prefix(cls, v: str) -> str:
+        return v.strip("/")
+
+
 class Settings(BaseSettings):
     """Everything configurable, with the embedded defaults."""
 
@@ -124,6 +145,7 @@ class Settings(BaseSettings):
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     orchestration: OrchestrationSettings = OrchestrationSettings()
     dq: DQSettings = DQSettings()
+    tiering: TieringSettings = TieringSettings()
 
     @field_validator("home")
     @classmethod
@@ -173,6 +195,10 @@ class Settings(BaseSettings):
     @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
+
+    @property
+    def cold_dir(self) -> Path:
+        return (self.tiering.local_dir or self.home / "cold").expanduser().resolve()
 
     @property
     def checkpoint_uri(self) -> str:
