@@ -8,10 +8,18 @@ from common.settings import Settings, load_settings
 from orchestration.assets.batch import batch_features_asset
 from orchestration.assets.online import online_store_asset
 from orchestration.assets.stream import archive_asset, stream_job_asset
+from orchestration.assets.tiering import tiered_features_asset, tiered_rows_match
 from orchestration.checks import dq_asset_checks
 from orchestration.partitions import daily_partitions
-from orchestration.resources import ClickHouseResource, FlinkResource, PlatformResource, RedisResource, SparkResource
-from orchestration.schedules import daily_batch_schedule
+from orchestration.resources import (
+    ClickHouseResource,
+    FlinkResource,
+    ObjectStorageResource,
+    PlatformResource,
+    RedisResource,
+    SparkResource,
+)
+from orchestration.schedules import daily_batch_schedule, daily_tiering_schedule
 from orchestration.sensors import stream_supervisor_sensor
 
 
@@ -20,18 +28,22 @@ def build_definitions(settings: Settings) -> Definitions:
     archive = archive_asset(settings)
     batch = batch_features_asset(settings)
     online = online_store_asset(settings)
+    tiered = tiered_features_asset(settings)
     deploy_job = define_asset_job("stream_deploy", selection=AssetSelection.assets(stream_job))
     daily_job = define_asset_job(
         "daily_batch",
         selection=AssetSelection.assets(archive, batch, online),
         partitions_def=daily_partitions(settings),
     )
+    tiering_job = define_asset_job(
+        "daily_tiering", selection=AssetSelection.assets(tiered), partitions_def=daily_partitions(settings)
+    )
     platform = PlatformResource()
     return Definitions(
-        assets=[stream_job, archive, batch, online],
-        asset_checks=dq_asset_checks(settings),
-        jobs=[deploy_job, daily_job],
-        schedules=[daily_batch_schedule(settings, daily_job)],
+        assets=[stream_job, archive, batch, online, tiered],
+        asset_checks=[*dq_asset_checks(settings), tiered_rows_match],
+        jobs=[deploy_job, daily_job, tiering_job],
+        schedules=[daily_batch_schedule(settings, daily_job), daily_tiering_schedule(settings, tiering_job)],
         sensors=[stream_supervisor_sensor(settings, deploy_job)],
         resources={
             "platform": platform,
@@ -39,6 +51,7 @@ def build_definitions(settings: Settings) -> Definitions:
             "spark": SparkResource(platform=platform),
             "clickhouse": ClickHouseResource(platform=platform),
             "redis": RedisResource(platform=platform),
+            "storage": ObjectStorageResource(platform=platform),
         },
         # steps of a run share one process: the chDB client and the PyFlink gateway are per process
         executor=in_process_executor,

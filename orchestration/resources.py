@@ -115,3 +115,16 @@ class RedisResource(ConfigurableResource):
         if self.url:
             s = s.model_copy(update={"redis": s.redis.model_copy(update={"url": self.url})})
         return s
+
+
+class ObjectStorageResource(ConfigurableResource):
+    """Cold storage for tiering: an S3/OSS bucket (endpoint URL for OSS, MinIO...), or the local tier."""
+
+    platform: PlatformResource
+    bucket: str | None = None
+    endpoint_url: str | None = None
+
+    def settings(self) -> Settings:
+        s = self.platform.settings()
+        update = {k: v for k, v in (("bucket", self.bucket), ("endpoint_url", self.endpoint_url)) if v}
+        return s.model_copy(update={"tiering": s.tiering.model_copy(update=update)}) if update else s

@@ -30,3 +30,20 @@ def daily_batch_schedule(settings: Settings, job: JobDefinition) -> ScheduleDefi
         return RunRequest(run_key=day, partition_key=day)
 
     return daily_batch
+
+
+def daily_tiering_schedule(settings: Settings, job: JobDefinition) -> ScheduleDefinition:
+    at = (settings.orchestration.reconcile_delay_minutes + 120) % (24 * 60)  # after the day's batch
+
+    @schedule(
+        job=job,
+        cron_schedule=f"{at % 60} {at // 60} * * *",
+        execution_timezone="UTC",
+        default_status=DefaultScheduleStatus.RUNNING,
+        description=f"Every day: move feature days older than {settings.tiering.hot_days} days to object storage.",
+    )
+    def daily_tiering(context: ScheduleEvaluationContext) -> RunRequest:
+        day = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
+        return RunRequest(run_key=day, partition_key=day)
+
+    return daily_tiering
