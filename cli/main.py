@@ -20,7 +20,9 @@ from common.settings import Settings, load_settings
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Lambda feature platform.")
 batch_app = typer.Typer(no_args_is_help=True, help="The batch layer (PySpark) over the raw-event archive.")
 stream_app = typer.Typer(no_args_is_help=True, help="The long-running stream job.")
-services_app = typer.Typer(no_args_is_help=True, help="Local Redis and Kafka of the embedded defaults.")
+services_app = typer.Typer(
+    no_args_is_help=True, help="Local Redis, Kafka and ClickHouse (chDB) services of the embedded defaults."
+)
 app.add_typer(stream_app, name="stream")
 app.add_typer(batch_app, name="batch")
 app.add_typer(services_app, name="services")
@@ -114,7 +116,7 @@ def demo(
 
     days = sorted(Date.fromisoformat(p.name.split("=")[1]) for p in s.archive_dir.glob("dt=*"))
     if days:
-        services = [svc for svc in local_services(s) if svc.start()]  # the online store for the batch
+        services = [svc for svc in local_services(s) if svc.start() and not svc.shared]  # the online store
         try:
             result = backfill(s, days[0], days[-1])
         finally:
@@ -388,7 +390,7 @@ def batch_backfill(
 
 @services_app.command("start")
 def services_start() -> None:
-    """Start the local Redis and Kafka broker (when not configured to external ones)."""
+    """Start the local Redis, Kafka broker and ClickHouse service (when not configured to external ones)."""
     from common.services import local_services
 
     for svc in local_services(_settings()):
