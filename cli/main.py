@@ -130,6 +130,11 @@ def demo(
         '\nnext: [bold]lambda-features sql "SELECT * FROM features.hot_items_5m ORDER BY window_start, rank '
         'LIMIT 10"[/bold] (the serving view: batch rows for reconciled days, stream rows otherwise)'
     )
+    if not s.clickhouse.url:
+        console.print(
+            f"the local ClickHouse service keeps running on 127.0.0.1:{s.clickhouse.local_port} for that; "
+            "[bold]lambda-features services stop[/bold] stops it"
+        )
 
 
 @app.command()

@@ -133,6 +133,12 @@ class Handler(BaseHTTPRequestHandler):
         except (ValueError, UnicodeDecodeError) as e:
             err = bad_request(f"cannot read the request: {e}")
             self._send(err.http_status, (err.message + "\n").encode(), _error_headers(err, query_id))
+        except (BrokenPipeError, ConnectionResetError):
+            log.debug("query %s: the client went away", query_id)
+        except Exception as e:  # a bug here must not look like a dropped connection to the client
+            log.exception("query %s: internal error", query_id)
+            err = ClickHouseError(f"Code: 1001. DB::Exception: internal error in the local chDB service: {e!r}", 1001)
+            self._send(err.http_status, (err.message + "\n").encode(), _error_headers(err, query_id))
         finally:
             self.stats.end(ok, inserted)
             log.debug("query %s: %s in %.1f ms", query_id, "ok" if ok else "error", (time.monotonic() - started) * 1e3)

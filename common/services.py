@@ -21,6 +21,20 @@ from common.errors import PlatformError
 from common.settings import Settings
 
 
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a service stopped by another process than the one that
+    started it stays a zombie until its parent reaps it)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(") ", 1)[1][:1] != "Z"
+    except (FileNotFoundError, IndexError):  # no /proc (macOS): kill(0) is all we know
+        return not stat.parent.parent.is_dir()
+
+
 def _port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
@@ -47,10 +61,9 @@ class LocalService:
     def pid(self) -> int | None:
         try:
             pid = int(self.pidfile.read_text())
-            os.kill(pid, 0)
-            return pid
-        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        except (FileNotFoundError, ValueError):
             return None
+        return pid if _running(pid) else None
 
     def start(self) -> bool:
         """Start unless already running; True when this call started it."""
@@ -91,13 +104,11 @@ class LocalService:
             os.kill(pid, self.stop_signal)
             for _ in range(int(self.stop_timeout_s / 0.05)):
                 try:
-                    os.kill(pid, 0)
                     if os.waitpid(pid, os.WNOHANG)[0] == pid:
                         break
-                except ChildProcessError:
-                    pass
-                except ProcessLookupError:
-                    break
+                except ChildProcessError:  # not our child
+                    if not _running(pid):
+                        break
                 time.sleep(0.05)
             else:
                 os.kill(pid, signal.SIGKILL)

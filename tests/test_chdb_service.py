@@ -175,8 +175,22 @@ def test_services_start_and_stop_include_it(tmp_path):
     out = stop.communicate(timeout=180)[0].decode()
     assert stop.returncode == 0 and "clickhouse: stopped" in out, out
     assert not svc.pidfile.exists() and svc.pid() is None
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", s.clickhouse.local_port)) != 0  # nothing listens any more
+
+
+def test_stopped_by_another_process_then_started_again(settings):
+    """`services stop` from another process stops the service this process started (and
+    holds a client of); the next get_client here starts a new one on the same data."""
+    get_client(settings).command("CREATE TABLE default.k (a Int64) ENGINE = MergeTree ORDER BY a")
+    first = clickhouse_service(settings).pid()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAMBDA_FEATURES_")} | env_of(settings)
+    stop = subprocess.run(
+        [sys.executable, "-m", "cli.main", "services", "stop"], cwd=REPO, env=env, capture_output=True, timeout=180
+    )
+    assert stop.returncode == 0 and clickhouse_service(settings).pid() is None
+    assert get_client(settings).query("EXISTS TABLE default.k").result_rows == [(1,)]
+    assert clickhouse_service(settings).pid() not in (None, first)
 
 
 WRITER = """
