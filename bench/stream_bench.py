@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from common.clickhouse import close_clients  # noqa: E402
 from common.kafka import bootstrap, ensure_topics  # noqa: E402
-from common.services import local_services  # noqa: E402
+from common.services import clickhouse_service, local_services  # noqa: E402
 from common.settings import Settings, load_settings  # noqa: E402
 from features.generator import GeneratorConfig, generate  # noqa: E402
 from streaming.job import FileSource, KafkaSource  # noqa: E402
@@ -80,7 +80,12 @@ def peak_rss_mb() -> dict[str, float]:
 
 
 def settings_for(home: Path) -> Settings:
-    return load_settings(home=home, redis={"local_port": free_port()}, kafka={"local_port": free_port()})
+    return load_settings(
+        home=home,
+        redis={"local_port": free_port()},
+        kafka={"local_port": free_port()},
+        clickhouse={"local_port": free_port()},
+    )
 
 
 def throughput(events: int, home: Path) -> None:
@@ -94,6 +99,7 @@ def throughput(events: int, home: Path) -> None:
     summary = run_job(s, FileSource(staged), StageResult(staged, events=events))
     rss = peak_rss_mb()
     close_clients()
+    clickhouse_service(s).stop()  # the shared service outlives jobs
     print(f"\n== throughput: {events:,} generated events, all 7 features, every sink")
     print(f"staging (Python, generator -> CSV): {staging:.1f}s ({events / staging:,.0f} events/s)")
     print(

@@ -21,7 +21,9 @@ from common.settings import Settings, load_settings
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Lambda feature platform.")
 batch_app = typer.Typer(no_args_is_help=True, help="The batch layer (PySpark) over the raw-event archive.")
 stream_app = typer.Typer(no_args_is_help=True, help="The long-running stream job.")
-services_app = typer.Typer(no_args_is_help=True, help="Local Redis and Kafka of the embedded defaults.")
+services_app = typer.Typer(
+    no_args_is_help=True, help="Local Redis, Kafka and ClickHouse (chDB) services of the embedded defaults."
+)
 app.add_typer(stream_app, name="stream")
 app.add_typer(batch_app, name="batch")
 app.add_typer(services_app, name="services")
@@ -120,6 +122,11 @@ def demo(
         " (the serving view: batch rows for reconciled days, stream rows otherwise)\n"
         f"  [bold]lambda-features ui[/bold] (the runs, assets and checks on http://127.0.0.1:{s.orchestration.ui_port})"
     )
+    if not s.clickhouse.url:
+        console.print(
+            f"the local ClickHouse service keeps running on 127.0.0.1:{s.clickhouse.local_port} for that; "
+            "[bold]lambda-features services stop[/bold] stops it"
+        )
 
 
 def _print_run(title: str, run) -> None:
@@ -464,7 +471,7 @@ def batch_backfill(
 
 @services_app.command("start")
 def services_start() -> None:
-    """Start the local Redis and Kafka broker (when not configured to external ones)."""
+    """Start the local Redis, Kafka broker and ClickHouse service (when not configured to external ones)."""
     from common.services import local_services
 
     for svc in local_services(_settings()):

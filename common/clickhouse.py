@@ -1,5 +1,5 @@
-"""ClickHouse access through clickhouse-connect: a server when configured, else chDB
-embedded under $LAMBDA_FEATURES_HOME. All DDL of the platform lives here."""
+"""ClickHouse access through clickhouse-connect: a server when configured, else the local
+chDB service over $LAMBDA_FEATURES_HOME/clickhouse. All DDL of the platform lives here."""
 
 from __future__ import annotations
 
@@ -15,19 +15,33 @@ TIER_MANIFEST = "tiered_partitions"  # tiering's record of every move, see tieri
 _lock = threading.Lock()
 
 
+def local_url(settings: Settings) -> str:
+    """Where the local chDB service answers (when no server url is set)."""
+    return f"http://127.0.0.1:{settings.clickhouse.local_port}"
+
+
 def get_client(settings: Settings):  # -> clickhouse_connect.driver.Client
-    """One client per target per process (chDB allows one opener per data path)."""
+    """One client per target per process: the configured server, else the local chDB
+    service (started here when it is not running, and left running for other processes)."""
     import clickhouse_connect
 
-    target = settings.clickhouse.url or f"chdb://{settings.clickhouse_dir}"
+    from common.services import clickhouse_service
+
+    target = settings.clickhouse.url or local_url(settings)
     with _lock:
+        if not settings.clickhouse.url and clickhouse_service(settings).start() and target in _clients:
+            _clients.pop(target).close()  # the service was restarted: drop the old pool
         if target not in _clients:
             try:
+                # no session: one client serves the loader's and the caller's threads at once
+                opts = {"autogenerate_session_id": False}
                 if settings.clickhouse.url:
-                    _clients[target] = clickhouse_connect.get_client(dsn=settings.clickhouse.url)
+                    _clients[target] = clickhouse_connect.get_client(dsn=settings.clickhouse.url, **opts)
                 else:
-                    settings.clickhouse_dir.mkdir(parents=True, exist_ok=True)
-                    _clients[target] = clickhouse_connect.get_client(dsn=target)
+                    port = settings.clickhouse.local_port
+                    _clients[target] = clickhouse_connect.get_client(
+                        host="127.0.0.1", port=port, compress=False, send_receive_timeout=3600, **opts
+                    )
             except Exception as e:  # the driver raises many kinds; all mean "cannot reach it"
                 raise PlatformError(
                     f"cannot open ClickHouse at {target}: {e}",
@@ -227,7 +241,7 @@ def _escape(value: str) -> str:
 
 
 def close_clients() -> None:
-    """Close every client of this process (chDB can then open another data path)."""
+    """Close every client of this process (the local service keeps running)."""
     with _lock:
         for client in _clients.values():
             client.close()

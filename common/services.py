@@ -1,13 +1,16 @@
-"""Local servers the platform starts for its embedded defaults: Redis and a
-Kafka-protocol broker (Tansu), both on 127.0.0.1, each stoppable by its PID file."""
+"""Local servers the platform starts for its embedded defaults: Redis, a Kafka-protocol
+broker (Tansu) and the ClickHouse service over chDB, all on 127.0.0.1, each stoppable by
+its PID file."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +19,20 @@ from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
 from common.errors import PlatformError
 from common.settings import Settings
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a service stopped by another process than the one that
+    started it stays a zombie until its parent reaps it)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(") ", 1)[1][:1] != "Z"
+    except (FileNotFoundError, IndexError):  # no /proc (macOS): kill(0) is all we know
+        return not stat.parent.parent.is_dir()
 
 
 def _port_open(port: int) -> bool:
@@ -31,6 +48,11 @@ class LocalService:
     port: int
     run_dir: Path
     stop_signal: int = signal.SIGTERM
+    cwd: Path | None = None
+    # Shared by every process of the platform: jobs leave it running; `services stop` stops it.
+    shared: bool = False
+    start_timeout_s: float = 15
+    stop_timeout_s: float = 5
 
     @property
     def pidfile(self) -> Path:
@@ -39,25 +61,32 @@ class LocalService:
     def pid(self) -> int | None:
         try:
             pid = int(self.pidfile.read_text())
-            os.kill(pid, 0)
-            return pid
-        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        except (FileNotFoundError, ValueError):
             return None
+        return pid if _running(pid) else None
 
     def start(self) -> bool:
         """Start unless already running; True when this call started it."""
         if self.pid():
             return False
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with (self.run_dir / f"{self.name}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # two processes starting it at once: one starts, one waits
+            return not self.pid() and self._start()
+
+    def _start(self) -> bool:
         if _port_open(self.port):
             raise PlatformError(
                 f"cannot start {self.name}: port {self.port} on 127.0.0.1 is taken by another process",
                 f"stop that process or set LAMBDA_FEATURES_{self.name.upper()}__LOCAL_PORT",
             )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         log = (self.run_dir / f"{self.name}.log").open("ab")
-        proc = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            self.command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.cwd
+        )
         self.pidfile.write_text(str(proc.pid))
-        ready = retry(stop=stop_after_delay(15), wait=wait_fixed(0.1), retry=retry_if_result(lambda ok: not ok))(
+        wait = stop_after_delay(self.start_timeout_s)
+        ready = retry(stop=wait, wait=wait_fixed(0.1), retry=retry_if_result(lambda ok: not ok))(
             lambda: proc.poll() is not None or _port_open(self.port)
         )
         try:
@@ -73,15 +102,13 @@ class LocalService:
         pid = self.pid()
         if pid:
             os.kill(pid, self.stop_signal)
-            for _ in range(100):
+            for _ in range(int(self.stop_timeout_s / 0.05)):
                 try:
-                    os.kill(pid, 0)
                     if os.waitpid(pid, os.WNOHANG)[0] == pid:
                         break
-                except ChildProcessError:
-                    pass
-                except ProcessLookupError:
-                    break
+                except ChildProcessError:  # not our child
+                    if not _running(pid):
+                        break
                 time.sleep(0.05)
             else:
                 os.kill(pid, signal.SIGKILL)
@@ -139,6 +166,30 @@ def kafka_service(settings: Settings) -> LocalService:
     return LocalService("kafka", cmd, port, settings.run_dir, stop_signal=signal.SIGINT)
 
 
+def clickhouse_service(settings: Settings) -> LocalService:
+    """The ClickHouse HTTP interface over the embedded chDB (common/chdb_server.py): the one
+    process that opens the data path, so any number of processes can use it at once."""
+    settings.clickhouse_dir.mkdir(parents=True, exist_ok=True)
+    port = settings.clickhouse.local_port
+    cmd = [
+        sys.executable,
+        "-m",
+        "common.chdb_server",
+        "--path",
+        str(settings.clickhouse_dir),
+        "--port",
+        str(port),
+        "--pidfile",
+        str(settings.run_dir / "clickhouse.pid"),
+        "--log-level",
+        settings.clickhouse.local_log_level,
+    ]
+    repo = Path(__file__).resolve().parent.parent  # `-m common.chdb_server` imports this checkout
+    return LocalService(
+        "clickhouse", cmd, port, settings.run_dir, cwd=repo, shared=True, start_timeout_s=60, stop_timeout_s=40
+    )
+
+
 def local_services(settings: Settings) -> list[LocalService]:
     """The services the settings ask the platform to run itself."""
     out = []
@@ -146,4 +197,6 @@ def local_services(settings: Settings) -> list[LocalService]:
         out.append(redis_service(settings))
     if not settings.kafka.bootstrap:
         out.append(kafka_service(settings))
+    if not settings.clickhouse.url:
+        out.append(clickhouse_service(settings))
     return out

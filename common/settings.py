@@ -68,9 +68,12 @@ class RedisSettings(BaseModel):
 
 
 class ClickHouseSettings(BaseModel):
-    """OLAP store: a server over HTTP when url is set, else chDB under $HOME/clickhouse."""
+    """OLAP store: a server over HTTP when url is set, else the local chDB service (HTTP on
+    127.0.0.1:local_port) over $HOME/clickhouse."""
 
     url: str | None = None  # e.g. http://user:pass@host:8123
+    local_port: int = Field(18123, ge=1, le=65535)  # the local chDB service when url is unset
+    local_log_level: Literal["DEBUG", "INFO", "WARNING"] = "INFO"  # DEBUG logs every request
     database: str = "features"
     flush_rows: int = Field(50_000, ge=1)
     flush_ms: int = Field(1000, ge=1)

@@ -12,7 +12,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.clickhouse import create_tables, get_client, stream_table
+from common.clickhouse import close_clients, create_tables, get_client, local_url, stream_table
 from common.errors import PlatformError
 from common.kafka import ensure_topics
 from common.redis_store import get_redis
@@ -85,6 +85,10 @@ def _progress(loader: FeatureLoader, stop: threading.Event, started: float) -> N
 
 def reset_stream_outputs(settings: Settings) -> None:
     """Drop what earlier stream runs left in the embedded stores (demo only)."""
+    from streaming.deployment import StreamDeployment
+
+    if not settings.stream.jobmanager:  # a local deployed job would write into what is removed
+        StreamDeployment(settings).stop(savepoint=False)
     redis = next((svc for svc in local_services(settings) if svc.name == "redis"), None)
     if redis and redis.pid():
         client = get_redis(settings)
@@ -92,6 +96,10 @@ def reset_stream_outputs(settings: Settings) -> None:
             client.delete(key)
     elif redis:
         shutil.rmtree(settings.home / "redis", ignore_errors=True)
+    chdb = next((svc for svc in local_services(settings) if svc.name == "clickhouse"), None)
+    if chdb:  # its data path is removed below
+        close_clients()
+        chdb.stop()
     for d in (
         settings.archive_dir,
         settings.lake_features_dir,
@@ -99,6 +107,7 @@ def reset_stream_outputs(settings: Settings) -> None:
         settings.clickhouse_dir,
         settings.home / "checkpoints",
         settings.staging_dir / "runs",
+        *([] if settings.tiering.local_dir else [settings.home / "cold"]),
     ):
         shutil.rmtree(d, ignore_errors=True)
 
@@ -135,7 +144,7 @@ def run_job(
     bounded = isinstance(source, FileSource) or source.stop_offsets is not None
     with ExitStack() as stack:
         for svc in local_services(settings):
-            if svc.start() and not keep_services:
+            if svc.start() and not keep_services and not svc.shared:
                 stack.callback(svc.stop)
         # Preflight: every store reachable and the connector present, before Flink starts.
         kafka_connector_jars(settings)
@@ -205,7 +214,7 @@ def run_job(
         summary.locations = {
             "archive": str(settings.archive_dir),
             "dead letters": str(settings.dead_letter_dir),
-            "ClickHouse": settings.clickhouse.url or f"chdb://{settings.clickhouse_dir}",
+            "ClickHouse": settings.clickhouse.url or f"{local_url(settings)} (chDB at {settings.clickhouse_dir})",
             "checkpoints": settings.checkpoint_uri,
         }
     return summary

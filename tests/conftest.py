@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from common.clickhouse import close_clients
+from common.services import LocalService
 from common.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -30,6 +31,7 @@ def settings(tmp_path: Path):
         home=tmp_path / "home",
         redis={"local_port": free_port()},
         kafka={"local_port": free_port()},
+        clickhouse={"local_port": free_port()},
         stream={"checkpoint_interval_ms": 2000},
     )
     close_clients()
@@ -44,6 +46,7 @@ def platform_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
         "LAMBDA_FEATURES_KAFKA__LOCAL_PORT": str(free_port()),
         "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(free_port()),
         "LAMBDA_FEATURES_STREAM__REST_PORT": str(free_port()),
+        "LAMBDA_FEATURES_CLICKHOUSE__LOCAL_PORT": str(free_port()),
         "LAMBDA_FEATURES_STREAM__CHECKPOINT_INTERVAL_MS": "2000",
         "DAGSTER_HOME": str(tmp_path / "home" / "dagster"),
     }
@@ -53,12 +56,34 @@ def platform_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     close_clients()
 
 
+def stop_clickhouse_services(root: Path) -> None:
+    """Stop every local chDB service whose pidfile lies under root: it outlives the jobs
+    that start it, so tests stop it themselves."""
+    for pidfile in root.glob("**/run/clickhouse.pid"):
+        LocalService("clickhouse", [], 0, pidfile.parent, stop_timeout_s=40).stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_service_left(tmp_path: Path):
+    yield
+    close_clients()
+    stop_clickhouse_services(tmp_path)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_service_left_in_session(tmp_path_factory: pytest.TempPathFactory):
+    yield
+    close_clients()
+    stop_clickhouse_services(tmp_path_factory.getbasetemp())
+
+
 def isolated(home: Path, **env_extra: str) -> tuple[Settings, dict[str, str]]:
     """Settings for `home` on free ports, and the same as the environment of a CLI process."""
     env = {
         "LAMBDA_FEATURES_HOME": str(home),
         "LAMBDA_FEATURES_KAFKA__LOCAL_PORT": str(free_port()),
         "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(free_port()),
+        "LAMBDA_FEATURES_CLICKHOUSE__LOCAL_PORT": str(free_port()),
         **env_extra,
     }
     old = {k: os.environ.get(k) for k in env}
@@ -92,16 +117,14 @@ def env_of(settings: Settings) -> dict[str, str]:
         "LAMBDA_FEATURES_HOME": str(settings.home),
         "LAMBDA_FEATURES_KAFKA__LOCAL_PORT": str(settings.kafka.local_port),
         "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(settings.redis.local_port),
+        "LAMBDA_FEATURES_CLICKHOUSE__LOCAL_PORT": str(settings.clickhouse.local_port),
     }
 
 
 def run_batch(settings: Settings, *args: str) -> subprocess.CompletedProcess:
     """`lambda-features batch ARGS` in its own process, as users run it: Spark never shares
     a Python process with PyFlink's gateway (the two py4j bridges in one process broke
-    Flink's planner once in CI). chDB is released first, since the child opens it."""
-    from common.clickhouse import close_clients
-
-    close_clients()
+    Flink's planner once in CI). The child reaches chDB through the same local service."""
     full = {k: v for k, v in os.environ.items() if not k.startswith("LAMBDA_FEATURES_")} | env_of(settings)
     return subprocess.run(
         [sys.executable, "-m", "cli.main", "batch", *args],

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 
 from common.clickhouse import close_clients
+from common.services import clickhouse_service
 from common.settings import load_settings
 from features.definitions import STREAM_FEATURES
 from tests import reference as ref
@@ -24,10 +25,12 @@ def run(tmp_path_factory):
         home=tmp_path_factory.mktemp("taobao") / "home",
         redis={"local_port": free_port()},
         kafka={"local_port": free_port()},
+        clickhouse={"local_port": free_port()},
     )
     result = run_pipeline(s, "taobao", TAOBAO)
     yield result, ref.accept(result.events)
     close_clients()
+    clickhouse_service(s).stop()
 
 
 def test_counts_and_the_1970_row(run):
