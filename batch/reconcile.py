@@ -81,19 +81,35 @@ def missing_hours(settings: Settings, day: date) -> list[str]:
     return [f"{day.isoformat()} {h:02d}:00" for h in range(hours[0], hours[-1] + 1) if h not in hours]
 
 
-def compute_day(spark, settings: Settings, day: date) -> tuple[dict, ReconcileResult]:
+def events_of(spark, settings: Settings, days: list[date], source=None):
+    """The events of these consecutive days: filtered from `source` when given (a range the
+    caller loaded once, as a backfill does), else read from the archive."""
+    from pyspark.sql import functions as F
+
+    if source is None:
+        return load_events(spark, settings, days, [])
+    return source.where(F.col("event_time").between(day_ms(days[0]), day_ms(days[-1] + timedelta(days=1)) - 1))
+
+
+def day_ms(day: date) -> int:
+    """Epoch milliseconds of the day's start (UTC)."""
+    return int(datetime.combine(day, datetime.min.time(), UTC).timestamp() * 1000)
+
+
+def compute_day(spark, settings: Settings, day: date, source=None) -> tuple[dict, ReconcileResult]:
     """DataFrames of every streaming feature for `day`: windows (and sessions) starting on
-    the day, and per-user state as of the day's end."""
+    the day, and per-user state as of the day's end. `source`: see events_of()."""
     from pyspark.sql import functions as F
 
     from batch.sql import spark_sql
 
     result = ReconcileResult(day)
-    around = load_events(spark, settings, [day - timedelta(days=1), day, day + timedelta(days=1)], result.missing_days)
-    history = load_events(
-        spark, settings, [day - timedelta(days=k) for k in range(STATE_DAYS - 1, -1, -1)], result.missing_days
-    )
-    end_ms = int(datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC).timestamp() * 1000)
+    span = [day - timedelta(days=1), day, day + timedelta(days=1)]
+    state_days = [day - timedelta(days=k) for k in range(STATE_DAYS - 1, -1, -1)]
+    result.missing_days = [d.isoformat() for d in state_days if not (settings.archive_dir / f"dt={d}").is_dir()]
+    around = events_of(spark, settings, span, source)
+    history = events_of(spark, settings, state_days, source)
+    end_ms = day_ms(day + timedelta(days=1))
     # a gap is a day missing after the archive began; before it there was no history
     first = min((p.name.split("=")[1] for p in settings.archive_dir.glob("dt=*")), default=day.isoformat())
     result.missing_days = sorted(d for d in set(result.missing_days) if first <= d <= day.isoformat())
@@ -110,8 +126,10 @@ def compute_day(spark, settings: Settings, day: date) -> tuple[dict, ReconcileRe
     return frames, result
 
 
-def reconcile(settings: Settings, day: date) -> ReconcileResult:
-    """Compute the day and write it to the lake at lake/features/<name>/dt=D/ (replacing it)."""
+def reconcile(settings: Settings, day: date, source=None) -> ReconcileResult:
+    """Compute the day and write it to the lake at lake/features/<name>/dt=D/ (replacing it),
+    with the day's partials of the 30-day features; then load ClickHouse."""
+    from batch.partials import write_partials
     from batch.spark import spark_session
 
     require_ended(day)
@@ -121,13 +139,19 @@ def reconcile(settings: Settings, day: date) -> ReconcileResult:
             "run the stream job over that day first, or pick another --date",
         )
     spark = spark_session(settings)
-    frames, result = compute_day(spark, settings, day)
+    own = source is None
+    if own:  # one read (cached) of every day this one needs: D-6..D+1
+        source = load_events(spark, settings, [day + timedelta(days=k) for k in range(1 - STATE_DAYS, 2)], [])
+    frames, result = compute_day(spark, settings, day, source)
     for name, df in frames.items():
         out: Path = settings.lake_features_dir / name / f"dt={day.isoformat()}"
         df.write.mode("overwrite").parquet(str(out))
         result.rows[name] = spark.read.parquet(str(out)).count()
         result.lake[name] = str(out)
         log.info("%s: %d rows -> %s", name, result.rows[name], out)
+    write_partials(spark, settings, [day], events_of(spark, settings, [day], source))
+    if own:
+        spark.catalog.clearCache()
     load_clickhouse(settings, result)
     return result
 
