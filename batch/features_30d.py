@@ -66,9 +66,8 @@ def archived(settings: Settings, day: date) -> bool:
 def run(settings: Settings, day: date, publish: bool = True, rescan: bool = False) -> Features30dResult:
     """Compute, write the lake (as_of=D, replaced), replace D in ClickHouse; then publish to
     the online store unless publish=False (Dagster publishes after its checks pass)."""
-    from batch.reconcile import require_ended
+    from batch.reconcile import parquet_rows, require_ended
     from batch.spark import spark_session
-    from common.clickhouse import create_tables, get_client
 
     require_ended(day)
     if not any(archived(settings, d) for days in window_days(day).values() for d in days):
@@ -78,19 +77,29 @@ def run(settings: Settings, day: date, publish: bool = True, rescan: bool = Fals
         )
     spark = spark_session(settings)
     frames, result = compute(spark, settings, day, rescan)
-    create_tables(settings)
-    ch = get_client(settings)
-    db = settings.clickhouse.database
     for f in BATCH_FEATURES:
         out = settings.lake_features_dir / f.name / f"as_of={day.isoformat()}"
         frames[f.name].write.mode("overwrite").parquet(str(out))
-        result.rows[f.name], result.lake[f.name] = spark.read.parquet(str(out)).count(), str(out)
-        cols = ", ".join(f"`{c.name}`" for c in f.columns)
-        ch.command(f"ALTER TABLE {db}.{f.name} DROP PARTITION '{day.isoformat()}'")
-        ch.command(f"INSERT INTO {db}.{f.name} ({cols}) SELECT {cols} FROM file('{out}/*.parquet', Parquet)")
+        result.rows[f.name], result.lake[f.name] = parquet_rows(out), str(out)
         log.info("%s as of %s: %d rows -> %s", f.name, day, result.rows[f.name], out)
+    load_clickhouse(settings, result)
     if publish:
         from batch.publish import publish_online
 
         result.users_published = publish_online(settings, day)
     return result
+
+
+def load_clickhouse(settings: Settings, result: Features30dResult) -> None:
+    """Replace the as_of partition of each 30-day feature's table with the lake's Parquet."""
+    from common.clickhouse import create_tables, get_client
+
+    create_tables(settings)
+    ch = get_client(settings)
+    db = settings.clickhouse.database
+    for f in BATCH_FEATURES:
+        cols = ", ".join(f"`{c.name}`" for c in f.columns)
+        ch.command(f"ALTER TABLE {db}.{f.name} DROP PARTITION '{result.day.isoformat()}'")
+        ch.command(
+            f"INSERT INTO {db}.{f.name} ({cols}) SELECT {cols} FROM file('{result.lake[f.name]}/*.parquet', Parquet)"
+        )

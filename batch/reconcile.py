@@ -11,7 +11,7 @@ from pathlib import Path
 from common.clickhouse import first_time_column
 from common.errors import PlatformError
 from common.settings import Settings
-from features.definitions import STREAM_FEATURES
+from features.definitions import STREAM_FEATURES, Session
 from features.events import EVENT_COLUMNS, SOURCE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -50,20 +50,25 @@ def load_events(spark, settings: Settings, days: list[date], missing: list[str])
             missing.append(d.isoformat())
     if not paths:
         return spark.createDataFrame([], ARCHIVE_DDL).withColumn("ts", F.timestamp_millis("event_time"))
-    raw = (
-        spark.read.schema(f"{ARCHIVE_DDL}, {CORRUPT} string")
-        .json(paths)
-        .withColumn("_file", F.input_file_name())  # before cache(), which hides the file name
-        .cache()
-    )
-    bad = [r["_file"] for r in raw.where(F.col(CORRUPT).isNotNull()).select("_file").distinct().limit(5).collect()]
-    if bad:
+    reader = spark.read.schema(f"{ARCHIVE_DDL}, {CORRUPT} string")
+    raw = reader.json(paths).cache()  # cached: parsed once, and Spark checks the corrupt column only on a cache
+    if raw.where(F.col(CORRUPT).isNotNull()).limit(1).count():
+        # name the files only now: a file-name column on every cached row would cost memory
+        named = reader.json(paths).withColumn("_file", F.input_file_name()).where(F.col(CORRUPT).isNotNull())
+        bad = [r["_file"] for r in named.select("_file", "user_id").distinct().limit(5).collect()]
         raw.unpersist()
         raise PlatformError(
-            f"corrupt archive file(s): {', '.join(bad)}",
+            f"corrupt archive file(s): {', '.join(sorted(set(bad)))}",
             "restore or remove them (the stream writes only whole JSON lines), then re-run",
         )
-    return raw.drop(CORRUPT, "_file").withColumn("ts", F.timestamp_millis("event_time"))
+    return raw.drop(CORRUPT).withColumn("ts", F.timestamp_millis("event_time"))
+
+
+def parquet_rows(folder: Path) -> int:
+    """Rows written to a Parquet folder, from the files' footers (no Spark job)."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in folder.glob("*.parquet"))
 
 
 def require_ended(day: date, option: str = "--date") -> None:
@@ -117,7 +122,12 @@ def compute_day(spark, settings: Settings, day: date, source=None) -> tuple[dict
     frames = {}
     for f in STREAM_FEATURES:
         if f.windowed:
-            around.createOrReplaceTempView("events")
+            w = f.aggregation.window  # type: ignore[union-attr]
+            if isinstance(w, Session):  # a session starting on D may have begun late on D-1, or end on D+1
+                around.createOrReplaceTempView("events")
+            else:  # a window starting on D holds only events of [D, D + 1 day + its size)
+                hi = day_ms(day + timedelta(days=1)) + w.size_s * 1000 - 1
+                around.where(F.col("event_time").between(day_ms(day), hi)).createOrReplaceTempView("events")
             df = spark.sql(spark_sql(f)).where(F.to_date(F.col(first_time_column(f))) == F.lit(day))
         else:
             history.where(F.col("event_time") < end_ms).createOrReplaceTempView("events")
@@ -146,7 +156,7 @@ def reconcile(settings: Settings, day: date, source=None) -> ReconcileResult:
     for name, df in frames.items():
         out: Path = settings.lake_features_dir / name / f"dt={day.isoformat()}"
         df.write.mode("overwrite").parquet(str(out))
-        result.rows[name] = spark.read.parquet(str(out)).count()
+        result.rows[name] = parquet_rows(out)
         result.lake[name] = str(out)
         log.info("%s: %d rows -> %s", name, result.rows[name], out)
     write_partials(spark, settings, [day], events_of(spark, settings, [day], source))
