@@ -54,9 +54,10 @@ def load_events(spark, settings: Settings, days: list[date], missing: list[str])
     raw = reader.json(paths).cache()  # cached: parsed once, and Spark checks the corrupt column only on a cache
     if raw.where(F.col(CORRUPT).isNotNull()).limit(1).count():
         # name the files only now: a file-name column on every cached row would cost memory
-        named = reader.json(paths).withColumn("_file", F.input_file_name()).where(F.col(CORRUPT).isNotNull())
-        bad = [r["_file"] for r in named.select("_file", "user_id").distinct().limit(5).collect()]
         raw.unpersist()
+        named = reader.json(paths).withColumn("_file", F.input_file_name()).cache()  # cached, as above
+        bad = [r["_file"] for r in named.where(F.col(CORRUPT).isNotNull()).select("_file").distinct().collect()[:5]]
+        named.unpersist()
         raise PlatformError(
             f"corrupt archive file(s): {', '.join(sorted(set(bad)))}",
             "restore or remove them (the stream writes only whole JSON lines), then re-run",
