@@ -36,6 +36,7 @@ def backfill(settings: Settings, start: date, end: date, publish: bool = True) -
     from batch import features_30d
     from batch.reconcile import STATE_DAYS, load_events, reconcile
     from batch.spark import spark_session
+    from batch.state import ReducedDays
 
     days = check_range(start, end)
     result = BackfillResult()
@@ -48,9 +49,10 @@ def backfill(settings: Settings, start: date, end: date, publish: bool = True) -
     spark = spark_session(settings)
     first = archived[0] - timedelta(days=STATE_DAYS - 1)  # state features read 7 days, windows 1 day after
     source = load_events(spark, settings, [first + timedelta(days=k) for k in range((end - first).days + 2)], [])
+    reduced = ReducedDays(spark, source)
     try:
         for n, day in enumerate(archived, start=1):
-            r = reconcile(settings, day, source)
+            r = reconcile(settings, day, source, reduced)
             features_30d.run(settings, day, publish=publish)
             if not r.complete:
                 result.incomplete[day.isoformat()] = ", ".join(r.missing_hours + r.missing_days)

@@ -67,7 +67,7 @@ def run(settings: Settings, day: date, publish: bool = True, rescan: bool = Fals
     """Compute, write the lake (as_of=D, replaced), replace D in ClickHouse; then publish to
     the online store unless publish=False (Dagster publishes after its checks pass)."""
     from batch.reconcile import parquet_rows, require_ended
-    from batch.spark import spark_session
+    from batch.spark import spark_session, write_parquet
 
     require_ended(day)
     if not any(archived(settings, d) for days in window_days(day).values() for d in days):
@@ -77,9 +77,10 @@ def run(settings: Settings, day: date, publish: bool = True, rescan: bool = Fals
         )
     spark = spark_session(settings)
     frames, result = compute(spark, settings, day, rescan)
+    outs = {f.name: settings.lake_features_dir / f.name / f"as_of={day.isoformat()}" for f in BATCH_FEATURES}
+    write_parquet([(frames[name], out) for name, out in outs.items()])
     for f in BATCH_FEATURES:
-        out = settings.lake_features_dir / f.name / f"as_of={day.isoformat()}"
-        frames[f.name].write.mode("overwrite").parquet(str(out))
+        out = outs[f.name]
         result.rows[f.name], result.lake[f.name] = parquet_rows(out), str(out)
         log.info("%s as of %s: %d rows -> %s", f.name, day, result.rows[f.name], out)
     load_clickhouse(settings, result)

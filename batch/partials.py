@@ -46,6 +46,7 @@ def write_partials(spark, settings: Settings, days: list[date], events=None) -> 
     from pyspark.sql import functions as F
 
     from batch.reconcile import load_events
+    from batch.spark import write_parquet
     from batch.sql import partial_sql
 
     if not days:
@@ -53,12 +54,15 @@ def write_partials(spark, settings: Settings, days: list[date], events=None) -> 
     stamps = {d: archive_fingerprint(settings, d) for d in days}  # before reading: a later change stays visible
     if events is None:
         events = load_events(spark, settings, days, [])
+    jobs = []
     for day in days:
         events.where(F.to_date("ts") == F.lit(day)).createOrReplaceTempView("events")
+        jobs += [(spark.sql(partial_sql(f)).coalesce(1), partial_dir(settings, f, day)) for f in BATCH_FEATURES]
+    write_parquet(jobs)
+    for day in days:  # stamped only once every partial of the day is written
         for f in BATCH_FEATURES:
-            out = partial_dir(settings, f, day)
-            spark.sql(partial_sql(f)).coalesce(1).write.mode("overwrite").parquet(str(out))
-            (out / STAMP).write_bytes(orjson.dumps({"archive": stamps[day], "day": day.isoformat()}))
+            stamp = orjson.dumps({"archive": stamps[day], "day": day.isoformat()})
+            (partial_dir(settings, f, day) / STAMP).write_bytes(stamp)
     log.info("daily partials written for %s", ", ".join(d.isoformat() for d in days))
 
 

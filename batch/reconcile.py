@@ -102,9 +102,10 @@ def day_ms(day: date) -> int:
     return int(datetime.combine(day, datetime.min.time(), UTC).timestamp() * 1000)
 
 
-def compute_day(spark, settings: Settings, day: date, source=None) -> tuple[dict, ReconcileResult]:
+def compute_day(spark, settings: Settings, day: date, source=None, reduced=None) -> tuple[dict, ReconcileResult]:
     """DataFrames of every streaming feature for `day`: windows (and sessions) starting on
-    the day, and per-user state as of the day's end. `source`: see events_of()."""
+    the day, and per-user state as of the day's end. `source`: see events_of(); `reduced`:
+    a batch.state.ReducedDays, which per-user state then reads instead of 7 whole days."""
     from pyspark.sql import functions as F
 
     from batch.sql import spark_sql
@@ -131,17 +132,18 @@ def compute_day(spark, settings: Settings, day: date, source=None) -> tuple[dict
                 around.where(F.col("event_time").between(day_ms(day), hi)).createOrReplaceTempView("events")
             df = spark.sql(spark_sql(f)).where(F.to_date(F.col(first_time_column(f))) == F.lit(day))
         else:
-            history.where(F.col("event_time") < end_ms).createOrReplaceTempView("events")
+            state = reduced.events(f, state_days) if reduced else history
+            state.where(F.col("event_time") < end_ms).createOrReplaceTempView("events")
             df = spark.sql(spark_sql(f))
         frames[f.name] = df
     return frames, result
 
 
-def reconcile(settings: Settings, day: date, source=None) -> ReconcileResult:
+def reconcile(settings: Settings, day: date, source=None, reduced=None) -> ReconcileResult:
     """Compute the day and write it to the lake at lake/features/<name>/dt=D/ (replacing it),
     with the day's partials of the 30-day features; then load ClickHouse."""
     from batch.partials import write_partials
-    from batch.spark import spark_session
+    from batch.spark import spark_session, write_parquet
 
     require_ended(day)
     if not (settings.archive_dir / f"dt={day.isoformat()}").is_dir():
@@ -153,10 +155,10 @@ def reconcile(settings: Settings, day: date, source=None) -> ReconcileResult:
     own = source is None
     if own:  # one read (cached) of every day this one needs: D-6..D+1
         source = load_events(spark, settings, [day + timedelta(days=k) for k in range(1 - STATE_DAYS, 2)], [])
-    frames, result = compute_day(spark, settings, day, source)
-    for name, df in frames.items():
-        out: Path = settings.lake_features_dir / name / f"dt={day.isoformat()}"
-        df.write.mode("overwrite").parquet(str(out))
+    frames, result = compute_day(spark, settings, day, source, reduced)
+    outs = {name: settings.lake_features_dir / name / f"dt={day.isoformat()}" for name in frames}
+    write_parquet([(df, outs[name]) for name, df in frames.items()])
+    for name, out in outs.items():
         result.rows[name] = parquet_rows(out)
         result.lake[name] = str(out)
         log.info("%s: %d rows -> %s", name, result.rows[name], out)

@@ -200,3 +200,17 @@ def spark_sql(f: Feature, as_of: str | None = None) -> str:
         keys = ", ".join(f.keys)
         return f"SELECT {keys}, {_ms('MAX(event_time)')} AS {f.columns[-1].name} FROM events GROUP BY {keys}"
     raise TypeError(agg)  # pragma: no cover
+
+
+def reduce_sql(f: Feature) -> str:
+    """The events of the view `events` that can still decide a per-user state feature (the
+    newest per key, or the n newest): its query gives the same result over the union of
+    each day's reduced events as over all of them, so a day is reduced once for 7 as-of days."""
+    agg = f.aggregation
+    assert isinstance(agg, LatestStateSum | LastN | Latest), f"{f.name} is not per-user state"
+    part = ", ".join((*f.keys, agg.entity) if isinstance(agg, LatestStateSum) else f.keys)
+    n = agg.n if isinstance(agg, LastN) else 1
+    return (
+        f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY {part} "
+        f"ORDER BY event_time DESC, src_part DESC, src_off DESC) AS _rn FROM events{_where(f)}) WHERE _rn <= {n}"
+    )

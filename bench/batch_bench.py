@@ -101,7 +101,6 @@ def measured(cmd: list[str], env: dict[str, str]) -> dict:
             "wall_s": wall,
             "cpu_s": sum(usage.cpu_s.values()),
             "peak_rss_mb": usage.peak_by_name(),
-            "peak_tree_rss_mb": usage.peak_total_mb,
             "load": f"{load_before} -> {load_average()}",
             "out": out,
         }
@@ -156,11 +155,9 @@ def main() -> None:
             continue
         env = fresh_home(a.data, f"home-{name}", arch) | {"LAMBDA_FEATURES_BATCH__DRIVER_MEMORY": a.memory}
         r = results[name] = measured([sys.executable, *args], env)
+        (a.data / f"{name}.log").write_text(r["out"])
         rss = ", ".join(f"{k} {v / 1024:.2f} GB" for k, v in sorted(r["peak_rss_mb"].items()) if v > 50)
-        print(
-            f"{name:7s} wall {r['wall_s']:7.1f}s  CPU {r['cpu_s']:7.1f}s  peak RSS {rss} "
-            f"(whole tree at once {r['peak_tree_rss_mb'] / 1024:.2f} GB)  load {r['load']}"
-        )
+        print(f"{name:7s} wall {r['wall_s']:7.1f}s  CPU {r['cpu_s']:7.1f}s  peak RSS {rss}  load {r['load']}")
         if name == "duckdb":
             print("        phases:", r["out"].strip().splitlines()[-1])
     if len(results) == 2:

@@ -50,15 +50,14 @@ def _descendants(root: int) -> list[int]:
 
 @dataclass
 class TreeUsage:
-    """CPU seconds, peak RSS per process (VmHWM) and peak concurrent RSS of a process tree."""
+    """CPU seconds and peak RSS per process (VmHWM) of a process tree. (A sum of the tree's RSS
+    would count the JVM twice whenever it forks a shell, as Hadoop's local file system does.)"""
 
     cpu_s: dict[int, float] = field(default_factory=dict)
     names: dict[int, str] = field(default_factory=dict)
     hwm_mb: dict[int, float] = field(default_factory=dict)
-    peak_total_mb: float = 0.0
 
     def sample(self, root: int) -> None:
-        total = 0.0
         for pid in _descendants(root):
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
@@ -71,8 +70,6 @@ class TreeUsage:
             self.names[pid] = exe  # java, python3.11 (the process name follows its threads' names)
             if "VmHWM" in kv:
                 self.hwm_mb[pid] = max(self.hwm_mb.get(pid, 0.0), int(kv["VmHWM"][0]) / 1024)
-                total += int(kv["VmRSS"][0]) / 1024
-        self.peak_total_mb = max(self.peak_total_mb, total)
 
     def peak_by_name(self) -> dict[str, float]:
         out: dict[str, float] = {}
