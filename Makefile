@@ -1,4 +1,4 @@
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup demo test test-fast lint bench bench-batch clean
 
 setup:
 	@bash scripts/setup.sh
@@ -17,6 +17,9 @@ lint: setup
 
 bench: setup
 	.venv/bin/python bench/stream_bench.py
+
+bench-batch: setup
+	.venv/bin/python bench/batch_bench.py
 
 clean:
 	-.venv/bin/lambda-features services stop

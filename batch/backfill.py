@@ -30,23 +30,35 @@ def check_range(start: date, end: date) -> list[date]:
     return [start + timedelta(days=k) for k in range((end - start).days + 1)]
 
 
-def backfill(settings: Settings, start: date, end: date) -> BackfillResult:
+def backfill(settings: Settings, start: date, end: date, publish: bool = True) -> BackfillResult:
+    """Reconcile and compute the 30-day features for every archived day of the range. The
+    archive of the whole range (and the days its first day needs) is read and checked once."""
     from batch import features_30d
-    from batch.reconcile import reconcile
+    from batch.reconcile import STATE_DAYS, load_events, reconcile
+    from batch.spark import spark_session
+    from batch.state import ReducedDays
 
     days = check_range(start, end)
     result = BackfillResult()
     t0 = time.monotonic()
-    for n, day in enumerate(days, start=1):
-        if not (settings.archive_dir / f"dt={day.isoformat()}").is_dir():
-            result.skipped.append(day.isoformat())
-            log.warning("%s: no archive, skipped (%d/%d)", day, n, len(days))
-            continue
-        r = reconcile(settings, day)
-        features_30d.run(settings, day)
-        if not r.complete:
-            result.incomplete[day.isoformat()] = ", ".join(r.missing_hours + r.missing_days)
-        result.done.append(day.isoformat())
-        log.info("%s done (%d/%d, %.0fs)", day, n, len(days), time.monotonic() - t0)
+    archived = [d for d in days if (settings.archive_dir / f"dt={d.isoformat()}").is_dir()]
+    result.skipped = [d.isoformat() for d in days if d not in archived]
+    if not archived:
+        result.seconds = time.monotonic() - t0
+        return result
+    spark = spark_session(settings)
+    first = archived[0] - timedelta(days=STATE_DAYS - 1)  # state features read 7 days, windows 1 day after
+    source = load_events(spark, settings, [first + timedelta(days=k) for k in range((end - first).days + 2)], [])
+    reduced = ReducedDays(spark, source)
+    try:
+        for n, day in enumerate(archived, start=1):
+            r = reconcile(settings, day, source, reduced)
+            features_30d.run(settings, day, publish=publish)
+            if not r.complete:
+                result.incomplete[day.isoformat()] = ", ".join(r.missing_hours + r.missing_days)
+            result.done.append(day.isoformat())
+            log.info("%s done (%d/%d, %.0fs)", day, n, len(archived), time.monotonic() - t0)
+    finally:
+        spark.catalog.clearCache()
     result.seconds = time.monotonic() - t0
     return result

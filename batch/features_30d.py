@@ -1,12 +1,11 @@
-"""The 30-day features as of day D (batch only): lake, ClickHouse and the online store."""
+"""The 30-day features as of day D (batch only): lake and ClickHouse, then the online store
+(batch/publish.py) unless publication is left to a later step."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-
-import orjson
 
 from common.errors import PlatformError
 from common.settings import Settings
@@ -21,69 +20,87 @@ class Features30dResult:
     rows: dict[str, int] = field(default_factory=dict)
     lake: dict[str, str] = field(default_factory=dict)
     missing_days: list[str] = field(default_factory=list)
-    users_published: int = 0
+    partials_computed: list[str] = field(default_factory=list)  # days whose partial was (re)computed
+    users_published: int | None = None  # None: not published
 
 
-def compute(spark, settings: Settings, day: date) -> tuple[dict, Features30dResult]:
-    from batch.reconcile import load_events
-    from batch.sql import spark_sql
-
-    result = Features30dResult(day)
-    frames = {}
+def window_days(day: date) -> dict[str, list[date]]:
+    """Per 30-day feature, the days it covers as of `day`, oldest first."""
+    out = {}
     for f in BATCH_FEATURES:
         agg = f.aggregation
         assert isinstance(agg, RollingTopN | RollingStats)
-        days = [day - timedelta(days=k) for k in range(agg.days - 1, -1, -1)]
-        missing: list[str] = []
-        load_events(spark, settings, days, missing).createOrReplaceTempView("events")
-        result.missing_days = sorted(set(result.missing_days) | set(missing))
-        frames[f.name] = spark.sql(spark_sql(f, day.isoformat()))
+        out[f.name] = [day - timedelta(days=k) for k in range(agg.days - 1, -1, -1)]
+    return out
+
+
+def compute(spark, settings: Settings, day: date, rescan: bool = False) -> tuple[dict, Features30dResult]:
+    """DataFrames of the 30-day features as of `day`: merged from the daily partials
+    (computing missing or stale ones), or with rescan=True from the raw events of every day."""
+    from batch.partials import ensure_partials, read_partials
+    from batch.reconcile import load_events
+    from batch.sql import merge_sql, spark_sql
+
+    result = Features30dResult(day)
+    frames = {}
+    spans = window_days(day)
+    present = sorted({d for days in spans.values() for d in days if archived(settings, d)})
+    result.missing_days = sorted({d.isoformat() for days in spans.values() for d in days} - {str(d) for d in present})
+    if not rescan:
+        result.partials_computed = [d.isoformat() for d in ensure_partials(spark, settings, present)]
+    for f in BATCH_FEATURES:
+        days = [d for d in spans[f.name] if d in present]
+        if rescan:
+            load_events(spark, settings, days, []).createOrReplaceTempView("events")
+            frames[f.name] = spark.sql(spark_sql(f, day.isoformat()))
+        else:
+            read_partials(spark, settings, f, days).createOrReplaceTempView("partials")
+            frames[f.name] = spark.sql(merge_sql(f, day.isoformat()))
     return frames, result
 
 
-def run(settings: Settings, day: date) -> Features30dResult:
-    """Compute, write the lake (as_of=D, replaced), replace D in ClickHouse, publish to Redis."""
-    from batch.reconcile import require_ended
-    from batch.spark import spark_session
-    from common.clickhouse import create_tables, get_client
-    from common.redis_store import get_redis, user_key
+def archived(settings: Settings, day: date) -> bool:
+    return (settings.archive_dir / f"dt={day.isoformat()}").is_dir()
+
+
+def run(settings: Settings, day: date, publish: bool = True, rescan: bool = False) -> Features30dResult:
+    """Compute, write the lake (as_of=D, replaced), replace D in ClickHouse; then publish to
+    the online store unless publish=False (Dagster publishes after its checks pass)."""
+    from batch.reconcile import parquet_rows, require_ended
+    from batch.spark import spark_session, write_parquet
 
     require_ended(day)
+    if not any(archived(settings, d) for days in window_days(day).values() for d in days):
+        raise PlatformError(
+            f"no archived events in the 30 days up to {day} under {settings.archive_dir}",
+            "run the stream job over those days first, or pick another --date",
+        )
     spark = spark_session(settings)
-    frames, result = compute(spark, settings, day)
-    if len(result.missing_days) == 30:
-        raise PlatformError(f"no archived events in the 30 days up to {day} under {settings.archive_dir}")
+    frames, result = compute(spark, settings, day, rescan)
+    outs = {f.name: settings.lake_features_dir / f.name / f"as_of={day.isoformat()}" for f in BATCH_FEATURES}
+    write_parquet([(frames[name], out) for name, out in outs.items()])
+    for f in BATCH_FEATURES:
+        out = outs[f.name]
+        result.rows[f.name], result.lake[f.name] = parquet_rows(out), str(out)
+        log.info("%s as of %s: %d rows -> %s", f.name, day, result.rows[f.name], out)
+    load_clickhouse(settings, result)
+    if publish:
+        from batch.publish import publish_online
+
+        result.users_published = publish_online(settings, day)
+    return result
+
+
+def load_clickhouse(settings: Settings, result: Features30dResult) -> None:
+    """Replace the as_of partition of each 30-day feature's table with the lake's Parquet."""
+    from common.clickhouse import create_tables, get_client
+
     create_tables(settings)
     ch = get_client(settings)
     db = settings.clickhouse.database
-    online: dict[str, dict[str, str]] = {}
     for f in BATCH_FEATURES:
-        out = settings.lake_features_dir / f.name / f"as_of={day.isoformat()}"
-        frames[f.name].write.mode("overwrite").parquet(str(out))
-        rows = spark.read.parquet(str(out)).collect()
-        result.rows[f.name], result.lake[f.name] = len(rows), str(out)
         cols = ", ".join(f"`{c.name}`" for c in f.columns)
-        ch.command(f"ALTER TABLE {db}.{f.name} DROP PARTITION '{day.isoformat()}'")
-        ch.command(f"INSERT INTO {db}.{f.name} ({cols}) SELECT {cols} FROM file('{out}/*.parquet', Parquet)")
-        if isinstance(f.aggregation, RollingTopN):
-            ranked: dict[int, list[tuple[int, str]]] = {}
-            for r in rows:
-                ranked.setdefault(r["user_id"], []).append((r["rank"], r["brand"]))
-            for user, brands in ranked.items():
-                online.setdefault(user_key(settings, user), {})[f.name] = orjson.dumps(
-                    [b for _, b in sorted(brands)]
-                ).decode()
-        else:
-            for r in rows:
-                stats = {name: r[name] for name, _ in f.aggregation.measures}  # type: ignore[union-attr]
-                stats["gmv"] = f"{stats['gmv']:.2f}"
-                online.setdefault(user_key(settings, r["user_id"]), {})[f.name] = orjson.dumps(stats).decode()
-        log.info("%s as of %s: %d rows -> %s", f.name, day, len(rows), out)
-    redis = get_redis(settings)
-    pipe = redis.pipeline(transaction=False)
-    for key, mapping in online.items():
-        pipe.hset(key, mapping=mapping)
-        pipe.expire(key, settings.redis.key_ttl_s)
-    pipe.execute()
-    result.users_published = len(online)
-    return result
+        ch.command(f"ALTER TABLE {db}.{f.name} DROP PARTITION '{result.day.isoformat()}'")
+        ch.command(
+            f"INSERT INTO {db}.{f.name} ({cols}) SELECT {cols} FROM file('{result.lake[f.name]}/*.parquet', Parquet)"
+        )

@@ -11,7 +11,7 @@ from pathlib import Path
 from common.clickhouse import first_time_column
 from common.errors import PlatformError
 from common.settings import Settings
-from features.definitions import STREAM_FEATURES
+from features.definitions import STREAM_FEATURES, Session
 from features.events import EVENT_COLUMNS, SOURCE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -50,20 +50,26 @@ def load_events(spark, settings: Settings, days: list[date], missing: list[str])
             missing.append(d.isoformat())
     if not paths:
         return spark.createDataFrame([], ARCHIVE_DDL).withColumn("ts", F.timestamp_millis("event_time"))
-    raw = (
-        spark.read.schema(f"{ARCHIVE_DDL}, {CORRUPT} string")
-        .json(paths)
-        .withColumn("_file", F.input_file_name())  # before cache(), which hides the file name
-        .cache()
-    )
-    bad = [r["_file"] for r in raw.where(F.col(CORRUPT).isNotNull()).select("_file").distinct().limit(5).collect()]
-    if bad:
+    reader = spark.read.schema(f"{ARCHIVE_DDL}, {CORRUPT} string")
+    raw = reader.json(paths).cache()  # cached: parsed once, and Spark checks the corrupt column only on a cache
+    if raw.where(F.col(CORRUPT).isNotNull()).limit(1).count():
+        # name the files only now: a file-name column on every cached row would cost memory
         raw.unpersist()
+        named = reader.json(paths).withColumn("_file", F.input_file_name()).cache()  # cached, as above
+        bad = [r["_file"] for r in named.where(F.col(CORRUPT).isNotNull()).select("_file").distinct().collect()[:5]]
+        named.unpersist()
         raise PlatformError(
-            f"corrupt archive file(s): {', '.join(bad)}",
+            f"corrupt archive file(s): {', '.join(sorted(set(bad)))}",
             "restore or remove them (the stream writes only whole JSON lines), then re-run",
         )
-    return raw.drop(CORRUPT, "_file").withColumn("ts", F.timestamp_millis("event_time"))
+    return raw.drop(CORRUPT).withColumn("ts", F.timestamp_millis("event_time"))
+
+
+def parquet_rows(folder: Path) -> int:
+    """Rows written to a Parquet folder, from the files' footers (no Spark job)."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in folder.glob("*.parquet"))
 
 
 def require_ended(day: date, option: str = "--date") -> None:
@@ -81,19 +87,36 @@ def missing_hours(settings: Settings, day: date) -> list[str]:
     return [f"{day.isoformat()} {h:02d}:00" for h in range(hours[0], hours[-1] + 1) if h not in hours]
 
 
-def compute_day(spark, settings: Settings, day: date) -> tuple[dict, ReconcileResult]:
+def events_of(spark, settings: Settings, days: list[date], source=None):
+    """The events of these consecutive days: filtered from `source` when given (a range the
+    caller loaded once, as a backfill does), else read from the archive."""
+    from pyspark.sql import functions as F
+
+    if source is None:
+        return load_events(spark, settings, days, [])
+    return source.where(F.col("event_time").between(day_ms(days[0]), day_ms(days[-1] + timedelta(days=1)) - 1))
+
+
+def day_ms(day: date) -> int:
+    """Epoch milliseconds of the day's start (UTC)."""
+    return int(datetime.combine(day, datetime.min.time(), UTC).timestamp() * 1000)
+
+
+def compute_day(spark, settings: Settings, day: date, source=None, reduced=None) -> tuple[dict, ReconcileResult]:
     """DataFrames of every streaming feature for `day`: windows (and sessions) starting on
-    the day, and per-user state as of the day's end."""
+    the day, and per-user state as of the day's end. `source`: see events_of(); `reduced`:
+    a batch.state.ReducedDays, which per-user state then reads instead of 7 whole days."""
     from pyspark.sql import functions as F
 
     from batch.sql import spark_sql
 
     result = ReconcileResult(day)
-    around = load_events(spark, settings, [day - timedelta(days=1), day, day + timedelta(days=1)], result.missing_days)
-    history = load_events(
-        spark, settings, [day - timedelta(days=k) for k in range(STATE_DAYS - 1, -1, -1)], result.missing_days
-    )
-    end_ms = int(datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC).timestamp() * 1000)
+    span = [day - timedelta(days=1), day, day + timedelta(days=1)]
+    state_days = [day - timedelta(days=k) for k in range(STATE_DAYS - 1, -1, -1)]
+    result.missing_days = [d.isoformat() for d in state_days if not (settings.archive_dir / f"dt={d}").is_dir()]
+    around = events_of(spark, settings, span, source)
+    history = events_of(spark, settings, state_days, source)
+    end_ms = day_ms(day + timedelta(days=1))
     # a gap is a day missing after the archive began; before it there was no history
     first = min((p.name.split("=")[1] for p in settings.archive_dir.glob("dt=*")), default=day.isoformat())
     result.missing_days = sorted(d for d in set(result.missing_days) if first <= d <= day.isoformat())
@@ -101,18 +124,26 @@ def compute_day(spark, settings: Settings, day: date) -> tuple[dict, ReconcileRe
     frames = {}
     for f in STREAM_FEATURES:
         if f.windowed:
-            around.createOrReplaceTempView("events")
+            w = f.aggregation.window  # type: ignore[union-attr]
+            if isinstance(w, Session):  # a session starting on D may have begun late on D-1, or end on D+1
+                around.createOrReplaceTempView("events")
+            else:  # a window starting on D holds only events of [D, D + 1 day + its size)
+                hi = day_ms(day + timedelta(days=1)) + w.size_s * 1000 - 1
+                around.where(F.col("event_time").between(day_ms(day), hi)).createOrReplaceTempView("events")
             df = spark.sql(spark_sql(f)).where(F.to_date(F.col(first_time_column(f))) == F.lit(day))
         else:
-            history.where(F.col("event_time") < end_ms).createOrReplaceTempView("events")
+            state = reduced.events(f, state_days) if reduced else history
+            state.where(F.col("event_time") < end_ms).createOrReplaceTempView("events")
             df = spark.sql(spark_sql(f))
         frames[f.name] = df
     return frames, result
 
 
-def reconcile(settings: Settings, day: date) -> ReconcileResult:
-    """Compute the day and write it to the lake at lake/features/<name>/dt=D/ (replacing it)."""
-    from batch.spark import spark_session
+def reconcile(settings: Settings, day: date, source=None, reduced=None) -> ReconcileResult:
+    """Compute the day and write it to the lake at lake/features/<name>/dt=D/ (replacing it),
+    with the day's partials of the 30-day features; then load ClickHouse."""
+    from batch.partials import write_partials
+    from batch.spark import spark_session, write_parquet
 
     require_ended(day)
     if not (settings.archive_dir / f"dt={day.isoformat()}").is_dir():
@@ -121,13 +152,19 @@ def reconcile(settings: Settings, day: date) -> ReconcileResult:
             "run the stream job over that day first, or pick another --date",
         )
     spark = spark_session(settings)
-    frames, result = compute_day(spark, settings, day)
-    for name, df in frames.items():
-        out: Path = settings.lake_features_dir / name / f"dt={day.isoformat()}"
-        df.write.mode("overwrite").parquet(str(out))
-        result.rows[name] = spark.read.parquet(str(out)).count()
+    own = source is None
+    if own:  # one read (cached) of every day this one needs: D-6..D+1
+        source = load_events(spark, settings, [day + timedelta(days=k) for k in range(1 - STATE_DAYS, 2)], [])
+    frames, result = compute_day(spark, settings, day, source, reduced)
+    outs = {name: settings.lake_features_dir / name / f"dt={day.isoformat()}" for name in frames}
+    write_parquet([(df, outs[name]) for name, df in frames.items()])
+    for name, out in outs.items():
+        result.rows[name] = parquet_rows(out)
         result.lake[name] = str(out)
         log.info("%s: %d rows -> %s", name, result.rows[name], out)
+    write_partials(spark, settings, [day], events_of(spark, settings, [day], source))
+    if own:
+        spark.catalog.clearCache()
     load_clickhouse(settings, result)
     return result
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from common.errors import PlatformError
 from common.settings import Settings
@@ -33,3 +34,13 @@ def spark_session(settings: Settings):  # -> pyspark.sql.SparkSession
             f"Spark did not start: {str(e).splitlines()[0][:300]}",
             "check that Java 17 is installed (java -version) and LAMBDA_FEATURES_BATCH__MASTER",
         ) from None
+
+
+def write_parquet(jobs: list[tuple[object, Path]], threads: int = 3) -> None:
+    """Write each DataFrame to its folder (replacing it) as concurrent Spark jobs: a day's
+    small queries have many one-task stages, and concurrent jobs keep every core busy."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for done in [pool.submit(lambda j: j[0].write.mode("overwrite").parquet(str(j[1])), job) for job in jobs]:
+            done.result()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from features.definitions import (
+    DayMeasure,
     Feature,
     Hop,
     LastN,
@@ -110,25 +111,77 @@ def _last_n(f: Feature, agg: LastN) -> str:
     )
 
 
+def _counted(f: Feature, agg: RollingTopN, table: str) -> str:
+    """Occurrences per (keys, value): from events, or summed from per-day partials."""
+    keys, n = ", ".join(f.keys), f.columns[-1].name
+    what = f"SUM({n})" if table == "partials" else "COUNT(*)"
+    where = "" if table == "partials" else _where(f)
+    return f"SELECT {keys}, {agg.value}, {what} AS {n} FROM {table}{where} GROUP BY {keys}, {agg.value}"
+
+
+def _top_n(f: Feature, agg: RollingTopN, as_of: str, counted: str) -> str:
+    keys, n = ", ".join(f.keys), f.columns[-1].name
+    ranked = (
+        f"SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY {n} DESC, {agg.value} ASC) AS rn FROM ({counted})"
+    )
+    return (
+        f"SELECT DATE'{as_of}' AS as_of, {keys}, CAST(rn AS BIGINT) AS `rank`, {agg.value}, {n} "
+        f"FROM ({ranked}) WHERE rn <= {agg.n}"
+    )
+
+
+def _cast(f: Feature, m: DayMeasure, sql: str) -> str:
+    return f"CAST({sql} AS {next(c.flink for c in f.columns if c.name == m.name)})"
+
+
 def _rolling(f: Feature, as_of: str) -> str:
-    """Over the view `events`, already limited to the day range ending on as_of."""
+    """Full rescan over the view `events`, already limited to the day range ending on as_of."""
     keys = ", ".join(f.keys)
     agg = f.aggregation
     if isinstance(agg, RollingTopN):
-        counted = (
-            f"SELECT {keys}, {agg.value}, COUNT(*) AS purchases FROM events{_where(f)} GROUP BY {keys}, {agg.value}"
-        )
-        ranked = (
-            f"SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY purchases DESC, {agg.value} ASC) AS rn "
-            f"FROM ({counted})"
-        )
-        return (
-            f"SELECT DATE'{as_of}' AS as_of, {keys}, CAST(rn AS BIGINT) AS `rank`, {agg.value}, purchases "
-            f"FROM ({ranked}) WHERE rn <= {agg.n}"
-        )
+        return _top_n(f, agg, as_of, _counted(f, agg, "events"))
     assert isinstance(agg, RollingStats)
-    measures = ", ".join(f"{sql} AS {name}" for name, sql in agg.measures)
+    measures = ", ".join(
+        _cast(f, m, f"COUNT(DISTINCT {m.value})" if m.fn == "count_distinct" else f"COALESCE(SUM({m.value}), 0)")
+        + f" AS {m.name}"
+        for m in agg.measures
+    )
     return f"SELECT DATE'{as_of}' AS as_of, {keys}, {measures} FROM events{_where(f)} GROUP BY {keys}"
+
+
+def partial_sql(f: Feature) -> str:
+    """One day's partial aggregate of a 30-day feature over the view `events` (that day only):
+    counts per value for a top-n; sums, and sets of the distinct values, for stats."""
+    keys = ", ".join(f.keys)
+    agg = f.aggregation
+    if isinstance(agg, RollingTopN):
+        return _counted(f, agg, "events")
+    assert isinstance(agg, RollingStats), f"{f.name} has no daily partials"
+    parts = ", ".join(
+        f"{'collect_set' if m.fn == 'count_distinct' else 'SUM'}({m.value}) AS {m.name}" for m in agg.measures
+    )
+    return f"SELECT {keys}, {parts} FROM events{_where(f)} GROUP BY {keys}"
+
+
+def merge_sql(f: Feature, as_of: str) -> str:
+    """The feature as of `as_of` from the view `partials`: the union of its days' partials."""
+    keys = ", ".join(f.keys)
+    agg = f.aggregation
+    if isinstance(agg, RollingTopN):
+        return _top_n(f, agg, as_of, _counted(f, agg, "partials"))
+    assert isinstance(agg, RollingStats), f"{f.name} has no daily partials"
+    measures = ", ".join(
+        _cast(
+            f,
+            m,
+            f"size(array_distinct(flatten(collect_list({m.name}))))"
+            if m.fn == "count_distinct"
+            else f"COALESCE(SUM({m.name}), 0)",
+        )
+        + f" AS {m.name}"
+        for m in agg.measures
+    )
+    return f"SELECT DATE'{as_of}' AS as_of, {keys}, {measures} FROM partials GROUP BY {keys}"
 
 
 def spark_sql(f: Feature, as_of: str | None = None) -> str:
@@ -147,3 +200,17 @@ def spark_sql(f: Feature, as_of: str | None = None) -> str:
         keys = ", ".join(f.keys)
         return f"SELECT {keys}, {_ms('MAX(event_time)')} AS {f.columns[-1].name} FROM events GROUP BY {keys}"
     raise TypeError(agg)  # pragma: no cover
+
+
+def reduce_sql(f: Feature) -> str:
+    """The events of the view `events` that can still decide a per-user state feature (the
+    newest per key, or the n newest): its query gives the same result over the union of
+    each day's reduced events as over all of them, so a day is reduced once for 7 as-of days."""
+    agg = f.aggregation
+    assert isinstance(agg, LatestStateSum | LastN | Latest), f"{f.name} is not per-user state"
+    part = ", ".join((*f.keys, agg.entity) if isinstance(agg, LatestStateSum) else f.keys)
+    n = agg.n if isinstance(agg, LastN) else 1
+    return (
+        f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY {part} "
+        f"ORDER BY event_time DESC, src_part DESC, src_off DESC) AS _rn FROM events{_where(f)}) WHERE _rn <= {n}"
+    )

@@ -432,16 +432,39 @@ def batch_reconcile(date: Annotated[str, typer.Option(help="the UTC day, YYYY-MM
 
 
 @batch_app.command("features-30d")
-def batch_features_30d(date: Annotated[str, typer.Option(help="the as-of UTC day, YYYY-MM-DD")]) -> None:
-    """The 30-day features as of a day: lake, ClickHouse and the online store."""
+def batch_features_30d(
+    date: Annotated[str, typer.Option(help="the as-of UTC day, YYYY-MM-DD")],
+    publish: Annotated[
+        bool, typer.Option(help="write the online store too; --no-publish leaves it to `batch publish`")
+    ] = True,
+    rescan: Annotated[
+        bool, typer.Option(help="recompute from the raw events of all 30 days, not the daily partials (a check)")
+    ] = False,
+) -> None:
+    """The 30-day features as of a day: lake and ClickHouse, then the online store."""
     from batch.features_30d import run
 
     s = _settings()
     day = _date(date, "--date")
-    result = run(s, day)
+    result = run(s, day, publish=publish, rescan=rescan)
     for name, n in result.rows.items():
         console.print(f"{name} as of {day}: {n:,} rows -> {result.lake[name]} and features.{name}")
-    console.print(f"published to the online store for {result.users_published:,} users")
+    if result.partials_computed:
+        console.print(f"daily partials computed for {len(result.partials_computed)} day(s)")
+    if result.users_published is None:
+        console.print(f"not published: run `lambda-features batch publish --date {day}` to publish")
+    else:
+        console.print(f"published to the online store for {result.users_published:,} users")
+
+
+@batch_app.command("publish")
+def batch_publish(date: Annotated[str, typer.Option(help="the as-of UTC day, YYYY-MM-DD")]) -> None:
+    """Publish the 30-day features as of a day from the lake to the online store."""
+    from batch.publish import publish_online
+
+    s = _settings()
+    day = _date(date, "--date")
+    console.print(f"published the 30-day features as of {day} for {publish_online(s, day):,} users")
 
 
 def _date(value: str, option: str):

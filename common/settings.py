@@ -188,6 +188,11 @@ class Settings(BaseSettings):
         return self.home / "lake" / "features"
 
     @property
+    def lake_partials_dir(self) -> Path:
+        """Daily partial aggregates of the 30-day features (lake/partials/<name>/dt=D/)."""
+        return self.home / "lake" / "partials"
+
+    @property
     def clickhouse_dir(self) -> Path:
         return self.home / "clickhouse"
 

@@ -117,10 +117,27 @@ class RollingTopN:
 
 
 @dataclass(frozen=True)
-class RollingStats:
-    """Batch, per user as of day D over days D-days+1..D: one row of measures (SQL)."""
+class DayMeasure:
+    """One measure of a RollingStats over the events matching `where`. Each splits into
+    per-day partials: counts and sums add up, distinct values are kept as sets and united."""
 
-    measures: tuple[tuple[str, str], ...]  # (name, SQL aggregate over the day range's events)
+    name: str
+    fn: Literal["count", "sum", "count_distinct"]
+    arg: str = ""  # the summed value, or the expression counted distinct
+    where: str = ""  # SQL predicate; empty = every event
+
+    @property
+    def value(self) -> str:
+        """The per-event value the aggregate reads (null when `where` does not hold)."""
+        v = {"count": "1", "sum": self.arg, "count_distinct": self.arg}[self.fn]
+        return f"CASE WHEN {self.where} THEN {v} END" if self.where else v
+
+
+@dataclass(frozen=True)
+class RollingStats:
+    """Batch, per user as of day D over days D-days+1..D: one row of measures."""
+
+    measures: tuple[DayMeasure, ...]
     days: int
 
 
@@ -255,6 +272,7 @@ STREAM_FEATURES: tuple[Feature, ...] = (
     LAST_EVENT_TIME,
 )
 _MONEY = "CAST(COALESCE(price, 0) AS DECIMAL(18, 2))"
+_PURCHASE = "event_type = 'purchase'"
 TOP_BRANDS_30D = Feature(
     name="top_brands_30d",
     description="The 3 brands with most purchases over the last 30 days, ties by brand name.",
@@ -278,10 +296,10 @@ PURCHASE_STATS_30D = Feature(
     keys=("user_id",),
     aggregation=RollingStats(
         measures=(
-            ("purchases", "SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END)"),
-            ("gmv", f"CAST(SUM(CASE WHEN event_type = 'purchase' THEN {_MONEY} ELSE 0 END) AS DECIMAL(18, 2))"),
-            ("distinct_items", "COUNT(DISTINCT CASE WHEN event_type = 'purchase' THEN item_id END)"),
-            ("active_days", "COUNT(DISTINCT to_date(ts))"),
+            DayMeasure("purchases", "count", where=_PURCHASE),
+            DayMeasure("gmv", "sum", _MONEY, where=_PURCHASE),
+            DayMeasure("distinct_items", "count_distinct", "item_id", where=_PURCHASE),
+            DayMeasure("active_days", "count_distinct", "to_date(ts)"),
         ),
         days=30,
     ),

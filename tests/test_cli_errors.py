@@ -95,3 +95,15 @@ def test_backfill_bad_range(tmp_path, start, end, text):
 def test_sql_prints_a_result(tmp_path):
     p = run_cli(["sql", "SELECT 1 + 1 AS two", "--format", "csv"], tmp_path)
     assert p.returncode == 0 and p.stdout.splitlines()[-2:] == ["two", "2"], p.stdout + p.stderr
+
+
+@pytest.mark.parametrize(
+    "args,text",
+    [
+        (["features-30d", "--date", "2026-02-10"], "no archived events in the 30 days up to 2026-02-10"),
+        (["publish", "--date", "2026-02-10"], "no complete top_brands_30d as of 2026-02-10"),
+    ],
+)
+def test_batch_30d_without_input(tmp_path, args, text):
+    """Refused before Spark starts: no archive in the 30 days, or nothing in the lake to publish."""
+    check_clear_error(run_cli(["batch", *args], tmp_path), text)

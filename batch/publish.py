@@ -1,0 +1,66 @@
+"""Publish the 30-day features as of a day from the lake to the online store (Redis), apart
+from computing them, so that a failed data-quality check can hold publication back."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+import orjson
+
+from common.errors import PlatformError
+from common.settings import Settings
+from features.definitions import BATCH_FEATURES, Feature, RollingStats, RollingTopN
+
+log = logging.getLogger(__name__)
+
+
+def online_values(f: Feature, rows: list[dict]) -> dict[int, str]:
+    """The value of feature f per user, as stored in the user's hash under f.name: a JSON
+    list of values by rank (top-n), or a JSON object of the measures (money as a string)."""
+    agg = f.aggregation
+    if isinstance(agg, RollingTopN):
+        ranked: dict[int, list[tuple[int, str]]] = {}
+        for r in rows:
+            ranked.setdefault(r["user_id"], []).append((r["rank"], r[agg.value]))
+        return {user: orjson.dumps([v for _, v in sorted(vs)]).decode() for user, vs in ranked.items()}
+    assert isinstance(agg, RollingStats)
+    out = {}
+    for r in rows:
+        stats = {m.name: r[m.name] for m in agg.measures}
+        stats["gmv"] = f"{stats['gmv']:.2f}"
+        out[r["user_id"]] = orjson.dumps(stats).decode()
+    return out
+
+
+def read_lake(settings: Settings, f: Feature, day: date) -> list[dict]:
+    """The rows of feature f as of `day` from the lake (pyarrow; no Spark)."""
+    import pyarrow.parquet as pq
+
+    folder = settings.lake_features_dir / f.name / f"as_of={day.isoformat()}"
+    if not (folder / "_SUCCESS").is_file():
+        raise PlatformError(
+            f"no complete {f.name} as of {day} in the lake ({folder})",
+            f"compute it first: lambda-features batch features-30d --date {day} --no-publish",
+        )
+    return pq.read_table(folder).to_pylist()
+
+
+def publish_online(settings: Settings, day: date) -> int:
+    """Write every user's 30-day feature fields as of `day`; returns the users written."""
+    from common.redis_store import get_redis, user_key
+
+    online: dict[str, dict[str, str]] = {}
+    for f in BATCH_FEATURES:
+        for user, value in online_values(f, read_lake(settings, f, day)).items():
+            online.setdefault(user_key(settings, user), {})[f.name] = value
+    redis = get_redis(settings)
+    pipe = redis.pipeline(transaction=False)
+    for n, (key, mapping) in enumerate(online.items(), start=1):
+        pipe.hset(key, mapping=mapping)
+        pipe.expire(key, settings.redis.key_ttl_s)
+        if n % 10_000 == 0:
+            pipe.execute()
+    pipe.execute()
+    log.info("published the 30-day features as of %s for %d users", day, len(online))
+    return len(online)

@@ -1,0 +1,91 @@
+"""What a benchmark reports about the machine and about the processes it measures."""
+
+from __future__ import annotations
+
+import os
+import platform
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def hardware() -> str:
+    model = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem = (
+        int(next(ln.split()[1] for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal")))
+        / 1024
+        / 1024
+    )
+    return f"{os.cpu_count()} cores ({model}), {mem:.0f} GiB RAM, Python {platform.python_version()}"
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def _descendants(root: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(") ", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    tree, grew = {root}, True
+    while grew:
+        new = {p for p, pp in parents.items() if pp in tree and p not in tree}
+        tree |= new
+        grew = bool(new)
+    return sorted(tree)
+
+
+@dataclass
+class TreeUsage:
+    """CPU seconds and peak RSS per process (VmHWM) of a process tree. (A sum of the tree's RSS
+    would count the JVM twice whenever it forks a shell, as Hadoop's local file system does.)"""
+
+    cpu_s: dict[int, float] = field(default_factory=dict)
+    names: dict[int, str] = field(default_factory=dict)
+    hwm_mb: dict[int, float] = field(default_factory=dict)
+
+    def sample(self, root: int) -> None:
+        for pid in _descendants(root):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+                status = Path(f"/proc/{pid}/status").read_text().splitlines()
+                exe = Path(os.readlink(f"/proc/{pid}/exe")).name
+            except OSError:
+                continue
+            kv = {ln.split(":")[0]: ln.split(":", 1)[1].split() for ln in status if ":" in ln}
+            self.cpu_s[pid] = (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+            self.names[pid] = exe  # java, python3.11 (the process name follows its threads' names)
+            if "VmHWM" in kv:
+                self.hwm_mb[pid] = max(self.hwm_mb.get(pid, 0.0), int(kv["VmHWM"][0]) / 1024)
+
+    def peak_by_name(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for pid, mb in self.hwm_mb.items():
+            out[self.names[pid]] = max(out.get(self.names[pid], 0.0), mb)
+        return out
+
+
+def watch(pid: int, usage: TreeUsage, stop: threading.Event, every_s: float = 0.5) -> threading.Thread:
+    """Sample the tree under pid until stop is set."""
+
+    def loop() -> None:
+        while not stop.is_set():
+            usage.sample(pid)
+            time.sleep(every_s)
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    return t
