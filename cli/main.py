@@ -479,12 +479,15 @@ def _date(value: str, option: str):
 def batch_backfill(
     start: Annotated[str, typer.Option(help="first UTC day, YYYY-MM-DD")],
     end: Annotated[str, typer.Option(help="last UTC day, YYYY-MM-DD")],
+    publish: Annotated[
+        bool, typer.Option(help="write the online store too; --no-publish leaves it to `batch publish`")
+    ] = True,
 ) -> None:
     """Reconcile and compute the 30-day features for every day of a range (re-runnable)."""
     from batch.backfill import backfill
 
     s = _settings()
-    result = backfill(s, _date(start, "--start"), _date(end, "--end"))
+    result = backfill(s, _date(start, "--start"), _date(end, "--end"), publish=publish)
     console.print(f"backfilled {len(result.done)} day(s) in {result.seconds:.0f}s")
     if result.skipped:
         console.print(f"[yellow]no archive, skipped: {', '.join(result.skipped)}")
