@@ -49,7 +49,7 @@ def rules(f: Feature) -> list[tuple[str, str]]:
         out.append((f"rank in 1..{agg.n}", f"`rank` < 1 OR `rank` > {agg.n}"))
         out += [(f"{c.name} >= 1", f"{c.name} < 1") for c in f.columns if c.name == "purchases"]
     elif isinstance(agg, RollingStats):
-        out += [(f"{name} >= 0", f"{name} < 0") for name, _ in agg.measures]
+        out += [(f"{m.name} >= 0", f"{m.name} < 0") for m in agg.measures]
     elif isinstance(agg, LastN):
         lists = [c.name for c in f.columns if c.clickhouse.startswith("Array")]
         out += [(f"length({n}) in 1..{agg.n}", f"length({n}) < 1 OR length({n}) > {agg.n}") for n in lists]

@@ -61,7 +61,7 @@ def _evaluate(
 ) -> Iterator[AssetCheckResult]:
     s = platform.settings()
     results = [r for day in run_days(context) for r in run(s, day)]
-    record(s, results, run_id=context.run_id)
+    record(s, results, run_id=context.run.run_id)
     by_key: dict[AssetCheckKey, list[CheckResult]] = {}
     for r in results:
         by_key.setdefault(_key(r), []).append(r)

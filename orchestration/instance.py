@@ -29,16 +29,23 @@ class GraphRun:
     error: str | None = None
 
 
+def _root(error) -> str:
+    """The innermost message of a serialized error: what went wrong, not where Dagster saw it."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()[:500]
+
+
 def _summary(result: ExecuteInProcessResult) -> GraphRun:
     run = GraphRun(run_id=result.run_id, success=result.success)
-    for mat in result.get_asset_materialization_events():
-        m = mat.asset_materialization
+    for event in result.get_asset_materialization_events():
+        m = event.event_specific_data.materialization
         run.materialized[m.asset_key.to_user_string()] = {k: v.value for k, v in m.metadata.items()}
     for ev in result.get_asset_check_evaluations():
         run.checks.append((ev.asset_key.to_user_string(), ev.check_name, ev.passed, ev.severity.value))
     if not result.success:
         failures = [e for e in result.all_events if e.is_step_failure]
-        run.error = "; ".join(str(e.step_failure_data.error.message).strip()[:300] for e in failures)
+        run.error = "; ".join(_root(e.step_failure_data.error) for e in failures)
     return run
 
 

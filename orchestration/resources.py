@@ -105,7 +105,8 @@ class ClickHouseResource(ConfigurableResource):
 
 
 class RedisResource(ConfigurableResource):
-    """The online store: a Redis URL, or the platform's local redis-server."""
+    """The online store: a Redis URL, or the platform's local redis-server (started when
+    needed; it keeps serving afterwards, `lambda-features services stop` stops it)."""
 
     platform: PlatformResource
     url: str | None = None
@@ -114,6 +115,15 @@ class RedisResource(ConfigurableResource):
         s = self.platform.settings()
         if self.url:
             s = s.model_copy(update={"redis": s.redis.model_copy(update={"url": self.url})})
+        return s
+
+    def ensure_running(self) -> Settings:
+        from common.services import local_services
+
+        s = self.settings()
+        for svc in local_services(s):
+            if svc.name == "redis":
+                svc.start()
         return s
 
 
