@@ -34,7 +34,7 @@ console = Console()
 
 def _settings() -> Settings:
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)])
-    for noisy in ("py4j", "kafka", "urllib3"):
+    for noisy in ("py4j", "kafka", "urllib3", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return load_settings()
 
@@ -109,11 +109,20 @@ def demo(
     stream = replay_stream(s, [str(path)], fmt)
     _print_run("demo: the stream job (Dagster asset stream_job)", stream)
     archived = sorted(Date.fromisoformat(p.name.split("=")[1]) for p in s.archive_dir.glob("dt=*"))
+    before = [d for d in archived if d < s.orchestration.start_date]
+    if before:
+        console.print(
+            f"[yellow]archived days before the first daily partition ({s.orchestration.start_date}), left out: "
+            f"{', '.join(map(str, before))} (late events of the generator); ORCHESTRATION__START_DATE moves it"
+        )
+        archived = [d for d in archived if d >= s.orchestration.start_date]
     if stream.success and archived:
         daily = materialize_days(s, archived[0], archived[-1])
         _print_run(f"demo: the daily graph for {archived[0]}..{archived[-1]} (Dagster job daily_batch)", daily)
         if not daily.success:
             raise PlatformError(f"the daily graph failed: {daily.error}", f"see run {daily.run_id} in the Dagster UI")
+        tiering = materialize_days(s, archived[-1], archived[-1], "daily_tiering")
+        _print_run(f"demo: tiering as of {archived[-1]} (Dagster job daily_tiering)", tiering)
     elif not stream.success:
         raise PlatformError(f"the stream job failed: {stream.error}", f"see run {stream.run_id} in the Dagster UI")
     console.print(
@@ -142,7 +151,7 @@ def _print_run(title: str, run) -> None:
         for col in ("asset", "check", "result", "severity"):
             c.add_column(col)
         for asset, check, passed, severity in run.checks:
-            c.add_row(asset, check, "[green]passed" if passed else "[red]failed", severity)
+            c.add_row(asset, check, "[green]passed" if passed else "[red]failed", "" if passed else severity)
         console.print(c)
 
 
@@ -151,8 +160,10 @@ def ui(port: Annotated[int | None, typer.Option(help="default: ORCHESTRATION__UI
     """The Dagster UI with its daemon (schedules, the stream supervisor) on 127.0.0.1."""
     import os
 
+    from orchestration.instance import ensure_dagster_home
+
     s = _settings()
-    s.dagster_home.mkdir(parents=True, exist_ok=True)
+    ensure_dagster_home(s)
     dagster = str(Path(sys.executable).parent / "dagster")
     args = [
         dagster,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
+import warnings
+
+from dagster import AssetSelection, BetaWarning, Definitions, define_asset_job, in_process_executor
 
 from common.settings import Settings, load_settings
 from orchestration.assets.batch import batch_features_asset
@@ -21,6 +23,9 @@ from orchestration.resources import (
 )
 from orchestration.schedules import daily_batch_schedule, daily_tiering_schedule
 from orchestration.sensors import stream_supervisor_sensor
+
+# single-run backfill policies are beta in Dagster 1.13; they are what makes a range one Spark job
+warnings.filterwarnings("ignore", category=BetaWarning)
 
 
 def build_definitions(settings: Settings) -> Definitions:

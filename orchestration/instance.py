@@ -11,9 +11,19 @@ from dagster import DagsterInstance, ExecuteInProcessResult
 
 from common.settings import Settings
 
+QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+def ensure_dagster_home(settings: Settings) -> None:
+    """DAGSTER_HOME under the platform's home, with SQLite storage and no telemetry."""
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    config = settings.dagster_home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
+
 
 def dagster_instance(settings: Settings) -> DagsterInstance:
-    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    ensure_dagster_home(settings)
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     return DagsterInstance.get()
 
@@ -54,20 +64,21 @@ def replay_stream(settings: Settings, files: list[str], fmt: str) -> GraphRun:
     from orchestration.definitions import build_definitions
 
     job = build_definitions(settings).resolve_job_def("stream_deploy")
-    config = {"ops": {"stream_job": {"config": {"replay": files, "format": fmt}}}}
+    config = {"ops": {"stream_job": {"config": {"replay": files, "format": fmt}}}} | QUIET
     return _summary(
         job.execute_in_process(run_config=config, instance=dagster_instance(settings), raise_on_error=False)
     )
 
 
-def materialize_days(settings: Settings, first: date, last: date) -> GraphRun:
-    """The daily graph (archive, batch features, ClickHouse, checks, online store) for a range
-    of days, as one run: one Spark job for the whole range."""
+def materialize_days(settings: Settings, first: date, last: date, job_name: str = "daily_batch") -> GraphRun:
+    """A daily job for a range of days as one run: `daily_batch` (archive, batch features,
+    ClickHouse, checks, online store: one Spark job for the whole range) or `daily_tiering`."""
     from orchestration.definitions import build_definitions
 
-    job = build_definitions(settings).resolve_job_def("daily_batch")
+    job = build_definitions(settings).resolve_job_def(job_name)
     tags = {
         "dagster/asset_partition_range_start": first.isoformat(),
         "dagster/asset_partition_range_end": last.isoformat(),
     }
-    return _summary(job.execute_in_process(instance=dagster_instance(settings), tags=tags, raise_on_error=False))
+    run = job.execute_in_process(run_config=QUIET, instance=dagster_instance(settings), tags=tags, raise_on_error=False)
+    return _summary(run)

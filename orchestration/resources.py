@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from dagster import ConfigurableResource, Failure, get_dagster_logger
+from dagster import ConfigurableResource, Failure, MetadataValue, get_dagster_logger
 
 from common.settings import Settings, load_settings
 from streaming.deployment import StreamDeployment
@@ -57,11 +57,15 @@ class SparkResource(ConfigurableResource):
     master: str | None = None
 
     def run(self, *args: str) -> float:
-        """Run `lambda-features batch ARGS`, logging its output; returns the wall seconds."""
+        """Run `lambda-features batch ARGS`; its output goes to a log file under the platform's
+        logs (and to the debug log); returns the wall seconds."""
         env = self.platform.env()
         if self.master:
             env["LAMBDA_FEATURES_BATCH__MASTER"] = self.master
         log = get_dagster_logger()
+        logfile = self.platform.settings().home / "logs" / f"batch-{'-'.join(args[:3])}-{int(time.time())}.log"
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        log.info("running `lambda-features batch %s`; its log: %s", " ".join(args), logfile)
         started = time.monotonic()
         proc = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "batch", *args],
@@ -73,15 +77,17 @@ class SparkResource(ConfigurableResource):
         )
         tail: list[str] = []
         assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip()
-            if line:
-                log.info(line)
-                tail = (tail + [line])[-30:]
+        with logfile.open("w") as out:
+            for line in proc.stdout:
+                out.write(line)
+                line = line.rstrip()
+                if line:
+                    log.debug(line)
+                    tail = (tail + [line])[-30:]
         if proc.wait() != 0:
             raise Failure(
-                description=f"`lambda-features batch {' '.join(args)}` failed (exit {proc.returncode})",
-                metadata={"output (last lines)": "\n".join(tail)},
+                description=f"`lambda-features batch {' '.join(args)}` failed (exit {proc.returncode}); see {logfile}",
+                metadata={"output (last lines)": "\n".join(tail), "log": MetadataValue.path(str(logfile))},
             )
         return time.monotonic() - started
 
