@@ -20,7 +20,6 @@ from selenium.webdriver.common.by import By
 
 REPO = Path(__file__).resolve().parent.parent
 PORT = int(os.environ.get("PORT", "3917"))
-ZOOM_OUT = int(os.environ.get("ZOOM_OUT", "3"))
 
 
 def main(out: Path) -> None:
@@ -38,7 +37,14 @@ def main(out: Path) -> None:
             except requests.RequestException:
                 time.sleep(1)
         opts = webdriver.ChromeOptions()
-        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=2200,1300"):
+        # a small scale on a large window fits the whole unfolded graph
+        for arg in (
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--window-size=3600,2000",
+            "--force-device-scale-factor=0.5",
+        ):
             opts.add_argument(arg)
         driver = webdriver.Chrome(options=opts)
         try:
@@ -52,11 +58,8 @@ def main(out: Path) -> None:
                     break
                 driver.execute_script("arguments[0].click()", folded[0])  # also when scrolled out of view
                 time.sleep(2)
-            for _ in range(ZOOM_OUT):
-                for el in driver.find_elements(By.XPATH, "//*[@aria-label='zoom_out']"):
-                    driver.execute_script("arguments[0].closest('button').click()", el)
-                time.sleep(0.5)
-            time.sleep(3)
+            driver.refresh()  # the UI remembers the unfolded groups and fits the graph on load
+            time.sleep(10)
             driver.save_screenshot(str(out))
         finally:
             driver.quit()
