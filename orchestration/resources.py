@@ -18,6 +18,14 @@ from streaming.deployment import StreamDeployment
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _with(settings: Settings, section: str, **values: object) -> Settings:
+    """The settings with these fields of one section replaced; None keeps a field as set."""
+    update = {k: v for k, v in values.items() if v is not None}
+    if not update:
+        return settings
+    return settings.model_copy(update={section: getattr(settings, section).model_copy(update=update)})
+
+
 class PlatformResource(ConfigurableResource):
     """The platform settings; `home` overrides LAMBDA_FEATURES_HOME."""
 
@@ -41,10 +49,7 @@ class FlinkResource(ConfigurableResource):
     jobmanager: str | None = None
 
     def settings(self) -> Settings:
-        s = self.platform.settings()
-        if self.jobmanager:
-            s = s.model_copy(update={"stream": s.stream.model_copy(update={"jobmanager": self.jobmanager})})
-        return s
+        return _with(self.platform.settings(), "stream", jobmanager=self.jobmanager)
 
     def deployment(self) -> StreamDeployment:
         return StreamDeployment(self.settings())
@@ -99,10 +104,7 @@ class ClickHouseResource(ConfigurableResource):
     url: str | None = None
 
     def settings(self) -> Settings:
-        s = self.platform.settings()
-        if self.url:
-            s = s.model_copy(update={"clickhouse": s.clickhouse.model_copy(update={"url": self.url})})
-        return s
+        return _with(self.platform.settings(), "clickhouse", url=self.url)
 
     def client(self):
         from common.clickhouse import get_client
@@ -118,10 +120,7 @@ class RedisResource(ConfigurableResource):
     url: str | None = None
 
     def settings(self) -> Settings:
-        s = self.platform.settings()
-        if self.url:
-            s = s.model_copy(update={"redis": s.redis.model_copy(update={"url": self.url})})
-        return s
+        return _with(self.platform.settings(), "redis", url=self.url)
 
     def ensure_running(self) -> Settings:
         from common.services import local_services
@@ -141,6 +140,4 @@ class ObjectStorageResource(ConfigurableResource):
     endpoint_url: str | None = None
 
     def settings(self) -> Settings:
-        s = self.platform.settings()
-        update = {k: v for k, v in (("bucket", self.bucket), ("endpoint_url", self.endpoint_url)) if v}
-        return s.model_copy(update={"tiering": s.tiering.model_copy(update=update)}) if update else s
+        return _with(self.platform.settings(), "tiering", bucket=self.bucket, endpoint_url=self.endpoint_url)
