@@ -13,7 +13,7 @@ import tiering
 from common.clickhouse import close_clients, get_client
 from common.errors import PlatformError
 from common.settings import load_settings
-from tests.conftest import cli, env_of
+from tests.conftest import cli, env_of, free_port
 from tests.moto_server import CREDENTIALS, moto_server
 from tests.tiering_data import DUE_DAYS, TODAY, answers, hot_days, seed
 from tiering import manifest
@@ -45,7 +45,11 @@ def bucket(endpoint, aws):
 
 @pytest.fixture
 def tier_settings(tmp_path, endpoint, bucket):
-    yield load_settings(home=tmp_path / "home", tiering={"bucket": bucket, "endpoint_url": endpoint})
+    yield load_settings(
+        home=tmp_path / "home",
+        clickhouse={"local_port": free_port()},
+        tiering={"bucket": bucket, "endpoint_url": endpoint},
+    )
     close_clients()
 
 
@@ -73,6 +77,7 @@ def test_views_identical_after_moving_to_s3_and_after_restore(tier_settings, end
 def test_large_partition_goes_up_in_parts_and_chdb_reads_it_back(tmp_path, endpoint, bucket):
     s = load_settings(
         home=tmp_path / "home",
+        clickhouse={"local_port": free_port()},
         tiering={"bucket": bucket, "endpoint_url": endpoint, "multipart_threshold_mb": 5, "multipart_chunk_mb": 5},
     )
     c = get_client(s)
@@ -122,7 +127,11 @@ def test_a_partial_object_is_caught_and_the_hot_day_kept(tier_settings, endpoint
 
 
 def test_missing_credentials_bucket_and_access_denied_leave_hot_data(tmp_path, endpoint, bucket, monkeypatch):
-    s = load_settings(home=tmp_path / "home", tiering={"bucket": "lf-no-such-bucket", "endpoint_url": endpoint})
+    s = load_settings(
+        home=tmp_path / "home",
+        clickhouse={"local_port": free_port()},
+        tiering={"bucket": "lf-no-such-bucket", "endpoint_url": endpoint},
+    )
     seed(s)
     with pytest.raises(PlatformError, match="bucket 'lf-no-such-bucket' does not exist") as e:
         tiering.run(s, today=TODAY)
@@ -153,7 +162,11 @@ def test_access_denied_names_the_bucket(tmp_path, monkeypatch):
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
         monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        s = load_settings(home=tmp_path / "home", tiering={"bucket": "lf-locked", "endpoint_url": url})
+        s = load_settings(
+            home=tmp_path / "home",
+            clickhouse={"local_port": free_port()},
+            tiering={"bucket": "lf-locked", "endpoint_url": url},
+        )
         seed(s)
         with pytest.raises(PlatformError, match=r"access denied to s3://lf-locked/ \(403\)"):
             tiering.run(s, today=TODAY)
