@@ -33,7 +33,9 @@ console = Console()
 
 
 def _settings() -> Settings:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)])
+    logging.basicConfig(
+        level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False, level=logging.INFO)]
+    )
     for noisy in ("py4j", "kafka", "urllib3", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return load_settings()
