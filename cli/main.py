@@ -161,6 +161,8 @@ def _print_run(title: str, run) -> None:
 def ui(port: Annotated[int | None, typer.Option(help="default: ORCHESTRATION__UI_PORT")] = None) -> None:
     """The Dagster UI with its daemon (schedules, the stream supervisor) on 127.0.0.1."""
     import os
+    import signal
+    import subprocess
 
     from orchestration.instance import ensure_dagster_home
 
@@ -177,8 +179,13 @@ def ui(port: Annotated[int | None, typer.Option(help="default: ORCHESTRATION__UI
         "-p",
         str(port or s.orchestration.ui_port),
     ]
-    console.print(f"Dagster UI on http://127.0.0.1:{port or s.orchestration.ui_port} (Ctrl-C stops it)")
-    os.execve(dagster, args, os.environ | {"DAGSTER_HOME": str(s.dagster_home)})
+    console.print(f"Dagster UI on http://127.0.0.1:{port or s.orchestration.ui_port} (Ctrl-C or SIGTERM stops it)")
+    proc = subprocess.Popen(args, env=os.environ | {"DAGSTER_HOME": str(s.dagster_home)})
+    # dagster dev shuts its webserver, daemon and code server down cleanly on SIGINT; a terminal's
+    # Ctrl-C reaches it directly, and SIGTERM to this process is passed on as SIGINT.
+    signal.signal(signal.SIGINT, lambda *_: None)
+    signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGINT))
+    raise typer.Exit(proc.wait())
 
 
 @app.command()

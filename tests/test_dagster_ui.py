@@ -2,7 +2,6 @@
 
 import os
 import signal
-import subprocess
 import time
 
 import pytest
@@ -38,10 +37,23 @@ def test_ui_serves_and_lists_the_assets(platform_env):
         assert {"stream_job", "archive", "online_store"} <= keys
         assert {f"clickhouse/{f.name}" for f in STREAM_FEATURES} <= keys
         assert requests.get(f"http://127.0.0.1:{port}/", timeout=5).ok
+
+        # SIGTERM to the command stops the webserver, the daemon and the code server with it
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(90) == 0
+        deadline = time.monotonic() + 30
+        while _group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert not _group_alive(proc.pid), "a Dagster process outlived `lambda-features ui`"
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
+        if _group_alive(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        proc.wait()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
