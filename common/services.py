@@ -21,7 +21,7 @@ from common.errors import PlatformError
 from common.settings import Settings
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
     """Alive and not a zombie (a service stopped by another process than the one that
     started it stays a zombie until its parent reaps it)."""
     try:
@@ -63,7 +63,7 @@ class LocalService:
             pid = int(self.pidfile.read_text())
         except (FileNotFoundError, ValueError):
             return None
-        return pid if _running(pid) else None
+        return pid if process_running(pid) else None
 
     def start(self) -> bool:
         """Start unless already running; True when this call started it."""
@@ -107,7 +107,7 @@ class LocalService:
                     if os.waitpid(pid, os.WNOHANG)[0] == pid:
                         break
                 except ChildProcessError:  # not our child
-                    if not _running(pid):
+                    if not process_running(pid):
                         break
                 time.sleep(0.05)
             else:

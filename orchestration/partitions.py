@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from dagster import DailyPartitionsDefinition
 
@@ -13,11 +13,14 @@ def daily_partitions(settings: Settings) -> DailyPartitionsDefinition:
     return DailyPartitionsDefinition(start_date=settings.orchestration.start_date.isoformat(), timezone="UTC")
 
 
+def _days(first: date, last: date) -> list[date]:
+    return [date.fromordinal(d) for d in range(first.toordinal(), last.toordinal() + 1)]
+
+
 def days_of(context) -> list[date]:
     """The days an asset run covers: one partition, or a range under a single-run backfill."""
-    window = context.partition_time_window
-    first, last = window.start.date(), window.end.date()
-    return [date.fromordinal(d) for d in range(first.toordinal(), last.toordinal())]
+    window = context.partition_time_window  # its end is the midnight after the last day
+    return _days(window.start.date(), window.end.date() - timedelta(days=1))
 
 
 def run_days(context) -> list[date]:
@@ -25,6 +28,7 @@ def run_days(context) -> list[date]:
     tags = context.run.tags
     if "dagster/partition" in tags:
         return [date.fromisoformat(tags["dagster/partition"])]
-    first = date.fromisoformat(tags["dagster/asset_partition_range_start"])
-    last = date.fromisoformat(tags["dagster/asset_partition_range_end"])
-    return [date.fromordinal(d) for d in range(first.toordinal(), last.toordinal() + 1)]
+    return _days(
+        date.fromisoformat(tags["dagster/asset_partition_range_start"]),
+        date.fromisoformat(tags["dagster/asset_partition_range_end"]),
+    )

@@ -12,12 +12,13 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import requests
 
 from common.errors import PlatformError
+from common.services import process_running
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,6 @@ class StreamStatus:
     restored_from: str | None = None
     started_at: float | None = None
     log: str | None = None
-    details: dict = field(default_factory=dict)
 
     @property
     def running(self) -> bool:
@@ -188,16 +188,7 @@ class StreamDeployment:
 
     @staticmethod
     def _alive(pid: int | None) -> bool:
-        if not pid:
-            return False
-        try:
-            os.kill(pid, 0)
-            # a child that exited stays a zombie until reaped
-            return os.waitpid(pid, os.WNOHANG)[0] != pid
-        except ChildProcessError:
-            return True
-        except (ProcessLookupError, PermissionError):
-            return False
+        return bool(pid) and process_running(pid)
 
     def status(self, with_lag: bool = True) -> StreamStatus:
         state = self._state()
