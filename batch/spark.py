@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
+from datetime import date
 from pathlib import Path
 
 from common.errors import PlatformError
@@ -36,11 +39,34 @@ def spark_session(settings: Settings):  # -> pyspark.sql.SparkSession
         ) from None
 
 
-def write_parquet(jobs: list[tuple[object, Path]], threads: int = 3) -> None:
-    """Write each DataFrame to its folder (replacing it) as concurrent Spark jobs: a day's
-    small queries have many one-task stages, and concurrent jobs keep every core busy."""
+def write_days(settings: Settings, jobs: list[tuple[object, Path, str]], days: list[date], threads: int = 3) -> None:
+    """Write each DataFrame, which has a day column `dt`, to one folder per day of `days`,
+    <root>/<prefix>=D/, replacing exactly those days; a day without rows gets a file with
+    the schema and no rows. The jobs run concurrently (a few big jobs keep 2 cores busy
+    better than one after another), into a staging folder moved into place day by day."""
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        for done in [pool.submit(lambda j: j[0].write.mode("overwrite").parquet(str(j[1])), job) for job in jobs]:
-            done.result()
+    (settings.home / "tmp").mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="batch-days-", dir=settings.home / "tmp"))
+
+    def write(n: int, df) -> None:
+        df.write.partitionBy("dt").parquet(str(staging / str(n)))
+        for day in days:
+            if not (staging / str(n) / f"dt={day.isoformat()}").is_dir():
+                empty = df.sparkSession.createDataFrame([], df.drop("dt").schema).coalesce(1)
+                empty.write.parquet(str(staging / str(n) / f"dt={day.isoformat()}"))
+
+    try:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for done in [pool.submit(write, n, job[0]) for n, job in enumerate(jobs)]:
+                done.result()
+        for n, (_, root, prefix) in enumerate(jobs):
+            root.mkdir(parents=True, exist_ok=True)
+            for day in days:
+                new, old = staging / str(n) / f"dt={day.isoformat()}", root / f"{prefix}={day.isoformat()}"
+                (new / "_SUCCESS").touch()
+                if old.exists():
+                    shutil.rmtree(old)
+                shutil.move(new, old)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
