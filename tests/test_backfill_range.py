@@ -19,7 +19,11 @@ from features.generator import GeneratorConfig
 from tests.conftest import run_batch
 
 pytestmark = pytest.mark.slow
-FIRST, DAYS, EVENTS = date(2026, 1, 1), 5, 30_000
+# 36 archived days, sparse per user, and the last 5 backfilled: the 7-day state and the
+# 30-day spans both reach back past the range, and many users fall out of them
+ARCHIVED, EVENTS = 36, 30_000
+FIRST = date(2026, 1, 1) + timedelta(days=ARCHIVED - 5)
+DAYS = 5
 
 
 def day_rows(settings, name: str, day: date) -> list[str]:
@@ -29,7 +33,7 @@ def day_rows(settings, name: str, day: date) -> list[str]:
 
 
 def test_range_backfill_equals_a_day_by_day_reference(settings, tmp_path):
-    cfg = GeneratorConfig(users=400, items=300, events_per_second=EVENTS / (DAYS * 86_400), late=0.03)
+    cfg = GeneratorConfig(users=3000, items=300, events_per_second=EVENTS / (ARCHIVED * 86_400), late=0.03)
     late = write_generated_archive(settings.archive_dir, cfg, EVENTS)
     assert late > 100
     last = FIRST + timedelta(days=DAYS - 1)
