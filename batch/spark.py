@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
 import tempfile
+import time
 from datetime import date
 from pathlib import Path
 
 from common.errors import PlatformError
 from common.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def spark_session(settings: Settings):  # -> pyspark.sql.SparkSession
@@ -50,11 +54,13 @@ def write_days(settings: Settings, jobs: list[tuple[object, Path, str]], days: l
     staging = Path(tempfile.mkdtemp(prefix="batch-days-", dir=settings.home / "tmp"))
 
     def write(n: int, df) -> None:
+        t0 = time.monotonic()
         df.write.partitionBy("dt").parquet(str(staging / str(n)))
         for day in days:
             if not (staging / str(n) / f"dt={day.isoformat()}").is_dir():
                 empty = df.sparkSession.createDataFrame([], df.drop("dt").schema).coalesce(1)
                 empty.write.parquet(str(staging / str(n) / f"dt={day.isoformat()}"))
+        log.info("%s: %d day(s) computed in %.0fs", jobs[n][1].name, len(days), time.monotonic() - t0)
 
     try:
         with ThreadPoolExecutor(max_workers=threads) as pool:

@@ -1,6 +1,6 @@
 """A backfill computes each feature in one Spark query over its whole range of days. Its lake
-must equal an independent, day-by-day computation of the same features (the benchmark's
-hand-written DuckDB SQL, bench/batch_duckdb.py) on generated events with late ones, and a
+must equal an independent computation of the same features, day by day (the benchmark's
+hand-written DuckDB SQL, bench/batch_duckdb.py), on generated events with late ones, and a
 day reconciled on its own must equal the same day of the range (real Spark, chDB, Redis)."""
 
 from __future__ import annotations
