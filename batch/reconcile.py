@@ -53,7 +53,10 @@ def load_events(spark, settings: Settings, days: list[date], missing: list[str])
         empty = spark.createDataFrame([], ARCHIVE_DDL).withColumn("ts", F.timestamp_millis("event_time"))
         return empty.withColumn("dt", F.to_date("ts"))
     reader = spark.read.schema(f"{ARCHIVE_DDL}, {CORRUPT} string")
-    raw = reader.json(paths).cache()  # cached: parsed once, and Spark checks the corrupt column only on a cache
+    # cached: parsed once, and Spark checks the corrupt column only on a cache. Hashed by user:
+    # the per-user features group, rank and sessionize by user_id (and more), so their
+    # queries run on the cached partitions without another shuffle
+    raw = reader.json(paths).repartition(settings.batch.shuffle_partitions, "user_id").cache()
     t0 = time.monotonic()
     events, corrupt = raw.agg(F.count("*"), F.count(CORRUPT)).first()  # type: ignore[misc]
     seconds = time.monotonic() - t0
