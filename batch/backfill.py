@@ -31,12 +31,12 @@ def check_range(start: date, end: date) -> list[date]:
 
 
 def backfill(settings: Settings, start: date, end: date, publish: bool = True) -> BackfillResult:
-    """Reconcile and compute the 30-day features for every archived day of the range. The
-    archive of the whole range (and the days its first day needs) is read and checked once."""
+    """Reconcile and compute the 30-day features for every archived day of the range: the
+    archive of the range (and the days its first day needs) is read and checked once, each
+    feature is one Spark query over the whole range, then the stores are loaded day by day."""
     from batch import features_30d
-    from batch.reconcile import STATE_DAYS, load_events, reconcile
+    from batch.reconcile import STATE_DAYS, load_clickhouse, load_events, reconcile_days
     from batch.spark import spark_session
-    from batch.state import ReducedDays
 
     days = check_range(start, end)
     result = BackfillResult()
@@ -49,16 +49,24 @@ def backfill(settings: Settings, start: date, end: date, publish: bool = True) -
     spark = spark_session(settings)
     first = archived[0] - timedelta(days=STATE_DAYS - 1)  # state features read 7 days, windows 1 day after
     source = load_events(spark, settings, [first + timedelta(days=k) for k in range((end - first).days + 2)], [])
-    reduced = ReducedDays(spark, source)
     try:
-        for n, day in enumerate(archived, start=1):
-            r = reconcile(settings, day, source, reduced)
-            features_30d.run(settings, day, publish=publish)
-            if not r.complete:
-                result.incomplete[day.isoformat()] = ", ".join(r.missing_hours + r.missing_days)
-            result.done.append(day.isoformat())
-            log.info("%s done (%d/%d, %.0fs)", day, n, len(archived), time.monotonic() - t0)
+        reconciled = reconcile_days(spark, settings, archived, source)
+        log.info("reconciled %d day(s) into the lake (%.0fs)", len(archived), time.monotonic() - t0)
     finally:
         spark.catalog.clearCache()
+    rolling = features_30d.compute_and_write(spark, settings, archived)
+    log.info("30-day features of %d day(s) in the lake (%.0fs)", len(archived), time.monotonic() - t0)
+    for n, day in enumerate(archived, start=1):  # the stores, a day at a time: each day is whole once loaded
+        r = reconciled[day]
+        load_clickhouse(settings, r)
+        features_30d.load_clickhouse(settings, rolling[day])
+        if publish:
+            from batch.publish import publish_online
+
+            publish_online(settings, day)
+        if not r.complete:
+            result.incomplete[day.isoformat()] = ", ".join(r.missing_hours + r.missing_days)
+        result.done.append(day.isoformat())
+        log.info("%s loaded (%d/%d, %.0fs)", day, n, len(archived), time.monotonic() - t0)
     result.seconds = time.monotonic() - t0
     return result

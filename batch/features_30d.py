@@ -34,55 +34,76 @@ def window_days(day: date) -> dict[str, list[date]]:
     return out
 
 
-def compute(spark, settings: Settings, day: date, rescan: bool = False) -> tuple[dict, Features30dResult]:
-    """DataFrames of the 30-day features as of `day`: merged from the daily partials
-    (computing missing or stale ones), or with rescan=True from the raw events of every day."""
+def compute(spark, settings: Settings, days: list[date], rescan: bool = False) -> tuple[dict, dict]:
+    """DataFrames of the 30-day features as of these days (each row with its day `dt`), and a
+    result per day: merged from the daily partials (computing missing or stale ones), in one
+    query per feature for the whole range; or, rescan=True (one day only), from the raw events."""
+    from pyspark.sql import functions as F
+
     from batch.partials import ensure_partials, read_partials
     from batch.reconcile import load_events
-    from batch.sql import merge_sql, spark_sql
+    from batch.sql import merge_sql, spark_sql, spread_sql
 
-    result = Features30dResult(day)
+    results = {day: Features30dResult(day) for day in days}
+    for day, result in results.items():
+        result.missing_days = [d.isoformat() for d in sorted(covered(day)) if not archived(settings, d)]
+    needed = sorted(d for d in set().union(*(covered(day) for day in days)) if archived(settings, d))
     frames = {}
-    spans = window_days(day)
-    present = sorted({d for days in spans.values() for d in days if archived(settings, d)})
-    result.missing_days = sorted({d.isoformat() for days in spans.values() for d in days} - {str(d) for d in present})
-    if not rescan:
-        result.partials_computed = [d.isoformat() for d in ensure_partials(spark, settings, present)]
+    if rescan:
+        assert len(days) == 1, "a rescan is a check of one day"
+        load_events(spark, settings, needed, []).createOrReplaceTempView("events")
+        for f in BATCH_FEATURES:
+            frames[f.name] = spark.sql(spark_sql(f, days[0].isoformat())).withColumn("dt", F.col("as_of"))
+        return frames, results
+    computed = [d.isoformat() for d in ensure_partials(spark, settings, needed)]
+    for day, result in results.items():
+        result.partials_computed = [d for d in computed if date.fromisoformat(d) in covered(day)]
     for f in BATCH_FEATURES:
-        days = [d for d in spans[f.name] if d in present]
-        if rescan:
-            load_events(spark, settings, days, []).createOrReplaceTempView("events")
-            frames[f.name] = spark.sql(spark_sql(f, day.isoformat()))
-        else:
-            read_partials(spark, settings, f, days).createOrReplaceTempView("partials")
-            frames[f.name] = spark.sql(merge_sql(f, day.isoformat()))
-    return frames, result
+        read_partials(spark, settings, f, needed).createOrReplaceTempView("daily")
+        spread = spread_sql("daily", "dt", f.aggregation.days, days[0].isoformat(), days[-1].isoformat())  # type: ignore[union-attr]
+        spark.sql(spread).createOrReplaceTempView("partials")
+        frames[f.name] = spark.sql(merge_sql(f)).where(F.col("as_of").isin(days)).withColumn("dt", F.col("as_of"))
+    return frames, results
+
+
+def covered(day: date) -> set[date]:
+    """The days the 30-day features as of `day` read (the longest span among them)."""
+    return {d for span in window_days(day).values() for d in span}
 
 
 def archived(settings: Settings, day: date) -> bool:
     return (settings.archive_dir / f"dt={day.isoformat()}").is_dir()
 
 
+def compute_and_write(spark, settings: Settings, days: list[date], rescan: bool = False) -> dict:
+    """Compute the 30-day features as of these days into the lake (as_of=D, each replaced)."""
+    from batch.reconcile import parquet_rows
+    from batch.spark import write_days
+
+    frames, results = compute(spark, settings, days, rescan)
+    write_days(settings, [(frames[f.name], settings.lake_features_dir / f.name, "as_of") for f in BATCH_FEATURES], days)
+    for f in BATCH_FEATURES:
+        for day, result in results.items():
+            out = settings.lake_features_dir / f.name / f"as_of={day.isoformat()}"
+            result.rows[f.name], result.lake[f.name] = parquet_rows(out), str(out)
+        rows = sum(r.rows[f.name] for r in results.values())
+        log.info("%s: %d rows as of %d day(s) -> %s", f.name, rows, len(days), settings.lake_features_dir / f.name)
+    return results
+
+
 def run(settings: Settings, day: date, publish: bool = True, rescan: bool = False) -> Features30dResult:
     """Compute, write the lake (as_of=D, replaced), replace D in ClickHouse; then publish to
     the online store unless publish=False (Dagster publishes after its checks pass)."""
-    from batch.reconcile import parquet_rows, require_ended
-    from batch.spark import spark_session, write_parquet
+    from batch.reconcile import require_ended
+    from batch.spark import spark_session
 
     require_ended(day)
-    if not any(archived(settings, d) for days in window_days(day).values() for d in days):
+    if not any(archived(settings, d) for d in covered(day)):
         raise PlatformError(
             f"no archived events in the 30 days up to {day} under {settings.archive_dir}",
             "run the stream job over those days first, or pick another --date",
         )
-    spark = spark_session(settings)
-    frames, result = compute(spark, settings, day, rescan)
-    outs = {f.name: settings.lake_features_dir / f.name / f"as_of={day.isoformat()}" for f in BATCH_FEATURES}
-    write_parquet([(frames[name], out) for name, out in outs.items()])
-    for f in BATCH_FEATURES:
-        out = outs[f.name]
-        result.rows[f.name], result.lake[f.name] = parquet_rows(out), str(out)
-        log.info("%s as of %s: %d rows -> %s", f.name, day, result.rows[f.name], out)
+    result = compute_and_write(spark_session(settings), settings, [day], rescan)[day]
     load_clickhouse(settings, result)
     if publish:
         from batch.publish import publish_online

@@ -41,12 +41,12 @@ def is_fresh(settings: Settings, f: Feature, day: date) -> bool:
 
 
 def write_partials(spark, settings: Settings, days: list[date], events=None) -> None:
-    """Compute and write (replacing) the partials of these days from the archive.
-    `events` may be an already loaded frame holding at least these days' events."""
+    """Compute and write (replacing) the partials of these days from the archive, in one
+    query per feature. `events` may be an already loaded frame holding these days' events."""
     from pyspark.sql import functions as F
 
     from batch.reconcile import load_events
-    from batch.spark import write_parquet
+    from batch.spark import write_days
     from batch.sql import partial_sql
 
     if not days:
@@ -54,16 +54,17 @@ def write_partials(spark, settings: Settings, days: list[date], events=None) -> 
     stamps = {d: archive_fingerprint(settings, d) for d in days}  # before reading: a later change stays visible
     if events is None:
         events = load_events(spark, settings, days, [])
-    jobs = []
-    for day in days:
-        events.where(F.to_date("ts") == F.lit(day)).createOrReplaceTempView("events")
-        jobs += [(spark.sql(partial_sql(f)).coalesce(1), partial_dir(settings, f, day)) for f in BATCH_FEATURES]
-    write_parquet(jobs)
+    events.where(F.col("dt").isin(days)).createOrReplaceTempView("events")
+    # one file per day: partials are small, and 30 of them are read for every as-of day
+    jobs = [
+        (spark.sql(partial_sql(f)).repartition("dt"), settings.lake_partials_dir / f.name, "dt") for f in BATCH_FEATURES
+    ]
+    write_days(settings, jobs, days)
     for day in days:  # stamped only once every partial of the day is written
         for f in BATCH_FEATURES:
             stamp = orjson.dumps({"archive": stamps[day], "day": day.isoformat()})
             (partial_dir(settings, f, day) / STAMP).write_bytes(stamp)
-    log.info("daily partials written for %s", ", ".join(d.isoformat() for d in days))
+    log.info("daily partials written for %d day(s): %s..%s", len(days), days[0], days[-1])
 
 
 def ensure_partials(spark, settings: Settings, days: list[date]) -> list[date]:
@@ -74,5 +75,6 @@ def ensure_partials(spark, settings: Settings, days: list[date]) -> list[date]:
 
 
 def read_partials(spark, settings: Settings, f: Feature, days: list[date]):
-    """The union of the partials of these days (each must exist)."""
-    return spark.read.parquet(*(str(partial_dir(settings, f, d)) for d in days))
+    """The union of the partials of these days (each must exist), with their day `dt`."""
+    root = settings.lake_partials_dir / f.name
+    return spark.read.option("basePath", str(root)).parquet(*(str(partial_dir(settings, f, d)) for d in days))

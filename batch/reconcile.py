@@ -4,6 +4,7 @@ included, with the Spark SQL compiled from features/ (batch/sql.py)."""
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -38,7 +39,7 @@ class ReconcileResult:
 
 
 def load_events(spark, settings: Settings, days: list[date], missing: list[str]):
-    """The archived events of these days (column `ts` added); absent days go to `missing`."""
+    """The archived events of these days (columns `ts` and its day `dt` added); absent days go to `missing`."""
     from pyspark.sql import functions as F
 
     paths = []
@@ -49,10 +50,24 @@ def load_events(spark, settings: Settings, days: list[date], missing: list[str])
         else:
             missing.append(d.isoformat())
     if not paths:
-        return spark.createDataFrame([], ARCHIVE_DDL).withColumn("ts", F.timestamp_millis("event_time"))
+        empty = spark.createDataFrame([], ARCHIVE_DDL).withColumn("ts", F.timestamp_millis("event_time"))
+        return empty.withColumn("dt", F.to_date("ts"))
     reader = spark.read.schema(f"{ARCHIVE_DDL}, {CORRUPT} string")
-    raw = reader.json(paths).cache()  # cached: parsed once, and Spark checks the corrupt column only on a cache
-    if raw.where(F.col(CORRUPT).isNotNull()).limit(1).count():
+    # cached: parsed once, and Spark checks the corrupt column only on a cache. Hashed by user:
+    # the per-user features group, rank and sessionize by user_id (and more), so their
+    # queries run on the cached partitions without another shuffle
+    raw = reader.json(paths).repartition(settings.batch.shuffle_partitions, "user_id").cache()
+    t0 = time.monotonic()
+    events, corrupt = raw.agg(F.count("*"), F.count(CORRUPT)).first()  # type: ignore[misc]
+    seconds = time.monotonic() - t0
+    log.info(
+        "archive: %d events of %d day(s) read and checked in %.0fs (%.0f events/s)",
+        events,
+        len(paths),
+        seconds,
+        events / max(seconds, 1e-3),
+    )
+    if corrupt:
         # name the files only now: a file-name column on every cached row would cost memory
         raw.unpersist()
         named = reader.json(paths).withColumn("_file", F.input_file_name()).cache()  # cached, as above
@@ -62,7 +77,7 @@ def load_events(spark, settings: Settings, days: list[date], missing: list[str])
             f"corrupt archive file(s): {', '.join(sorted(set(bad)))}",
             "restore or remove them (the stream writes only whole JSON lines), then re-run",
         )
-    return raw.drop(CORRUPT).withColumn("ts", F.timestamp_millis("event_time"))
+    return raw.drop(CORRUPT).withColumn("ts", F.timestamp_millis("event_time")).withColumn("dt", F.to_date("ts"))
 
 
 def parquet_rows(folder: Path) -> int:
@@ -87,14 +102,11 @@ def missing_hours(settings: Settings, day: date) -> list[str]:
     return [f"{day.isoformat()} {h:02d}:00" for h in range(hours[0], hours[-1] + 1) if h not in hours]
 
 
-def events_of(spark, settings: Settings, days: list[date], source=None):
-    """The events of these consecutive days: filtered from `source` when given (a range the
-    caller loaded once, as a backfill does), else read from the archive."""
+def events_between(source, first: date, last: date, extra_ms: int = 0):
+    """The events of `source` from day `first` through day `last` (and extra_ms beyond)."""
     from pyspark.sql import functions as F
 
-    if source is None:
-        return load_events(spark, settings, days, [])
-    return source.where(F.col("event_time").between(day_ms(days[0]), day_ms(days[-1] + timedelta(days=1)) - 1))
+    return source.where(F.col("event_time").between(day_ms(first), day_ms(last + timedelta(days=1)) + extra_ms - 1))
 
 
 def day_ms(day: date) -> int:
@@ -102,48 +114,76 @@ def day_ms(day: date) -> int:
     return int(datetime.combine(day, datetime.min.time(), UTC).timestamp() * 1000)
 
 
-def compute_day(spark, settings: Settings, day: date, source=None, reduced=None) -> tuple[dict, ReconcileResult]:
-    """DataFrames of every streaming feature for `day`: windows (and sessions) starting on
-    the day, and per-user state as of the day's end. `source`: see events_of(); `reduced`:
-    a batch.state.ReducedDays, which per-user state then reads instead of 7 whole days."""
-    from pyspark.sql import functions as F
-
-    from batch.sql import spark_sql
-
+def archive_gaps(settings: Settings, day: date) -> ReconcileResult:
+    """The day's result so far: its missing hours, and the state days (D-6..D) missing after the archive began."""
     result = ReconcileResult(day)
-    span = [day - timedelta(days=1), day, day + timedelta(days=1)]
-    state_days = [day - timedelta(days=k) for k in range(STATE_DAYS - 1, -1, -1)]
-    result.missing_days = [d.isoformat() for d in state_days if not (settings.archive_dir / f"dt={d}").is_dir()]
-    around = events_of(spark, settings, span, source)
-    history = events_of(spark, settings, state_days, source)
-    end_ms = day_ms(day + timedelta(days=1))
+    state_days = [(day - timedelta(days=k)).isoformat() for k in range(STATE_DAYS - 1, -1, -1)]
     # a gap is a day missing after the archive began; before it there was no history
     first = min((p.name.split("=")[1] for p in settings.archive_dir.glob("dt=*")), default=day.isoformat())
-    result.missing_days = sorted(d for d in set(result.missing_days) if first <= d <= day.isoformat())
+    result.missing_days = [d for d in state_days if first <= d and not (settings.archive_dir / f"dt={d}").is_dir()]
     result.missing_hours = missing_hours(settings, day)
+    return result
+
+
+def compute_days(spark, days: list[date], source) -> dict:
+    """DataFrames of every streaming feature for these days, each with its day `dt`: windows
+    (and sessions) starting on a day, and per-user state as of a day's end. One query per
+    feature serves the whole range; `source` must hold days[0]-6 .. days[-1]+1."""
+    from pyspark.sql import functions as F
+
+    from batch.sql import reduce_sql, spark_sql, spread_sql
+
+    lo, hi = days[0], days[-1]
+    on_days = F.col("dt").isin(days)
     frames = {}
     for f in STREAM_FEATURES:
         if f.windowed:
             w = f.aggregation.window  # type: ignore[union-attr]
             if isinstance(w, Session):  # a session starting on D may have begun late on D-1, or end on D+1
-                around.createOrReplaceTempView("events")
+                events = events_between(source, lo - timedelta(days=1), hi + timedelta(days=1))
             else:  # a window starting on D holds only events of [D, D + 1 day + its size)
-                hi = day_ms(day + timedelta(days=1)) + w.size_s * 1000 - 1
-                around.where(F.col("event_time").between(day_ms(day), hi)).createOrReplaceTempView("events")
-            df = spark.sql(spark_sql(f)).where(F.to_date(F.col(first_time_column(f))) == F.lit(day))
-        else:
-            state = reduced.events(f, state_days) if reduced else history
-            state.where(F.col("event_time") < end_ms).createOrReplaceTempView("events")
-            df = spark.sql(spark_sql(f))
-        frames[f.name] = df
-    return frames, result
+                events = events_between(source, lo, hi, w.size_s * 1000)
+            events.createOrReplaceTempView("events")
+            df = spark.sql(spark_sql(f)).withColumn("dt", F.to_date(F.col(first_time_column(f))))
+        else:  # each day reduced once, then counted in the 7 as-of days it belongs to
+            events_between(source, lo - timedelta(days=STATE_DAYS - 1), hi).createOrReplaceTempView("events")
+            spark.sql(reduce_sql(f)).drop("_rn").createOrReplaceTempView("reduced")
+            spark.sql(spread_sql("reduced", "dt", STATE_DAYS, lo.isoformat(), hi.isoformat())).drop(
+                "dt"
+            ).createOrReplaceTempView("events")
+            df = spark.sql(spark_sql(f, by=("as_of",))).withColumnRenamed("as_of", "dt")
+        frames[f.name] = df.where(on_days)
+    return frames
 
 
-def reconcile(settings: Settings, day: date, source=None, reduced=None) -> ReconcileResult:
-    """Compute the day and write it to the lake at lake/features/<name>/dt=D/ (replacing it),
-    with the day's partials of the 30-day features; then load ClickHouse."""
+def reconcile_days(spark, settings: Settings, days: list[date], source) -> dict[date, ReconcileResult]:
+    """Compute these (archived) days and write them to the lake at lake/features/<name>/dt=D/
+    (replacing each day), with the days' partials of the 30-day features."""
     from batch.partials import write_partials
-    from batch.spark import spark_session, write_parquet
+    from batch.spark import write_days
+
+    results = {day: archive_gaps(settings, day) for day in days}
+    frames = compute_days(spark, days, source)
+    write_days(settings, [(df, settings.lake_features_dir / name, "dt") for name, df in frames.items()], days)
+    for day, result in results.items():
+        for name in frames:
+            out = settings.lake_features_dir / name / f"dt={day.isoformat()}"
+            result.rows[name], result.lake[name] = parquet_rows(out), str(out)
+    for name in frames:
+        log.info(
+            "%s: %d rows over %d day(s) -> %s",
+            name,
+            sum(r.rows[name] for r in results.values()),
+            len(days),
+            settings.lake_features_dir / name,
+        )
+    write_partials(spark, settings, days, source)
+    return results
+
+
+def reconcile(settings: Settings, day: date) -> ReconcileResult:
+    """Recompute the day into the lake (replacing it) and its partials, then load ClickHouse."""
+    from batch.spark import spark_session
 
     require_ended(day)
     if not (settings.archive_dir / f"dt={day.isoformat()}").is_dir():
@@ -152,18 +192,11 @@ def reconcile(settings: Settings, day: date, source=None, reduced=None) -> Recon
             "run the stream job over that day first, or pick another --date",
         )
     spark = spark_session(settings)
-    own = source is None
-    if own:  # one read (cached) of every day this one needs: D-6..D+1
-        source = load_events(spark, settings, [day + timedelta(days=k) for k in range(1 - STATE_DAYS, 2)], [])
-    frames, result = compute_day(spark, settings, day, source, reduced)
-    outs = {name: settings.lake_features_dir / name / f"dt={day.isoformat()}" for name in frames}
-    write_parquet([(df, outs[name]) for name, df in frames.items()])
-    for name, out in outs.items():
-        result.rows[name] = parquet_rows(out)
-        result.lake[name] = str(out)
-        log.info("%s: %d rows -> %s", name, result.rows[name], out)
-    write_partials(spark, settings, [day], events_of(spark, settings, [day], source))
-    if own:
+    # one read (cached) of every day this one needs: D-6..D+1
+    source = load_events(spark, settings, [day + timedelta(days=k) for k in range(1 - STATE_DAYS, 2)], [])
+    try:
+        result = reconcile_days(spark, settings, [day], source)[day]
+    finally:
         spark.catalog.clearCache()
     load_clickhouse(settings, result)
     return result

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import sys
+import tempfile
+import time
+from datetime import date
 from pathlib import Path
 
 from common.errors import PlatformError
 from common.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def spark_session(settings: Settings):  # -> pyspark.sql.SparkSession
@@ -36,11 +43,29 @@ def spark_session(settings: Settings):  # -> pyspark.sql.SparkSession
         ) from None
 
 
-def write_parquet(jobs: list[tuple[object, Path]], threads: int = 3) -> None:
-    """Write each DataFrame to its folder (replacing it) as concurrent Spark jobs: a day's
-    small queries have many one-task stages, and concurrent jobs keep every core busy."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        for done in [pool.submit(lambda j: j[0].write.mode("overwrite").parquet(str(j[1])), job) for job in jobs]:
-            done.result()
+def write_days(settings: Settings, jobs: list[tuple[object, Path, str]], days: list[date]) -> None:
+    """Write each DataFrame, which has a day column `dt`, to one folder per day of `days`,
+    <root>/<prefix>=D/, replacing exactly those days; a day without rows gets a file with
+    the schema and no rows. Written into a staging folder, then moved into place day by day.
+    One job at a time: at 10M events, concurrent jobs on 2 cores were slower (contention)."""
+    (settings.home / "tmp").mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="batch-days-", dir=settings.home / "tmp"))
+    try:
+        for n, (df, root, _) in enumerate(jobs):
+            t0 = time.monotonic()
+            df.write.partitionBy("dt").parquet(str(staging / str(n)))  # type: ignore[attr-defined]
+            for day in days:
+                if not (staging / str(n) / f"dt={day.isoformat()}").is_dir():
+                    empty = df.sparkSession.createDataFrame([], df.drop("dt").schema).coalesce(1)  # type: ignore[attr-defined]
+                    empty.write.parquet(str(staging / str(n) / f"dt={day.isoformat()}"))
+            log.info("%s: %d day(s) computed in %.0fs", root.name, len(days), time.monotonic() - t0)
+        for n, (_, root, prefix) in enumerate(jobs):
+            root.mkdir(parents=True, exist_ok=True)
+            for day in days:
+                new, old = staging / str(n) / f"dt={day.isoformat()}", root / f"{prefix}={day.isoformat()}"
+                (new / "_SUCCESS").touch()
+                if old.exists():
+                    shutil.rmtree(old)
+                shutil.move(new, old)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,5 +1,8 @@
 """Compile the feature definitions in features/ into Spark SQL over a view `events`
-(the archive: canonical columns, src_part, src_off, late). The batch includes late events."""
+(the archive: canonical columns, src_part, src_off, late). The batch includes late events.
+
+`by` names extra leading group keys: a range of days is computed in one query, grouped by
+its day column (`dt` for daily partials, `as_of` for values as of each day's end)."""
 
 from __future__ import annotations
 
@@ -86,8 +89,12 @@ def _window_aggregate(f: Feature, agg: WindowAggregate) -> str:
     return f"SELECT {', '.join(cols)} FROM ({inner})"
 
 
-def _latest_state_sum(f: Feature, agg: LatestStateSum) -> str:
-    keys = ", ".join(f.keys)
+def _keys(f: Feature, by: tuple[str, ...]) -> str:
+    return ", ".join((*by, *f.keys))
+
+
+def _latest_state_sum(f: Feature, agg: LatestStateSum, by: tuple[str, ...]) -> str:
+    keys = _keys(f, by)
     value_col, time_col = f.columns[-2].name, f.columns[-1].name
     latest = (
         f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY {keys}, {agg.entity} "
@@ -100,8 +107,8 @@ def _latest_state_sum(f: Feature, agg: LatestStateSum) -> str:
     )
 
 
-def _last_n(f: Feature, agg: LastN) -> str:
-    keys = ", ".join(f.keys)
+def _last_n(f: Feature, agg: LastN, by: tuple[str, ...]) -> str:
+    keys = _keys(f, by)
     list_col, time_col = f.columns[1].name, f.columns[2].name
     # collect_list loses order: sort the collected structs, newest first
     newest = f"slice(sort_array(collect_list(struct(event_time, src_part, src_off, {agg.value})), false), 1, {agg.n})"
@@ -111,21 +118,21 @@ def _last_n(f: Feature, agg: LastN) -> str:
     )
 
 
-def _counted(f: Feature, agg: RollingTopN, table: str) -> str:
+def _counted(f: Feature, agg: RollingTopN, table: str, by: tuple[str, ...] = ()) -> str:
     """Occurrences per (keys, value): from events, or summed from per-day partials."""
-    keys, n = ", ".join(f.keys), f.columns[-1].name
+    keys, n = _keys(f, by), f.columns[-1].name
     what = f"SUM({n})" if table == "partials" else "COUNT(*)"
     where = "" if table == "partials" else _where(f)
     return f"SELECT {keys}, {agg.value}, {what} AS {n} FROM {table}{where} GROUP BY {keys}, {agg.value}"
 
 
-def _top_n(f: Feature, agg: RollingTopN, as_of: str, counted: str) -> str:
-    keys, n = ", ".join(f.keys), f.columns[-1].name
+def _top_n(f: Feature, agg: RollingTopN, as_of: str, counted: str, by: tuple[str, ...] = ()) -> str:
+    keys, n = _keys(f, by), f.columns[-1].name
     ranked = (
         f"SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY {n} DESC, {agg.value} ASC) AS rn FROM ({counted})"
     )
     return (
-        f"SELECT DATE'{as_of}' AS as_of, {keys}, CAST(rn AS BIGINT) AS `rank`, {agg.value}, {n} "
+        f"SELECT {as_of} AS as_of, {', '.join(f.keys)}, CAST(rn AS BIGINT) AS `rank`, {agg.value}, {n} "
         f"FROM ({ranked}) WHERE rn <= {agg.n}"
     )
 
@@ -139,7 +146,7 @@ def _rolling(f: Feature, as_of: str) -> str:
     keys = ", ".join(f.keys)
     agg = f.aggregation
     if isinstance(agg, RollingTopN):
-        return _top_n(f, agg, as_of, _counted(f, agg, "events"))
+        return _top_n(f, agg, f"DATE'{as_of}'", _counted(f, agg, "events"))
     assert isinstance(agg, RollingStats)
     measures = ", ".join(
         _cast(f, m, f"COUNT(DISTINCT {m.value})" if m.fn == "count_distinct" else f"COALESCE(SUM({m.value}), 0)")
@@ -149,13 +156,13 @@ def _rolling(f: Feature, as_of: str) -> str:
     return f"SELECT DATE'{as_of}' AS as_of, {keys}, {measures} FROM events{_where(f)} GROUP BY {keys}"
 
 
-def partial_sql(f: Feature) -> str:
-    """One day's partial aggregate of a 30-day feature over the view `events` (that day only):
-    counts per value for a top-n; sums, and sets of the distinct values, for stats."""
-    keys = ", ".join(f.keys)
+def partial_sql(f: Feature, by: tuple[str, ...] = ("dt",)) -> str:
+    """Daily partial aggregates of a 30-day feature over the view `events` (with its day
+    `dt`): counts per value for a top-n; sums, and sets of the distinct values, for stats."""
+    keys = _keys(f, by)
     agg = f.aggregation
     if isinstance(agg, RollingTopN):
-        return _counted(f, agg, "events")
+        return _counted(f, agg, "events", by)
     assert isinstance(agg, RollingStats), f"{f.name} has no daily partials"
     parts = ", ".join(
         f"{'collect_set' if m.fn == 'count_distinct' else 'SUM'}({m.value}) AS {m.name}" for m in agg.measures
@@ -163,12 +170,14 @@ def partial_sql(f: Feature) -> str:
     return f"SELECT {keys}, {parts} FROM events{_where(f)} GROUP BY {keys}"
 
 
-def merge_sql(f: Feature, as_of: str) -> str:
-    """The feature as of `as_of` from the view `partials`: the union of its days' partials."""
-    keys = ", ".join(f.keys)
+def merge_sql(f: Feature) -> str:
+    """The feature as of each day from the view `partials` (its days' partials, each
+    repeated with every `as_of` day covering it): the union of the partials per as_of."""
+    by = ("as_of",)
+    keys = _keys(f, by)
     agg = f.aggregation
     if isinstance(agg, RollingTopN):
-        return _top_n(f, agg, as_of, _counted(f, agg, "partials"))
+        return _top_n(f, agg, "as_of", _counted(f, agg, "partials", by), by)
     assert isinstance(agg, RollingStats), f"{f.name} has no daily partials"
     measures = ", ".join(
         _cast(
@@ -181,34 +190,46 @@ def merge_sql(f: Feature, as_of: str) -> str:
         + f" AS {m.name}"
         for m in agg.measures
     )
-    return f"SELECT DATE'{as_of}' AS as_of, {keys}, {measures} FROM partials GROUP BY {keys}"
+    return f"SELECT {keys}, {measures} FROM partials GROUP BY {keys}"
 
 
-def spark_sql(f: Feature, as_of: str | None = None) -> str:
-    """The Spark SQL computing feature f over the view `events`."""
+def spread_sql(view: str, day_col: str, days: int, first: str, last: str) -> str:
+    """Each row of `view` once for every as_of day in first..last whose `days`-day span
+    (as_of-days+1..as_of) holds the row's day: how one query serves a range of as_of days."""
+    return (
+        f"SELECT * FROM (SELECT *, date_add({day_col}, _k) AS as_of FROM {view} "
+        f"LATERAL VIEW explode(sequence(0, {days - 1})) AS _k) "
+        f"WHERE as_of BETWEEN DATE'{first}' AND DATE'{last}'"
+    )
+
+
+def spark_sql(f: Feature, as_of: str | None = None, by: tuple[str, ...] = ()) -> str:
+    """The Spark SQL computing feature f over the view `events`; per-user state is grouped
+    by `by` too (as_of, for the state as of each day's end)."""
     agg = f.aggregation
     if isinstance(agg, WindowAggregate):
         return _window_aggregate(f, agg)
     if isinstance(agg, LatestStateSum):
-        return _latest_state_sum(f, agg)
+        return _latest_state_sum(f, agg, by)
     if isinstance(agg, LastN):
-        return _last_n(f, agg)
+        return _last_n(f, agg, by)
     if isinstance(agg, RollingTopN | RollingStats):
         assert as_of, f"{f.name} is computed as of a day"
         return _rolling(f, as_of)
     if isinstance(agg, Latest):
-        keys = ", ".join(f.keys)
+        keys = _keys(f, by)
         return f"SELECT {keys}, {_ms('MAX(event_time)')} AS {f.columns[-1].name} FROM events GROUP BY {keys}"
     raise TypeError(agg)  # pragma: no cover
 
 
 def reduce_sql(f: Feature) -> str:
-    """The events of the view `events` that can still decide a per-user state feature (the
-    newest per key, or the n newest): its query gives the same result over the union of
-    each day's reduced events as over all of them, so a day is reduced once for 7 as-of days."""
+    """The events of each day (`dt`) of the view `events` that can still decide a per-user
+    state feature (the newest per key, or the n newest): its query gives the same result over
+    the union of each day's reduced events as over all of them, so a day is reduced once for
+    the 7 as-of days it counts in."""
     agg = f.aggregation
     assert isinstance(agg, LatestStateSum | LastN | Latest), f"{f.name} is not per-user state"
-    part = ", ".join((*f.keys, agg.entity) if isinstance(agg, LatestStateSum) else f.keys)
+    part = ", ".join(("dt", *f.keys, agg.entity) if isinstance(agg, LatestStateSum) else ("dt", *f.keys))
     n = agg.n if isinstance(agg, LastN) else 1
     return (
         f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY {part} "

@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.batch_archive import write_generated_archive  # noqa: E402
 from bench.machine import TreeUsage, hardware, load_average, watch  # noqa: E402
-from common.services import redis_service  # noqa: E402
+from common.services import clickhouse_service, redis_service  # noqa: E402
 from common.settings import load_settings  # noqa: E402
 from features.definitions import BATCH_FEATURES, STREAM_FEATURES  # noqa: E402
 from features.generator import GeneratorConfig  # noqa: E402
@@ -66,16 +66,19 @@ def fresh_home(data: Path, name: str, archive_dir: Path) -> dict[str, str]:
         "LAMBDA_FEATURES_HOME": str(home),
         "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(free_port()),
         "LAMBDA_FEATURES_KAFKA__LOCAL_PORT": str(free_port()),
+        "LAMBDA_FEATURES_CLICKHOUSE__LOCAL_PORT": str(free_port()),
     }
 
 
 def measured(cmd: list[str], env: dict[str, str]) -> dict:
-    """Run cmd with these platform settings (and a local Redis); wall, CPU, RSS of its tree."""
+    """Run cmd with these platform settings (and a local Redis); wall, CPU, RSS of its tree.
+    The ClickHouse service that the run starts itself (chDB behind HTTP) is stopped after it."""
     full = {k: v for k, v in os.environ.items() if not k.startswith("LAMBDA_FEATURES_")} | env
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        redis = redis_service(load_settings())
+        settings = load_settings()
+        redis, clickhouse = redis_service(settings), clickhouse_service(settings)
     finally:
         for k, v in old.items():
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
@@ -106,6 +109,7 @@ def measured(cmd: list[str], env: dict[str, str]) -> dict:
         }
     finally:
         redis.stop()
+        clickhouse.stop()
 
 
 def compare_lakes(a: Path, b: Path) -> dict[str, str]:
