@@ -163,6 +163,7 @@ def ui(port: Annotated[int | None, typer.Option(help="default: ORCHESTRATION__UI
     import os
     import signal
     import subprocess
+    import threading
 
     from orchestration.instance import ensure_dagster_home
 
@@ -179,13 +180,49 @@ def ui(port: Annotated[int | None, typer.Option(help="default: ORCHESTRATION__UI
         "-p",
         str(port or s.orchestration.ui_port),
     ]
+    # its own process group, so that stopping it reaches the webserver, daemon and code server
+    proc = subprocess.Popen(args, env=os.environ | {"DAGSTER_HOME": str(s.dagster_home)}, start_new_session=True)
     console.print(f"Dagster UI on http://127.0.0.1:{port or s.orchestration.ui_port} (Ctrl-C or SIGTERM stops it)")
-    proc = subprocess.Popen(args, env=os.environ | {"DAGSTER_HOME": str(s.dagster_home)})
-    # dagster dev shuts its webserver, daemon and code server down cleanly on SIGINT; a terminal's
-    # Ctrl-C reaches it directly, and SIGTERM to this process is passed on as SIGINT.
-    signal.signal(signal.SIGINT, lambda *_: None)
-    signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGINT))
-    raise typer.Exit(proc.wait())
+    console.print(f"dagster dev: process group {proc.pid}")
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    while proc.poll() is None and not stop.wait(1):
+        pass
+    asked = proc.poll() is None
+    _stop_group(proc)  # also when dagster dev ended by itself: nothing of its group may outlive it
+    raise typer.Exit(0 if asked else proc.returncode)
+
+
+UI_STOP_GRACE_S = 30
+
+
+def _stop_group(proc) -> None:
+    """Stop dagster dev as Ctrl-C does (SIGINT: it shuts its processes down cleanly); when
+    it has not ended after UI_STOP_GRACE_S, SIGTERM then SIGKILL its whole process group."""
+    import os
+    import signal
+    import subprocess
+
+    def signal_group(sig: int) -> None:
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    if proc.poll() is None:
+        signal_group(signal.SIGINT)
+        try:
+            proc.wait(UI_STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            console.print(f"[yellow]dagster dev did not stop within {UI_STOP_GRACE_S}s of SIGINT: terminating it")
+            signal_group(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                signal_group(signal.SIGKILL)
+                proc.wait()
+    signal_group(signal.SIGKILL)  # stragglers of the group (a code server whose parent died)
 
 
 @app.command()

@@ -1,6 +1,7 @@
 """`lambda-features ui` serves the Dagster UI on 127.0.0.1, and its GraphQL endpoint lists the assets."""
 
 import os
+import re
 import signal
 import time
 
@@ -17,6 +18,7 @@ def test_ui_serves_and_lists_the_assets(platform_env):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k.startswith("LAMBDA_FEATURES_")}
     proc = cli(["ui", "--port", str(port)], env)
+    dagster_group = 0
     try:
         deadline = time.monotonic() + 180
         while True:
@@ -41,13 +43,17 @@ def test_ui_serves_and_lists_the_assets(platform_env):
         # SIGTERM to the command stops the webserver, the daemon and the code server with it
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(90) == 0
-        deadline = time.monotonic() + 30
-        while _group_alive(proc.pid) and time.monotonic() < deadline:
+        out = proc.stdout.read().decode()
+        dagster_group = int(re.search(r"dagster dev: process group (\d+)", out).group(1))
+        deadline = time.monotonic() + 30  # killed processes take a moment to be reaped
+        while any(map(_group_alive, (proc.pid, dagster_group))) and time.monotonic() < deadline:
             time.sleep(1)
-        assert not _group_alive(proc.pid), "a Dagster process outlived `lambda-features ui`"
+        for group in (proc.pid, dagster_group):
+            assert not _group_alive(group), f"a Dagster process outlived `lambda-features ui`:\n{out[-2000:]}"
     finally:
-        if _group_alive(proc.pid):
-            os.killpg(proc.pid, signal.SIGKILL)
+        for group in (proc.pid, dagster_group):
+            if group and _group_alive(group):
+                os.killpg(group, signal.SIGKILL)
         proc.wait()
 
 
