@@ -28,6 +28,7 @@ def spark_session(settings: Settings):  # -> pyspark.sql.SparkSession
         .config("spark.driver.memory", settings.batch.driver_memory)
         .config("spark.sql.session.timeZone", "UTC")  # to_date and windows in UTC
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")  # bars garble the batch log; we log per-job times
         .config("spark.local.dir", str(tmp))
         .config("spark.sql.shuffle.partitions", str(settings.batch.shuffle_partitions))
     )
