@@ -37,8 +37,10 @@ def backfill(settings: Settings, start: date, end: date, publish: bool = True) -
     from batch import features_30d
     from batch.reconcile import STATE_DAYS, load_clickhouse, load_events, reconcile_days
     from batch.spark import spark_session
+    from batch.stores import reach_stores
 
     days = check_range(start, end)
+    reach_stores(settings, online=publish)
     result = BackfillResult()
     t0 = time.monotonic()
     archived = [d for d in days if (settings.archive_dir / f"dt={d.isoformat()}").is_dir()]

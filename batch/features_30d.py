@@ -96,8 +96,10 @@ def run(settings: Settings, day: date, publish: bool = True, rescan: bool = Fals
     the online store unless publish=False (Dagster publishes after its checks pass)."""
     from batch.reconcile import require_ended
     from batch.spark import spark_session
+    from batch.stores import reach_stores
 
     require_ended(day)
+    reach_stores(settings, online=publish)
     if not any(archived(settings, d) for d in covered(day)):
         raise PlatformError(
             f"no archived events in the 30 days up to {day} under {settings.archive_dir}",

@@ -184,6 +184,7 @@ def reconcile_days(spark, settings: Settings, days: list[date], source) -> dict[
 def reconcile(settings: Settings, day: date) -> ReconcileResult:
     """Recompute the day into the lake (replacing it) and its partials, then load ClickHouse."""
     from batch.spark import spark_session
+    from batch.stores import reach_stores
 
     require_ended(day)
     if not (settings.archive_dir / f"dt={day.isoformat()}").is_dir():
@@ -191,6 +192,7 @@ def reconcile(settings: Settings, day: date) -> ReconcileResult:
             f"no archived events for {day} under {settings.archive_dir}",
             "run the stream job over that day first, or pick another --date",
         )
+    reach_stores(settings, online=False)
     spark = spark_session(settings)
     # one read (cached) of every day this one needs: D-6..D+1
     source = load_events(spark, settings, [day + timedelta(days=k) for k in range(1 - STATE_DAYS, 2)], [])

@@ -25,11 +25,11 @@ def get_client(settings: Settings):  # -> clickhouse_connect.driver.Client
     service (started here when it is not running, and left running for other processes)."""
     import clickhouse_connect
 
-    from common.services import clickhouse_service
+    from common.services import clickhouse_service, ensure_running
 
     target = settings.clickhouse.url or local_url(settings)
     with _lock:
-        if not settings.clickhouse.url and clickhouse_service(settings).start() and target in _clients:
+        if not settings.clickhouse.url and ensure_running(clickhouse_service(settings)) and target in _clients:
             _clients.pop(target).close()  # the service was restarted: drop the old pool
         if target not in _clients:
             try:

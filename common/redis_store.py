@@ -11,7 +11,14 @@ def redis_url(settings: Settings) -> str:
 
 
 def get_redis(settings: Settings):  # -> redis.Redis
+    """A client to the configured Redis, or to the platform's local redis-server, started
+    here when it is not running (and left running for other processes)."""
     import redis
+
+    if not settings.redis.url:
+        from common.services import ensure_running, redis_service
+
+        ensure_running(redis_service(settings))
 
     client = redis.Redis.from_url(redis_url(settings), socket_connect_timeout=3, decode_responses=True)
     try:

@@ -5,6 +5,7 @@ its PID file."""
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import shutil
 import signal
@@ -19,6 +20,8 @@ from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
 from common.errors import PlatformError
 from common.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def process_running(pid: int) -> bool:
@@ -188,6 +191,20 @@ def clickhouse_service(settings: Settings) -> LocalService:
     return LocalService(
         "clickhouse", cmd, port, settings.run_dir, cwd=repo, shared=True, start_timeout_s=60, stop_timeout_s=40
     )
+
+
+def ensure_running(service: LocalService) -> bool:
+    """Start a local service a command needs when it is not running, and say so; it keeps
+    serving other processes afterwards (`lambda-features services stop` stops it)."""
+    started = service.start()
+    if started:
+        log.info(
+            "started the local %s on 127.0.0.1:%d (pid %s); `lambda-features services stop` stops it",
+            service.name,
+            service.port,
+            service.pid(),
+        )
+    return started
 
 
 def local_services(settings: Settings) -> list[LocalService]:

@@ -113,23 +113,14 @@ class ClickHouseResource(ConfigurableResource):
 
 
 class RedisResource(ConfigurableResource):
-    """The online store: a Redis URL, or the platform's local redis-server (started when
-    needed; it keeps serving afterwards, `lambda-features services stop` stops it)."""
+    """The online store: a Redis URL, or the platform's local redis-server (started by
+    `get_redis` when needed; it keeps serving afterwards, `lambda-features services stop` stops it)."""
 
     platform: PlatformResource
     url: str | None = None
 
     def settings(self) -> Settings:
         return _with(self.platform.settings(), "redis", url=self.url)
-
-    def ensure_running(self) -> Settings:
-        from common.services import local_services
-
-        s = self.settings()
-        for svc in local_services(s):
-            if svc.name == "redis":
-                svc.start()
-        return s
 
 
 class ObjectStorageResource(ConfigurableResource):

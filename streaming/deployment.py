@@ -20,6 +20,7 @@ import requests
 from common.errors import PlatformError
 from common.services import process_running
 from common.settings import Settings
+from streaming.checkpoints import latest_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -239,8 +240,6 @@ class StreamDeployment:
         return DeployResult(action, self._wait_running(wait_s))
 
     def _start(self, restore: str | bool) -> None:
-        from streaming.runner import latest_checkpoint
-
         restored_from = restore if isinstance(restore, str) else latest_checkpoint(self.settings, STREAM_PIPELINE)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         out = self.log_file.open("ab")

@@ -4,7 +4,6 @@ and report what landed where."""
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 import time
 import uuid
@@ -12,13 +11,14 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.clickhouse import close_clients, create_tables, get_client, local_url, stream_table
+from common.clickhouse import create_tables, get_client, local_url, stream_table
 from common.errors import PlatformError
 from common.kafka import ensure_topics
 from common.redis_store import get_redis
 from common.services import local_services
 from common.settings import Settings
 from features.definitions import STREAM_FEATURES
+from streaming.checkpoints import latest_checkpoint
 from streaming.flink_env import create_table_env, kafka_connector_jars
 from streaming.job import FileSource, Source, build_statements, compiled_queries
 from streaming.loader import FeatureLoader, send_end_markers
@@ -81,48 +81,6 @@ def _progress(loader: FeatureLoader, stop: threading.Event, started: float) -> N
             time.monotonic() - started,
         )
         last = n
-
-
-def reset_stream_outputs(settings: Settings) -> None:
-    """Drop what earlier stream runs left in the embedded stores (demo only)."""
-    from streaming.deployment import StreamDeployment
-
-    if not settings.stream.jobmanager:  # a local deployed job would write into what is removed
-        StreamDeployment(settings).stop(savepoint=False)
-    redis = next((svc for svc in local_services(settings) if svc.name == "redis"), None)
-    if redis and redis.pid():
-        client = get_redis(settings)
-        for key in client.scan_iter(f"{settings.redis.key_prefix}*", count=1000):
-            client.delete(key)
-    elif redis:
-        shutil.rmtree(settings.home / "redis", ignore_errors=True)
-    chdb = next((svc for svc in local_services(settings) if svc.name == "clickhouse"), None)
-    if chdb:  # its data path is removed below
-        close_clients()
-        chdb.stop()
-    for d in (
-        settings.archive_dir,
-        settings.lake_features_dir,
-        settings.dead_letter_dir,
-        settings.clickhouse_dir,
-        settings.home / "checkpoints",
-        settings.staging_dir / "runs",
-        *([] if settings.tiering.local_dir else [settings.home / "cold"]),
-    ):
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def latest_checkpoint(settings: Settings, pipeline: str) -> str | None:
-    """The newest completed checkpoint of a pipeline (local checkpoint dirs only)."""
-    uri = settings.checkpoint_uri
-    if not uri.startswith("file:"):
-        return None
-    root = Path(uri.removeprefix("file://")) / pipeline
-    done = [m.parent for m in root.glob("*/chk-*/_metadata")]
-    if not done:
-        return None
-    newest = max(done, key=lambda p: (p.stat().st_mtime, int(p.name.split("-")[1])))
-    return newest.as_uri()
 
 
 def run_job(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -15,7 +16,6 @@ from common.services import LocalService
 from common.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
-TAOBAO = REPO.parent / "shared" / "datasets" / "taobao_user_behavior_sample.csv"
 
 
 def free_port() -> int:
@@ -56,25 +56,27 @@ def platform_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     close_clients()
 
 
-def stop_clickhouse_services(root: Path) -> None:
-    """Stop every local chDB service whose pidfile lies under root: it outlives the jobs
-    that start it, so tests stop it themselves."""
-    for pidfile in root.glob("**/run/clickhouse.pid"):
-        LocalService("clickhouse", [], 0, pidfile.parent, stop_timeout_s=40).stop()
+def stop_local_services(root: Path) -> None:
+    """Stop every local service whose pidfile lies under root: the ClickHouse service, and
+    the Redis that commands start on demand, outlive the jobs that start them."""
+    for name in ("clickhouse", "redis", "kafka"):
+        for pidfile in root.glob(f"**/run/{name}.pid"):
+            stop = signal.SIGINT if name == "kafka" else signal.SIGTERM
+            LocalService(name, [], 0, pidfile.parent, stop_signal=stop, stop_timeout_s=40).stop()
 
 
 @pytest.fixture(autouse=True)
 def _no_service_left(tmp_path: Path):
     yield
     close_clients()
-    stop_clickhouse_services(tmp_path)
+    stop_local_services(tmp_path)
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _no_service_left_in_session(tmp_path_factory: pytest.TempPathFactory):
     yield
     close_clients()
-    stop_clickhouse_services(tmp_path_factory.getbasetemp())
+    stop_local_services(tmp_path_factory.getbasetemp())
 
 
 def isolated(home: Path, **env_extra: str) -> tuple[Settings, dict[str, str]]:

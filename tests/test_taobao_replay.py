@@ -12,8 +12,9 @@ from common.clickhouse import close_clients
 from common.services import clickhouse_service
 from common.settings import load_settings
 from features.definitions import STREAM_FEATURES
+from features.samples import TAOBAO_SAMPLE as TAOBAO
 from tests import reference as ref
-from tests.conftest import TAOBAO, free_port
+from tests.conftest import free_port
 from tests.pipeline import ms, run_pipeline
 
 pytestmark = pytest.mark.slow
