@@ -33,17 +33,15 @@ def _print_run(title: str, run) -> None:
 
 
 def _print_fingerprints(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> bool:
-    t = Table(title="serving views before and after tiering (rows, checksum of every row)")
-    for col in ("view", "before", "after", "same"):
-        t.add_column(col)
+    t = Table(title="serving views before and after tiering")
+    t.add_column("view", no_wrap=True)
+    t.add_column("rows before", justify="right")
+    t.add_column("rows after", justify="right")
+    t.add_column("checksum of every row")
     for name, was in before.items():
-        now = after.get(name)
-        t.add_row(
-            f"features.{name}",
-            f"{was[0]:,} rows, {was[1]:x}",
-            f"{now[0]:,} rows, {now[1]:x}" if now else "-",
-            "[green]yes" if now == was else "[red]NO",
-        )
+        now = after.get(name, (0, 0))
+        same = "[green]equal" if now[1] == was[1] else "[red]DIFFERENT"
+        t.add_row(f"features.{name}", f"{was[0]:,}", f"{now[0]:,}", same)
     console.print(t)
     return before == after
 
