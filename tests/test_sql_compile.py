@@ -1,10 +1,16 @@
 """The stream queries are compiled from features/, not written by hand. The exact text of
 every compiled query is in the snapshots (tests/test_snapshots.py); these are the rules it keeps."""
 
+import dataclasses
+
+import pytest
+
+import streaming.job
 from common.clickhouse import ddl
 from common.settings import load_settings
 from features.definitions import STREAM_FEATURES
 from features.events import rejection_sql
+from streaming.deployment import definition_fingerprint
 from streaming.sql import compile_feature
 
 
@@ -30,3 +36,12 @@ def test_clickhouse_ddl_has_a_table_per_feature(tmp_path):
     for f in STREAM_FEATURES:
         assert f"features.{f.name}_stream" in stmts
     assert "ARRAY JOIN range(12)" in stmts  # the 1 h view over 5 min tiles
+
+
+def test_a_changed_input_filter_changes_the_definition(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    """The filter lives in the feature's input view, not its SELECT: the fingerprint must see it."""
+    s = load_settings(home=tmp_path)
+    before = definition_fingerprint(s)
+    favs = [dataclasses.replace(f, source_filter="event_type = 'fav'") if f.windowed else f for f in STREAM_FEATURES]
+    monkeypatch.setattr(streaming.job, "STREAM_FEATURES", favs)
+    assert definition_fingerprint(s) != before
