@@ -1,4 +1,4 @@
-.PHONY: setup demo test test-fast lint bench bench-batch clean
+.PHONY: setup demo test test-fast snapshots lint bench bench-batch clean
 
 setup:
 	@bash scripts/setup.sh
@@ -11,6 +11,9 @@ test: setup
 
 test-fast: setup
 	.venv/bin/pytest -q -m "not slow"
+
+snapshots: setup
+	UPDATE_SNAPSHOTS=1 .venv/bin/pytest -q tests/test_snapshots.py
 
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .

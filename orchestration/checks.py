@@ -13,6 +13,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetKey,
+    Definitions,
     MetadataValue,
     asset_check,
     multi_asset_check,
@@ -153,3 +154,7 @@ def stream_freshness(flink: FlinkResource) -> AssetCheckResult:
         return AssetCheckResult(passed=True, metadata={"judged": False, "why": "no live stream job is running"})
     ev = freshness_evaluation(flink.settings())
     return AssetCheckResult(passed=ev.passed, severity=ev.severity, metadata=dict(ev.metadata))
+
+
+def build_defs(settings: Settings) -> Definitions:
+    return Definitions(asset_checks=dq_asset_checks(settings))

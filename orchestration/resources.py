@@ -132,3 +132,16 @@ class ObjectStorageResource(ConfigurableResource):
 
     def settings(self) -> Settings:
         return _with(self.platform.settings(), "tiering", bucket=self.bucket, endpoint_url=self.endpoint_url)
+
+
+def platform_resources() -> dict[str, ConfigurableResource]:
+    """Every resource the assets, checks and sensors name, all on one PlatformResource."""
+    platform = PlatformResource()
+    return {
+        "platform": platform,
+        "flink": FlinkResource(platform=platform),
+        "spark": SparkResource(platform=platform),
+        "clickhouse": ClickHouseResource(platform=platform),
+        "redis": RedisResource(platform=platform),
+        "storage": ObjectStorageResource(platform=platform),
+    }

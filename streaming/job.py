@@ -157,36 +157,51 @@ def compiled_queries() -> list[tuple[str, FlinkQuery]]:
     return [compile_feature(f) for f in STREAM_FEATURES]
 
 
-def build_statements(t_env, source: Source, settings: Settings, sink_mode: SinkMode, archive: bool = True):
-    """Register every table and return the StatementSet of the whole job."""
-    bounds = time_bounds(settings)
-    t_env.execute_sql(source_ddl(source, settings, bounds))
-    for v in views(bounds):
-        t_env.execute_sql(v)
-    stmts = t_env.create_statement_set()
+def base_sql(source: Source, settings: Settings, bounds: tuple[int, int], archive: bool = True) -> list[str]:
+    """The job's statements before any feature, in order: the source, the views, the
+    dead-letter sink and (archive=True) the raw-event archive, each sink with its INSERT."""
+    stmts = [source_ddl(source, settings, bounds), *views(bounds)]
     dead_cols = f"`reason` STRING, {EVENT_DDL}"
-    t_env.execute_sql(
+    stmts += [
         _filesystem_sink(
             "dead_letters", dead_cols, settings.dead_letter_dir / "stream", False, settings.stream.archive_rollover_s
-        )
-    )
-    stmts.add_insert_sql(
+        ),
         "INSERT INTO dead_letters SELECT reason, src_part, src_off, "
         + ", ".join(f"`{c.name}`" for c in EVENT_COLUMNS)
-        + " FROM checked_events WHERE reason IS NOT NULL"
-    )
+        + " FROM checked_events WHERE reason IS NOT NULL",
+    ]
     if archive:
         arch_cols = f"{EVENT_DDL}, `late` BOOLEAN, `dt` STRING, `hour` STRING"
-        t_env.execute_sql(
-            _filesystem_sink("archive", arch_cols, settings.archive_dir, True, settings.stream.archive_rollover_s)
-        )
-        stmts.add_insert_sql(
+        stmts += [
+            _filesystem_sink("archive", arch_cols, settings.archive_dir, True, settings.stream.archive_rollover_s),
             "INSERT INTO archive SELECT src_part, src_off, "
             + ", ".join(f"`{c.name}`" for c in EVENT_COLUMNS)
-            + ", late, DATE_FORMAT(ts, 'yyyy-MM-dd'), DATE_FORMAT(ts, 'HH') FROM events"
-        )
+            + ", late, DATE_FORMAT(ts, 'yyyy-MM-dd'), DATE_FORMAT(ts, 'HH') FROM events",
+        ]
+    return stmts
+
+
+def feature_sql(view_ddl: str, q: FlinkQuery, sink_mode: SinkMode, settings: Settings) -> list[str]:
+    """One feature's statements, in order: its input view, its sink and its INSERT."""
+    return [view_ddl, feature_sink_ddl(q, sink_mode, settings), f"INSERT INTO sink_{q.output} {q.select}"]
+
+
+def job_sql(
+    source: Source, settings: Settings, sink_mode: SinkMode, bounds: tuple[int, int], archive: bool = True
+) -> list[str]:
+    """Every statement of the job, in order."""
+    stmts = base_sql(source, settings, bounds, archive)
     for view_ddl, q in compiled_queries():
-        t_env.execute_sql(view_ddl)
-        t_env.execute_sql(feature_sink_ddl(q, sink_mode, settings))
-        stmts.add_insert_sql(f"INSERT INTO sink_{q.output} {q.select}")
+        stmts += feature_sql(view_ddl, q, sink_mode, settings)
+    return stmts
+
+
+def build_statements(t_env, source: Source, settings: Settings, sink_mode: SinkMode, archive: bool = True):
+    """Register every table and return the StatementSet of the whole job."""
+    stmts = t_env.create_statement_set()
+    for sql in job_sql(source, settings, sink_mode, time_bounds(settings), archive):
+        if sql.startswith("INSERT INTO "):
+            stmts.add_insert_sql(sql)
+        else:
+            t_env.execute_sql(sql)
     return stmts

@@ -1,5 +1,6 @@
 """The batch layer for a day (or a range, as one Spark job): the reconciled streaming
-features and the 30-day features, in the lake and in ClickHouse for BI."""
+features and the 30-day features, in the lake and in ClickHouse for BI; the daily_batch
+job (the day's archive, these, the checks and the online store) and its schedule."""
 
 from collections.abc import Iterator
 
@@ -8,11 +9,14 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    AssetSelection,
     AssetSpec,
     BackfillPolicy,
+    Definitions,
     MaterializeResult,
     MetadataValue,
     TimeWindowPartitionMapping,
+    define_asset_job,
     multi_asset,
 )
 
@@ -22,6 +26,7 @@ from features.definitions import BATCH_FEATURES, STREAM_FEATURES, Feature
 from orchestration.metadata import preview
 from orchestration.partitions import daily_partitions, days_of
 from orchestration.resources import ClickHouseResource, PlatformResource, SparkResource
+from orchestration.schedules import daily_batch_schedule
 
 OWNERS = ["team:batch"]
 WINDOW_DAYS = 30
@@ -153,3 +158,14 @@ def batch_features_asset(settings: Settings) -> AssetsDefinition:
             )
 
     return batch_features
+
+
+def build_defs(settings: Settings) -> Definitions:
+    batch = batch_features_asset(settings)
+    daily = define_asset_job(
+        "daily_batch",
+        # the stream domain's archive and the online domain's store, by key
+        selection=AssetSelection.assets("archive", batch, "online_store"),
+        partitions_def=daily_partitions(settings),
+    )
+    return Definitions(assets=[batch], jobs=[daily], schedules=[daily_batch_schedule(settings, daily)])

@@ -1,6 +1,6 @@
 """Publication of a day's batch features to the online store (Redis)."""
 
-from dagster import AssetExecutionContext, AssetsDefinition, BackfillPolicy, MaterializeResult, asset
+from dagster import AssetExecutionContext, AssetsDefinition, BackfillPolicy, Definitions, MaterializeResult, asset
 
 from common.settings import Settings
 from features.definitions import BATCH_FEATURES, STREAM_FEATURES
@@ -43,3 +43,7 @@ def online_store_asset(settings: Settings) -> AssetsDefinition:
         )
 
     return online_store
+
+
+def build_defs(settings: Settings) -> Definitions:
+    return Definitions(assets=[online_store_asset(settings)])

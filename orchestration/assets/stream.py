@@ -1,4 +1,5 @@
-"""The speed layer: the supervised stream job and the raw-event archive it writes."""
+"""The speed layer: the supervised stream job and the raw-event archive it writes, with the
+stream_deploy job and the supervisor sensor that requests it."""
 
 import uuid
 from pathlib import Path
@@ -6,17 +7,21 @@ from pathlib import Path
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
+    AssetSelection,
     BackfillPolicy,
     Config,
+    Definitions,
     Failure,
     MaterializeResult,
     MetadataValue,
     asset,
+    define_asset_job,
 )
 
 from common.settings import Settings
 from orchestration.partitions import daily_partitions, days_of
 from orchestration.resources import FlinkResource, PlatformResource
+from orchestration.sensors import stream_supervisor_sensor
 from streaming.deployment import definition_fingerprint
 
 OWNERS = ["team:streaming"]
@@ -129,3 +134,13 @@ def archive_asset(settings: Settings) -> AssetsDefinition:
         )
 
     return archive
+
+
+def build_defs(settings: Settings) -> Definitions:
+    stream_job = stream_job_asset(settings)
+    deploy = define_asset_job("stream_deploy", selection=AssetSelection.assets(stream_job))
+    return Definitions(
+        assets=[stream_job, archive_asset(settings)],
+        jobs=[deploy],
+        sensors=[stream_supervisor_sensor(settings, deploy)],
+    )

@@ -1,4 +1,5 @@
-"""Tiering: feature days older than tiering.hot_days move to object storage, still queryable."""
+"""Tiering: feature days older than tiering.hot_days move to object storage, still queryable;
+the check that no row was lost, and the daily_tiering job and schedule."""
 
 from datetime import timedelta
 
@@ -6,11 +7,14 @@ from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
     AssetsDefinition,
+    AssetSelection,
     BackfillPolicy,
+    Definitions,
     MaterializeResult,
     MetadataValue,
     asset,
     asset_check,
+    define_asset_job,
 )
 
 from common.settings import Settings
@@ -18,6 +22,7 @@ from features.definitions import STREAM_FEATURES
 from orchestration.assets.batch import clickhouse_key
 from orchestration.partitions import daily_partitions, days_of
 from orchestration.resources import ObjectStorageResource
+from orchestration.schedules import daily_tiering_schedule
 
 
 def tiered_features_asset(settings: Settings) -> AssetsDefinition:
@@ -83,4 +88,17 @@ def tiered_rows_match(storage: ObjectStorageResource) -> AssetCheckResult:
                 or "none"
             ),
         },
+    )
+
+
+def build_defs(settings: Settings) -> Definitions:
+    tiered = tiered_features_asset(settings)
+    job = define_asset_job(
+        "daily_tiering", selection=AssetSelection.assets(tiered), partitions_def=daily_partitions(settings)
+    )
+    return Definitions(
+        assets=[tiered],
+        asset_checks=[tiered_rows_match],
+        jobs=[job],
+        schedules=[daily_tiering_schedule(settings, job)],
     )

@@ -1,0 +1,20 @@
+-- the stream job's statements before the features: Kafka source, acceptance rules, dead letters, archive
+-- (a job started 2026-01-01T00:00:00+00:00, home /lambda-features, Kafka at kafka:9092)
+-- definition fingerprint (stream_job's code version): c69998f140a49476
+-- refresh: UPDATE_SNAPSHOTS=1 .venv/bin/pytest -q tests/test_snapshots.py
+
+CREATE TEMPORARY TABLE raw_events (`event_id` STRING, `user_id` BIGINT, `item_id` BIGINT, `category_id` BIGINT, `brand` STRING, `price` DOUBLE, `event_type` STRING, `query` STRING, `event_time` BIGINT, `src_part` INT METADATA FROM 'partition' VIRTUAL, `src_off` BIGINT METADATA FROM 'offset' VIRTUAL, ts AS TO_TIMESTAMP_LTZ(CASE WHEN (CASE WHEN user_id IS NULL THEN 'missing user_id' WHEN event_time IS NULL THEN 'missing event_time' WHEN event_type IS NULL THEN 'missing event_type' WHEN event_type NOT IN ('click', 'cart', 'remove_cart', 'purchase', 'fav', 'search', 'login') THEN 'unknown event_type' WHEN price < 0 THEN 'negative price' WHEN event_time < 946684800000 OR event_time > 1767312000000 THEN 'event_time out of range' ELSE CAST(NULL AS STRING) END) IS NULL THEN event_time ELSE 0 END, 3), WATERMARK FOR ts AS ts - INTERVAL '3.000' SECOND) WITH ('connector' = 'kafka', 'topic' = 'lf.events', 'properties.bootstrap.servers' = 'kafka:9092', 'properties.group.id' = 'lambda-features', 'properties.auto.offset.reset' = 'earliest', 'properties.session.timeout.ms' = '6000', 'properties.fetch.max.wait.ms' = '20', 'scan.startup.mode' = 'group-offsets', 'format' = 'json', 'json.ignore-parse-errors' = 'true', 'json.fail-on-missing-field' = 'false', 'scan.watermark.emit.strategy' = 'on-event', 'scan.watermark.idle-timeout' = '5 s');
+
+CREATE TEMPORARY VIEW checked_events AS SELECT *, CASE WHEN user_id IS NULL THEN 'missing user_id' WHEN event_time IS NULL THEN 'missing event_time' WHEN event_type IS NULL THEN 'missing event_type' WHEN event_type NOT IN ('click', 'cart', 'remove_cart', 'purchase', 'fav', 'search', 'login') THEN 'unknown event_type' WHEN price < 0 THEN 'negative price' WHEN event_time < 946684800000 OR event_time > 1767312000000 THEN 'event_time out of range' ELSE CAST(NULL AS STRING) END AS reason FROM raw_events;
+
+CREATE TEMPORARY VIEW events AS SELECT `event_id`, `user_id`, `item_id`, `category_id`, `brand`, `price`, `event_type`, `query`, `event_time`, `src_part`, `src_off`, ts, COALESCE(ts <= CURRENT_WATERMARK(ts), FALSE) AS late FROM checked_events WHERE reason IS NULL;
+
+CREATE TEMPORARY VIEW events_on_time AS SELECT * FROM events WHERE NOT late;
+
+CREATE TEMPORARY TABLE dead_letters (`reason` STRING, `src_part` INT, `src_off` BIGINT, `event_id` STRING, `user_id` BIGINT, `item_id` BIGINT, `category_id` BIGINT, `brand` STRING, `price` DOUBLE, `event_type` STRING, `query` STRING, `event_time` BIGINT) WITH ('connector' = 'filesystem', 'path' = 'file:///lambda-features/dead_letters/stream', 'format' = 'json', 'sink.rolling-policy.rollover-interval' = '60 s', 'sink.rolling-policy.check-interval' = '15 s', 'sink.partition-commit.policy.kind' = 'success-file');
+
+INSERT INTO dead_letters SELECT reason, src_part, src_off, `event_id`, `user_id`, `item_id`, `category_id`, `brand`, `price`, `event_type`, `query`, `event_time` FROM checked_events WHERE reason IS NOT NULL;
+
+CREATE TEMPORARY TABLE archive (`src_part` INT, `src_off` BIGINT, `event_id` STRING, `user_id` BIGINT, `item_id` BIGINT, `category_id` BIGINT, `brand` STRING, `price` DOUBLE, `event_type` STRING, `query` STRING, `event_time` BIGINT, `late` BOOLEAN, `dt` STRING, `hour` STRING) PARTITIONED BY (dt, `hour`) WITH ('connector' = 'filesystem', 'path' = 'file:///lambda-features/lake/archive', 'format' = 'json', 'sink.rolling-policy.rollover-interval' = '60 s', 'sink.rolling-policy.check-interval' = '15 s', 'sink.partition-commit.policy.kind' = 'success-file');
+
+INSERT INTO archive SELECT src_part, src_off, `event_id`, `user_id`, `item_id`, `category_id`, `brand`, `price`, `event_type`, `query`, `event_time`, late, DATE_FORMAT(ts, 'yyyy-MM-dd'), DATE_FORMAT(ts, 'HH') FROM events;
