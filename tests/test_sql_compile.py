@@ -1,10 +1,10 @@
 """The stream queries are compiled from features/, not written by hand."""
 
-from common.clickhouse import ddl
 from common.settings import load_settings
 from features.definitions import STREAM_FEATURES
 from features.events import rejection_sql
 from streaming.sql import compile_feature
+from warehouse.schema import ddl
 
 
 def test_every_stream_feature_compiles():
