@@ -1,5 +1,5 @@
-"""SQL over what the checks read: feature tables, the raw-event archive and the dead
-letters, all through ClickHouse (`file()` reads the archive in place)."""
+"""SQL over what the checks read: feature tables (hot or cold alike), the raw-event archive
+and the dead letters, all through ClickHouse (`file()` reads the archive in place)."""
 
 from __future__ import annotations
 
