@@ -116,7 +116,8 @@ def run(settings: Settings, day: date, publish: bool = True, rescan: bool = Fals
 
 def load_clickhouse(settings: Settings, result: Features30dResult) -> None:
     """Replace the as_of partition of each 30-day feature's table with the lake's Parquet."""
-    from common.clickhouse import create_tables, get_client
+    from common.clickhouse import get_client
+    from warehouse.schema import create_tables
 
     create_tables(settings)
     ch = get_client(settings)

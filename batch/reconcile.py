@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from common.clickhouse import first_time_column
 from common.errors import PlatformError
 from common.settings import Settings
 from features.definitions import STREAM_FEATURES, Session
 from features.events import EVENT_COLUMNS, SOURCE_COLUMNS
+from warehouse.tables import first_time_column
 
 log = logging.getLogger(__name__)
 SPARK_TYPES = {"STRING": "string", "BIGINT": "bigint", "DOUBLE": "double", "INT": "int"}
@@ -207,7 +207,8 @@ def reconcile(settings: Settings, day: date) -> ReconcileResult:
 def load_clickhouse(settings: Settings, result: ReconcileResult) -> None:
     """Replace the day in `<name>_batch` with the lake's Parquet, then mark it reconciled,
     which switches the serving view `<name>` to the batch rows for that day."""
-    from common.clickhouse import create_tables, get_client
+    from common.clickhouse import get_client
+    from warehouse.schema import create_tables
 
     create_tables(settings)
     ch = get_client(settings)

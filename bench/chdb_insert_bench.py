@@ -20,10 +20,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.stream_bench import hardware  # noqa: E402
-from common.clickhouse import close_clients, create_tables, ddl, get_client  # noqa: E402
+from common.clickhouse import close_clients, get_client  # noqa: E402
 from common.services import clickhouse_service  # noqa: E402
 from common.settings import load_settings  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
+from warehouse.schema import create_tables, ddl  # noqa: E402
 
 TABLE = "features.category_clicks_1h_tiles_stream"
 COLUMNS = ["user_id", "window_start", "window_end", "category_id", "clicks"]

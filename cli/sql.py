@@ -19,7 +19,8 @@ def sql(
     """Print a query's result from the platform's ClickHouse (server or embedded chDB)."""
     import csv
 
-    from common.clickhouse import create_tables, get_client
+    from common.clickhouse import get_client
+    from warehouse.schema import create_tables
 
     s = settings()
     if fmt not in ("pretty", "csv", "tsv"):

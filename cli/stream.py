@@ -158,11 +158,11 @@ def load() -> None:
     import signal
     import threading
 
-    from common.clickhouse import create_tables
     from common.kafka import ensure_topics
     from streaming.job import compiled_queries
     from streaming.loader import FeatureLoader
     from streaming.runner import feature_topics
+    from warehouse.schema import create_tables
 
     s = settings()
     ensure_topics(s, feature_topics(s), s.kafka.partitions)

@@ -12,6 +12,7 @@ from dq_checks import sources
 from dq_checks.result import CheckResult
 from features.definitions import STREAM_FEATURES, Feature, Hop, Session, Tumble, WindowAggregate
 from features.events import Column
+from warehouse.tables import day_column
 
 NUMERIC = ("Int", "UInt", "Decimal", "Float")
 
@@ -33,10 +34,10 @@ def classified(settings: Settings, f: Feature, day: date) -> str:
     ident = list(f.order_key)
     values = [c for c in f.columns if c.name not in ident]
     cols = ", ".join(f"`{c.name}`" for c in f.columns)
-    where = "" if f.updating else f" WHERE {sources.day_filter(f, day)}"
+    on = None if f.updating else day  # per-user values: all keys, scoped below
     union = (
-        f"SELECT 's' AS _side, {cols} FROM {sources.table(settings, f, 'stream')}{where} UNION ALL "
-        f"SELECT 'b' AS _side, {cols} FROM {sources.table(settings, f, 'batch')}{where}"
+        f"SELECT 's' AS _side, {cols} FROM {sources.rows(settings, f, 'stream', on)} UNION ALL "
+        f"SELECT 'b' AS _side, {cols} FROM {sources.rows(settings, f, 'batch', on)}"
     )
     sides = ", ".join(f"anyIf(`{c.name}`, _side = '{x}') AS {x}_{c.name}" for c in values for x in "sb")
     grouped = (
@@ -48,7 +49,7 @@ def classified(settings: Settings, f: Feature, day: date) -> str:
     if f.updating:
         # per-user values: the stream keeps only the latest, so judge keys updated on the day
         # and not after it on either side (a later day judges those)
-        v, end, d = sources.version_column(f), sources.day_end(day), day.isoformat()
+        v, end, d = day_column(f), sources.day_end(day), day.isoformat()
         scope = f" WHERE (toDate(s_{v}) = '{d}' OR toDate(b_{v}) = '{d}') AND s_{v} < {end} AND b_{v} < {end}"
     return (
         f"SELECT *, toString(tuple({', '.join(ident)})) AS _id, ns > 0 AND nb = 0 AS only_s, "

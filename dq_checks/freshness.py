@@ -3,20 +3,24 @@ clock, and the online store's newest update."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
-from common.clickhouse import get_client, stream_table
+from common.clickhouse import get_client
 from common.errors import PlatformError
 from common.settings import Settings
 from dq_checks import sources
 from dq_checks.result import CheckResult
 from features.definitions import STREAM_FEATURES, Feature
+from warehouse.rows import rows
+from warehouse.tables import stream_table
 
 
-def _result(settings: Settings, feature: str, day: date, newest: datetime | None, now: datetime, allowed: float):
+def _result(
+    settings: Settings, feature: str, day: date, newest: datetime | None, now: datetime, allowed: float, none: str
+) -> CheckResult:
     if newest is None:
         severity = settings.dq.freshness_severity
-        return CheckResult("freshness", feature, day, False, severity, "no rows at all", {"allowed_lag_s": allowed})
+        return CheckResult("freshness", feature, day, False, severity, none, {"allowed_lag_s": allowed})
     lag = (now - newest).total_seconds()
     passed = lag <= allowed
     message = f"newest {newest:%Y-%m-%d %H:%M:%S} UTC, {lag:,.0f}s behind the clock (allowed {allowed:,.0f}s)"
@@ -27,13 +31,16 @@ def _result(settings: Settings, feature: str, day: date, newest: datetime | None
 
 
 def stream_feature(settings: Settings, f: Feature, day: date, now: datetime) -> CheckResult:
-    """The newest time in the table the stream writes (window ends, session ends, update times)."""
+    """The newest time (window ends, session ends, update times) in the table the stream writes,
+    over the day and the one before: older rows fail the check anyway, and may be cold."""
     times = [c.name for c in f.columns if c.clickhouse.startswith("DateTime64")]
     newest_expr = f"greatest({', '.join(times)})" if len(times) > 1 else times[0]
-    q = f"SELECT max({newest_expr}), count() FROM {settings.clickhouse.database}.{stream_table(f)}"
-    newest, rows = get_client(settings).query(q).result_rows[0]
+    since = day - timedelta(days=1)
+    q = f"SELECT max({newest_expr}), count() FROM {rows(settings, stream_table(f), [since, day])}"
+    newest, n = get_client(settings).query(q).result_rows[0]
     allowed = settings.dq.max_stream_lag_s + sources.window_span_s(f)
-    return _result(settings, f.name, day, newest.replace(tzinfo=UTC) if rows else None, now, allowed)
+    newest = newest.replace(tzinfo=UTC) if n else None
+    return _result(settings, f.name, day, newest, now, allowed, f"no rows since {since}")
 
 
 def online_store(settings: Settings, day: date, now: datetime) -> CheckResult:
@@ -54,7 +61,7 @@ def online_store(settings: Settings, day: date, now: datetime) -> CheckResult:
             if v is not None:
                 newest_ms = max(newest_ms or 0, int(v))
     newest = datetime.fromtimestamp(newest_ms / 1000, UTC) if newest_ms is not None else None
-    return _result(settings, "online_store", day, newest, now, settings.dq.max_online_lag_s)
+    return _result(settings, "online_store", day, newest, now, settings.dq.max_online_lag_s, "no rows at all")
 
 
 def freshness(settings: Settings, day: date, now: datetime | None = None) -> list[CheckResult]:

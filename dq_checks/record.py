@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from common.clickhouse import create_tables, get_client
+from common.clickhouse import get_client
 from common.settings import Settings
 from dq_checks.result import CheckResult
+from warehouse.schema import create_tables
 
 COLUMNS = ["run_id", "checked_at", "day", "check", "feature", "passed", "severity", "message", "metrics", "sample"]
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from common.clickhouse import create_tables
 from common.settings import Settings
 from dq_checks.completeness import completeness
 from dq_checks.consistency import consistency
 from dq_checks.freshness import freshness
 from dq_checks.result import CheckResult
 from dq_checks.validity import validity
+from warehouse.schema import create_tables
 
 
 def run_checks(settings: Settings, day: date, *, now: datetime | None = None) -> list[CheckResult]:

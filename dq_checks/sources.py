@@ -1,15 +1,18 @@
-"""SQL over what the checks read: feature tables, the raw-event archive and the dead
-letters, all through ClickHouse (`file()` reads the archive in place)."""
+"""SQL over what the checks read: feature tables (hot or cold alike), the raw-event archive
+and the dead letters, all through ClickHouse (`file()` reads the archive in place)."""
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from common.clickhouse import first_time_column, stream_table
 from common.settings import Settings
 from features.definitions import Feature, Hop, Session, Tumble, WindowAggregate
 from features.events import EVENT_COLUMNS, SOURCE_COLUMNS
+from warehouse.rows import rows as warehouse_rows
+from warehouse.tables import hop_of, stream_table
+from warehouse.views import windows_from_tiles
 
 ARCHIVE_STRUCTURE = ", ".join(f"`{c.name}` {c.clickhouse}" for c in (*EVENT_COLUMNS, *SOURCE_COLUMNS)) + ", late Bool"
 POSITION_STRUCTURE = "src_part Nullable(Int32), src_off Nullable(Int64)"
@@ -41,27 +44,23 @@ def dead_letter_positions(settings: Settings) -> str:
     )
 
 
-def table(settings: Settings, f: Feature, side: str) -> str:
-    """The relation holding a feature's rows: side 'stream' or 'batch' (FINAL where it is a table)."""
-    db = settings.clickhouse.database
+def rows(settings: Settings, f: Feature, side: str, day: date | None = None) -> str:
+    """A relation over a feature's rows on one side ('stream' or 'batch'), hot or cold alike:
+    those of `day` (windows and sessions starting on it, values updated on it, as_of = day), or all."""
+    days = [day] if day else None
     if f.layer == "batch":
-        return f"{db}.{f.name} FINAL"
+        return warehouse_rows(settings, f.name, days)
     if side == "batch":
-        return f"{db}.{f.name}_batch FINAL"
-    view_over_tiles = stream_table(f) != f"{f.name}_stream"  # the view already reads the tiles FINAL
-    return f"{db}.{f.name}_stream" + ("" if view_over_tiles else " FINAL")
-
-
-def version_column(f: Feature) -> str:
-    """The column dating a row: window or session start, update time, or as_of."""
-    if f.layer == "batch":
-        return "as_of"
-    return f.columns[-1].name if f.updating else first_time_column(f)
-
-
-def day_filter(f: Feature, day: date) -> str:
-    """Rows that belong to the day: windows starting on it, values updated on it, as_of = day."""
-    return f"toDate({version_column(f)}) = '{day.isoformat()}'"
+        return warehouse_rows(settings, f"{f.name}_batch", days)
+    hop = hop_of(f)
+    if not hop:
+        return warehouse_rows(settings, stream_table(f), days)
+    if day is None:
+        return f"({windows_from_tiles(f, hop, warehouse_rows(settings, stream_table(f)))})"
+    # the windows starting on the day hold tiles of the day and up to a window's size after it
+    tile_days = [day + timedelta(days=i) for i in range(1 + math.ceil(hop.size_s / 86400))]
+    windows = windows_from_tiles(f, hop, warehouse_rows(settings, stream_table(f), tile_days))
+    return f"(SELECT * FROM ({windows}) WHERE toDate(window_start) = '{day.isoformat()}')"
 
 
 def window_span_s(f: Feature) -> int:

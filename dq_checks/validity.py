@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from common.clickhouse import get_client, stream_table
+from common.clickhouse import get_client
 from common.settings import Settings
 from dq_checks import sources
 from dq_checks.result import CheckResult
@@ -19,6 +19,7 @@ from features.definitions import (
     Tumble,
     WindowAggregate,
 )
+from warehouse.tables import stream_table
 
 
 def rules(f: Feature) -> list[tuple[str, str]]:
@@ -68,7 +69,7 @@ def values(settings: Settings, f: Feature, day: date) -> CheckResult:
     high_nulls: list[str] = []
     sides = ("stream", "batch") if f.layer == "stream" else ("batch",)
     for side in sides:
-        rel = f"(SELECT * FROM {sources.table(settings, f, side)} WHERE {sources.day_filter(f, day)})"
+        rel = sources.rows(settings, f, side, day)
         exprs = ["count()"] + [f"countIf({bad})" for _, bad in rs] + [f"countIf({n} IS NULL)" for n in nullable]
         row = ch.query(f"SELECT {', '.join(exprs)} FROM {rel}").result_rows[0]
         rows, bad_counts, null_counts = row[0], row[1 : 1 + len(rs)], row[1 + len(rs) :]

@@ -21,11 +21,12 @@ from typing import Any
 
 import orjson
 
-from common.clickhouse import get_client, stream_table
+from common.clickhouse import get_client
 from common.kafka import bootstrap
 from common.redis_store import get_redis, user_key
 from common.settings import Settings
 from streaming.sql import FlinkQuery
+from warehouse.tables import stream_table
 
 log = logging.getLogger(__name__)
 END_MARKER = "__end__"

@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.clickhouse import create_tables, get_client, local_url, stream_table
+from common.clickhouse import get_client, local_url
 from common.errors import PlatformError
 from common.kafka import ensure_topics
 from common.redis_store import get_redis
@@ -23,6 +23,8 @@ from streaming.flink_env import create_table_env, kafka_connector_jars
 from streaming.job import FileSource, Source, build_statements, compiled_queries
 from streaming.loader import FeatureLoader, send_end_markers
 from streaming.staging import StageResult
+from warehouse.schema import create_tables
+from warehouse.tables import stream_table
 
 log = logging.getLogger(__name__)
 

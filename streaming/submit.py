@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from common.clickhouse import create_tables
 from common.errors import PlatformError
 from common.kafka import bootstrap, ensure_topics
 from common.services import local_services
@@ -10,6 +9,7 @@ from common.settings import Settings
 from streaming.deployment import STREAM_PIPELINE
 from streaming.job import KafkaSource
 from streaming.runner import feature_topics
+from warehouse.schema import create_tables
 
 
 def kafka_source(settings: Settings, start: str | None = None, stop_offsets: dict[int, int] | None = None):

@@ -7,11 +7,12 @@ from datetime import date, timedelta
 
 import pytest
 
-from common.clickhouse import create_tables, get_client
+from common.clickhouse import get_client
 from common.services import local_services
 from features.definitions import STREAM_FEATURES
 from tests.archive import at, write_archive
 from tests.conftest import run_batch
+from warehouse.schema import create_tables
 
 pytestmark = pytest.mark.slow
 D = date(2026, 2, 10)

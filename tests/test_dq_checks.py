@@ -9,11 +9,12 @@ from datetime import UTC, date, datetime
 import orjson
 import pytest
 
-from common.clickhouse import create_tables, get_client
+from common.clickhouse import get_client
 from dq_checks import CheckResult, completeness, consistency, freshness, record, run_checks, validity
 from dq_checks.freshness import stream_feature
 from features.definitions import FEATURES, STREAM_FEATURES, UV_1M
 from tests.archive import at, write_archive
+from warehouse.schema import create_tables
 
 D = date(2026, 2, 10)
 NOW = datetime(2026, 2, 10, 12, 3, tzinfo=UTC)  # for the freshness of uv_1m (newest window ends 12:01)
@@ -248,3 +249,29 @@ def test_dq_command_prints_and_exits_on_error(day):
     assert broken.returncode == 1, out
     assert "user_id=2: values differ" in out and "1 check(s) of severity ERROR failed" in out
     assert sql(day, "SELECT count(DISTINCT run_id) FROM features.dq_results") == [(1,)]
+
+
+def test_checks_of_a_tiered_day_see_what_they_saw_hot(day):
+    import tiering
+    from tests.tiering_data import hot_days
+
+    ch = get_client(day)
+    ch.command(  # defects the checks must still find once the day is cold
+        "ALTER TABLE features.uv_1m_stream UPDATE events = 2 * events, uv = 2 * uv "
+        f"WHERE window_start = {ts('10:00')} SETTINGS mutations_sync = 1"
+    )
+    ch.command(f"INSERT INTO features.hot_items_5m_stream VALUES ({ts('10:00')}, {ts('10:05')}, 11, 101, 1)")
+    before = run_checks(day, D, now=NOW)
+    assert ("consistency", "uv_1m") in failed(before) and ("validity_values", "hot_items_5m") in failed(before)
+
+    moved = tiering.run(day, today=date(2026, 2, 18)).moves  # hot_days 7: day D is due
+    windowed = {t for f in STREAM_FEATURES if f.windowed for t in (f"{f.name}_batch", f"{f.name}_stream")}
+    assert {m.table for m in moved} == windowed - {"category_clicks_1h_stream"} | {"category_clicks_1h_tiles_stream"}
+    assert all(hot_days(day, m.table) == [] for m in moved)
+
+    after = run_checks(day, D, now=NOW)
+    assert [(r.check, r.feature, r.passed, r.message, r.sample) for r in after] == [
+        (r.check, r.feature, r.passed, r.message, r.sample) for r in before
+    ]
+    assert [r.metrics for r in after] == [pytest.approx(r.metrics, nan_ok=True) for r in before]
+    assert by(after, "consistency", "category_clicks_1h").metrics["stream_rows"] == 12

@@ -19,7 +19,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from common.clickhouse import close_clients, get_client, stream_table
+from common.clickhouse import close_clients, get_client
 from common.kafka import ensure_topics, producer
 from common.redis_store import get_redis
 from common.services import local_services
@@ -28,6 +28,7 @@ from features.adapters import to_json
 from features.definitions import STREAM_FEATURES
 from features.generator import GeneratorConfig, generate
 from tests.conftest import cli, isolated
+from warehouse.tables import stream_table
 
 pytestmark = pytest.mark.slow
 EVENTS = 150_000

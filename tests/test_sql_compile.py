@@ -6,12 +6,12 @@ import dataclasses
 import pytest
 
 import streaming.job
-from common.clickhouse import ddl
 from common.settings import load_settings
 from features.definitions import STREAM_FEATURES
 from features.events import rejection_sql
 from streaming.deployment import definition_fingerprint
 from streaming.sql import compile_feature
+from warehouse.schema import ddl
 
 
 def test_sliding_window_is_built_from_tiles():

@@ -7,13 +7,16 @@ from datetime import date
 import pytest
 
 import tiering
-from common.clickhouse import close_clients, ddl, get_client, tiered_tables
+from common.clickhouse import close_clients, get_client
 from common.errors import PlatformError
 from common.settings import load_settings
 from tests.conftest import free_port
 from tests.tiering_data import DUE_DAYS, TODAY, answers, hot_days, seed
 from tiering import manifest
+from tiering.cold_views import view_sql
 from tiering.layout import bucket_url, object_key
+from warehouse.schema import ddl
+from warehouse.tables import tiered_tables
 
 
 @pytest.fixture
@@ -42,10 +45,12 @@ def test_tiered_tables_are_the_day_partitioned_window_tables():
 def test_views_read_the_store_only_once_something_is_cold(tmp_path):
     s = load_settings(home=tmp_path)
     assert not any("file(" in stmt or "s3(" in stmt for stmt in ddl(s))
-    cold = ddl(s, {"uv_1m_stream": [date(2024, 1, 1), date(2024, 1, 2)]})
-    (view,) = [x for x in cold if x.startswith("CREATE OR REPLACE VIEW features.uv_1m AS")]
-    assert "uv_1m_stream/dt={2024-01-01,2024-01-02}/*.parquet" in view
-    assert "NOT IN (SELECT toDate(partition) FROM system.parts" in view  # a hot day wins
+    (view,) = [x for x in ddl(s) if x.startswith("CREATE OR REPLACE VIEW features.uv_1m AS")]
+    assert "FROM features.uv_1m_stream_cold WHERE dt NOT IN (SELECT toDate(partition) FROM system.parts" in view
+    assert "null(" in view_sql(s, "uv_1m_stream", [])
+    cold = view_sql(s, "uv_1m_stream", [date(2024, 1, 1), date(2024, 1, 2)])
+    assert cold.startswith("CREATE OR REPLACE VIEW features.uv_1m_stream_cold AS")
+    assert "uv_1m_stream/dt={2024-01-01,2024-01-02}/*.parquet" in cold
 
 
 def test_layout_keys_and_urls(tmp_path):

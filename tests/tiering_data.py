@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from common.clickhouse import create_tables, get_client
+from common.clickhouse import get_client
 from common.settings import Settings
+from warehouse.schema import create_tables
 
 DAYS = [date(2024, 1, d) for d in range(1, 6)]  # 2024-01-01..05
 TODAY = date(2024, 1, 11)  # hot_days 7: days before 2024-01-04 are due

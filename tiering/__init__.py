@@ -8,15 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from common.clickhouse import create_named_collection, create_tables
 from common.settings import Settings
-from tiering import manifest
-from tiering.layout import bucket_url, collection_name
+from tiering import cold_views, manifest
 from tiering.mover import Hook, Move
 from tiering.mover import move as _move
 from tiering.mover import restore as _restore
 from tiering.partitions import Partition, cold_fingerprint, due, feature_of
 from tiering.store import ObjectStore, open_store
+from warehouse.schema import create_tables
 
 __all__ = ["Check", "Move", "Partition", "TierReport", "restore", "run", "verify"]
 
@@ -61,13 +60,20 @@ class Check:
         return not self.error and self.hot + self.cold == self.recorded
 
 
-def _open(settings: Settings) -> ObjectStore:
-    """The checked store, the ClickHouse named collection the views read it through, and the tables."""
-    store = open_store(settings)
-    params = store.clickhouse_params()
-    if params is not None:
-        create_named_collection(settings, collection_name(settings), {"url": bucket_url(settings), **params})
+def _tables(settings: Settings) -> None:
+    """The schema and the manifest."""
     create_tables(settings)
+    manifest.create(settings)
+
+
+def _open(settings: Settings) -> ObjectStore:
+    """The checked store, the named collection and cold views ClickHouse reads it through, and the tables."""
+    store = open_store(settings)
+    credentials = store.clickhouse_params()
+    if credentials is not None:
+        cold_views.create_collection(settings, credentials)
+    _tables(settings)
+    cold_views.refresh(settings)  # also heals a run killed between recording a move and rebuilding a view
     return store
 
 
@@ -126,5 +132,5 @@ def verify(settings: Settings) -> list[Check]:
 
 def status(settings: Settings) -> list[manifest.Entry]:
     """The manifest: every day tiering moved or restored."""
-    create_tables(settings)
+    _tables(settings)
     return manifest.entries(settings)

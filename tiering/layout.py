@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from common.settings import Settings
 from features.definitions import Feature
+from warehouse.tables import structure
 
 
 def collection_name(settings: Settings) -> str:
@@ -41,11 +42,6 @@ def uri(settings: Settings, table: str, day: date) -> str:
     if settings.tiering.bucket:
         return f"s3://{settings.tiering.bucket}/{day_prefix(settings, table, day)}"
     return f"file://{settings.cold_dir / day_prefix(settings, table, day)}/"
-
-
-def structure(f: Feature) -> str:
-    """The table's columns as a ClickHouse structure, quoted for a string literal."""
-    return ", ".join(f"`{c.name}` {c.clickhouse}" for c in f.columns).replace("'", "\\'")
 
 
 def cold_reader(settings: Settings, table: str, days: list[date], f: Feature) -> str:

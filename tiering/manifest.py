@@ -7,9 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from common.clickhouse import TIER_MANIFEST, get_client
+from common.clickhouse import get_client
 from common.settings import Settings
 
+TABLE = "tiered_partitions"
 COLUMNS = ("table", "day", "state", "rows", "checksum", "bytes", "objects", "uri", "updated_at")
 
 
@@ -25,9 +26,18 @@ class Entry:
     uri: str = ""
 
 
+def create(settings: Settings) -> None:
+    """The manifest table, when missing."""
+    get_client(settings).command(
+        f"CREATE TABLE IF NOT EXISTS {settings.clickhouse.database}.{TABLE} (`table` String, day Date, "
+        "state LowCardinality(String), rows UInt64, checksum UInt64, bytes UInt64, objects Array(String), "
+        "uri String, updated_at DateTime64(6, 'UTC')) ENGINE = ReplacingMergeTree(updated_at) ORDER BY (`table`, day)"
+    )
+
+
 def record(settings: Settings, e: Entry) -> None:
     row = [e.table, e.day, e.state, e.rows, e.checksum, e.bytes, e.objects, e.uri, datetime.now(UTC)]
-    get_client(settings).insert(f"{settings.clickhouse.database}.{TIER_MANIFEST}", [row], column_names=COLUMNS)
+    get_client(settings).insert(f"{settings.clickhouse.database}.{TABLE}", [row], column_names=COLUMNS)
 
 
 def entries(settings: Settings, table: str | None = None, day: date | None = None) -> list[Entry]:
@@ -42,7 +52,7 @@ def entries(settings: Settings, table: str | None = None, day: date | None = Non
     rows = (
         get_client(settings)
         .query(
-            f"SELECT {', '.join(f'`{c}`' for c in COLUMNS[:-1])} FROM {settings.clickhouse.database}.{TIER_MANIFEST} "
+            f"SELECT {', '.join(f'`{c}`' for c in COLUMNS[:-1])} FROM {settings.clickhouse.database}.{TABLE} "
             f"FINAL WHERE {' AND '.join(where)} ORDER BY day, `table`",
             parameters=params,
         )
@@ -54,3 +64,16 @@ def entries(settings: Settings, table: str | None = None, day: date | None = Non
 def get(settings: Settings, table: str, day: date) -> Entry | None:
     found = entries(settings, table, day)
     return found[0] if found else None
+
+
+def cold_days(settings: Settings) -> dict[str, list[date]]:
+    """The days in the cold tier, per table."""
+    rows = (
+        get_client(settings)
+        .query(
+            f"SELECT `table`, arraySort(groupArray(day)) FROM {settings.clickhouse.database}.{TABLE} FINAL "
+            "WHERE state = 'cold' GROUP BY `table`"
+        )
+        .result_rows
+    )
+    return {t: days for t, days in rows}

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from common.clickhouse import create_restore_table, create_tables, drop_restore_table, get_client
+from common.clickhouse import get_client
 from common.errors import PlatformError
 from common.settings import Settings
-from tiering import manifest
+from tiering import cold_views, manifest
 from tiering.layout import cold_reader, day_prefix, object_key, uri
 from tiering.partitions import cold_fingerprint, export, feature_of, hot_fingerprint
 from tiering.store import ObjectStore
@@ -77,7 +77,7 @@ def move(settings: Settings, store: ObjectStore, table: str, day: date, hook: Ho
     else:  # an earlier run stopped after recording: check the objects again, then finish
         _verify_written(settings, store, table, day, before.objects, (rows, checksum))
         keys, size = before.objects, before.bytes
-    create_tables(settings)  # the views now read the day from the store (while it is hot, from MergeTree)
+    cold_views.refresh(settings, [table])  # the views now read the day from the store (while hot, from MergeTree)
     if hot_fingerprint(settings, table, day) != (rows, checksum):
         log.warning("%s %s changed during its move; it stays hot and moves on the next run", table, day)
         return None
@@ -106,9 +106,22 @@ def _verify_written(
         )
 
 
+def _swap_in(settings: Settings, table: str, day: date) -> None:
+    """Read the cold day into an empty copy of the table, then swap it in as the day's partition."""
+    f = feature_of(table)
+    db = settings.clickhouse.database
+    staging = f"{db}.{table}_restore"
+    client = get_client(settings)
+    client.command(f"DROP TABLE IF EXISTS {staging}")
+    client.command(f"CREATE TABLE {staging} AS {db}.{table}")
+    cols = ", ".join(f"`{c.name}`" for c in f.columns)
+    client.command(f"INSERT INTO {staging} ({cols}) SELECT {cols} FROM {cold_reader(settings, table, [day], f)}")
+    client.command(f"ALTER TABLE {db}.{table} REPLACE PARTITION '{day}' FROM {staging}")
+    client.command(f"DROP TABLE {staging}")
+
+
 def restore(settings: Settings, store: ObjectStore, table: str, day: date, hook: Hook | None = None) -> int:
     """Bring a cold day back into MergeTree (atomically, through a staging table); returns its rows."""
-    f = feature_of(table)
     entry = manifest.get(settings, table, day)
     if entry is None or entry.state == "moving":
         raise PlatformError(f"{table} has no cold day {day}", "`lambda-features tier status` lists the cold days")
@@ -120,14 +133,7 @@ def restore(settings: Settings, store: ObjectStore, table: str, day: date, hook:
                     f"{uri(settings, table, day)} does not read back as the {entry.rows} rows recorded",
                     "nothing was restored; check the objects in the store",
                 )
-            db = settings.clickhouse.database
-            staging = create_restore_table(settings, table)
-            client = get_client(settings)
-            cols = ", ".join(f"`{c.name}`" for c in f.columns)
-            source = cold_reader(settings, table, [day], f)
-            client.command(f"INSERT INTO {staging} ({cols}) SELECT {cols} FROM {source}")
-            client.command(f"ALTER TABLE {db}.{table} REPLACE PARTITION '{day}' FROM {staging}")
-            drop_restore_table(settings, table)
+            _swap_in(settings, table, day)
             step("inserted", table, day, hook)
         elif hot != (entry.rows, entry.checksum):
             raise PlatformError(
@@ -136,6 +142,6 @@ def restore(settings: Settings, store: ObjectStore, table: str, day: date, hook:
             )
         manifest.record(settings, manifest.Entry(table, day, "restored", entry.rows, entry.checksum, uri=entry.uri))
         step("recorded", table, day, hook)
-        create_tables(settings)
+    cold_views.refresh(settings, [table])  # before the objects go
     store.delete(store.keys(day_prefix(settings, table, day)))
     return entry.rows

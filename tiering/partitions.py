@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from common.clickhouse import first_time_column, get_client, tiered_tables
+from common.clickhouse import get_client
 from common.errors import PlatformError
 from common.settings import Settings
 from features.definitions import Feature
 from tiering.layout import cold_reader, uri
+from warehouse.tables import first_time_column, tiered_tables
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,13 @@ from dagster import (
     multi_asset,
 )
 
-from common.clickhouse import first_time_column
 from common.settings import Settings
 from features.definitions import BATCH_FEATURES, STREAM_FEATURES, Feature
 from orchestration.metadata import preview
 from orchestration.partitions import daily_partitions, days_of
 from orchestration.resources import ClickHouseResource, PlatformResource, SparkResource
 from orchestration.schedules import daily_batch_schedule
+from warehouse.tables import first_time_column
 
 OWNERS = ["team:batch"]
 WINDOW_DAYS = 30

@@ -1,0 +1,95 @@
+"""The feature tables: their names, the column that dates a row, and their CREATE statements,
+with the batch's record of reconciled days and the checks' results."""
+
+from __future__ import annotations
+
+from features.definitions import BATCH_FEATURES, STREAM_FEATURES, Feature, Hop, WindowAggregate
+
+
+def hop_of(f: Feature) -> Hop | None:
+    """The sliding window of a feature the stream writes as tiles, else None."""
+    agg = f.aggregation
+    return agg.window if isinstance(agg, WindowAggregate) and isinstance(agg.window, Hop) else None
+
+
+def stream_table(f: Feature) -> str:
+    """The table the stream writes for a feature (tiles for sliding windows)."""
+    return f"{f.name}_tiles_stream" if hop_of(f) else f"{f.name}_stream"
+
+
+def first_time_column(f: Feature) -> str:
+    """The column that dates a row (window or session start, or the update time)."""
+    return next(c.name for c in f.columns if c.clickhouse.startswith("DateTime64"))
+
+
+def replacing_version(f: Feature) -> str:
+    """The version column of a per-user table: the newest row of a key wins."""
+    return f.columns[-1].name  # updated_at / last_event_time
+
+
+def day_column(f: Feature) -> str:
+    """The column a row's day comes from: window or session start, update time, or as_of."""
+    if f.layer == "batch":
+        return "as_of"
+    return replacing_version(f) if f.updating else first_time_column(f)
+
+
+def feature_tables() -> dict[str, Feature]:
+    """Every table holding a feature's rows, by name: stream and batch tables, and the 30-day tables."""
+    tables = {t: f for f in STREAM_FEATURES for t in (stream_table(f), f"{f.name}_batch")}
+    return tables | {f.name: f for f in BATCH_FEATURES}
+
+
+def tiered_tables() -> dict[str, Feature]:
+    """The tables whose days can move to the cold tier: the day-partitioned window tables."""
+    return {t: f for t, f in feature_tables().items() if f.windowed}
+
+
+def cold_view(table: str) -> str:
+    """The view over a tiered table's cold days (tiering keeps it current; empty until then)."""
+    return f"{table}_cold"
+
+
+def structure(f: Feature) -> str:
+    """The table's columns as a ClickHouse structure, quoted for a string literal."""
+    return ", ".join(f"`{c.name}` {c.clickhouse}" for c in f.columns).replace("'", "\\'")
+
+
+def no_cold_days(f: Feature) -> str:
+    """What a cold view selects while its table has no cold day: no rows, the columns plus `dt`."""
+    cols = ", ".join(f"`{c.name}`" for c in f.columns)
+    return f"SELECT {cols}, toDate(0) AS dt FROM null('{structure(f)}')"
+
+
+def _engine(f: Feature) -> str:
+    order = ", ".join(f.order_key)
+    if f.updating:
+        return f"ReplacingMergeTree({replacing_version(f)}) ORDER BY ({order})"
+    return (
+        f"ReplacingMergeTree ORDER BY ({order}) PARTITION BY toDate({first_time_column(f)}) "
+        "SETTINGS allow_nullable_key = 1"
+    )
+
+
+def table_ddl(db: str) -> list[str]:
+    """The CREATE statements of every table, idempotent; a cold view is created empty once."""
+    out = [
+        f"CREATE TABLE IF NOT EXISTS {db}.reconciled_days (feature String, day Date, rows UInt64, "
+        "complete UInt8, gaps String, reconciled_at DateTime64(3, 'UTC')) "
+        "ENGINE = ReplacingMergeTree(reconciled_at) ORDER BY (feature, day)",
+        f"CREATE TABLE IF NOT EXISTS {db}.dq_results (run_id String, checked_at DateTime64(3, 'UTC'), day Date, "
+        "check LowCardinality(String), feature LowCardinality(String), passed UInt8, "
+        "severity LowCardinality(String), message String, metrics Map(String, Float64), sample Array(String)) "
+        "ENGINE = MergeTree ORDER BY (day, check, feature, checked_at) PARTITION BY toYYYYMM(day)",
+    ]
+    tiered = tiered_tables()
+    for table, f in feature_tables().items():
+        cols = ", ".join(f"`{c.name}` {c.clickhouse}" for c in f.columns)
+        if f.layer == "batch":
+            engine = f"ReplacingMergeTree ORDER BY ({', '.join(f.order_key)}) PARTITION BY as_of"
+        else:
+            engine = _engine(f)
+        out.append(f"CREATE TABLE IF NOT EXISTS {db}.{table} ({cols}) ENGINE = {engine}")
+        if table in tiered:
+            out.append(f"CREATE VIEW IF NOT EXISTS {db}.{cold_view(table)} AS {no_cold_days(f)}")
+    return out
