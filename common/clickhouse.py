@@ -20,16 +20,22 @@ def local_url(settings: Settings) -> str:
     return f"http://127.0.0.1:{settings.clickhouse.local_port}"
 
 
-def get_client(settings: Settings):  # -> clickhouse_connect.driver.Client
+def get_client(settings: Settings, start: bool = True):  # -> clickhouse_connect.driver.Client
     """One client per target per process: the configured server, else the local chDB
-    service (started here when it is not running, and left running for other processes)."""
+    service (started here when it is not running, and left running for other processes;
+    `start=False` leaves a stopped service stopped, as a monitor must)."""
     import clickhouse_connect
 
     from common.services import clickhouse_service, ensure_running
 
     target = settings.clickhouse.url or local_url(settings)
     with _lock:
-        if not settings.clickhouse.url and ensure_running(clickhouse_service(settings)) and target in _clients:
+        if (
+            start
+            and not settings.clickhouse.url
+            and ensure_running(clickhouse_service(settings))
+            and target in _clients
+        ):
             _clients.pop(target).close()  # the service was restarted: drop the old pool
         if target not in _clients:
             try:
@@ -97,9 +103,14 @@ def _tiles_view(db: str, f: Feature, hop: Hop, tiles: str) -> str:
     )
 
 
+def time_columns(f: Feature) -> list[str]:
+    """The feature's time columns: window or session bounds, update times."""
+    return [c.name for c in f.columns if c.clickhouse.startswith("DateTime64")]
+
+
 def first_time_column(f: Feature) -> str:
     """The column that dates a row (window or session start, or the update time)."""
-    return next(c.name for c in f.columns if c.clickhouse.startswith("DateTime64"))
+    return time_columns(f)[0]
 
 
 def _serving_view(db: str, f: Feature, batch: str, stream: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from common.clickhouse import get_client, stream_table
+from common.clickhouse import get_client, stream_table, time_columns
 from common.errors import PlatformError
 from common.settings import Settings
 from dq_checks import sources
@@ -28,7 +28,7 @@ def _result(settings: Settings, feature: str, day: date, newest: datetime | None
 
 def stream_feature(settings: Settings, f: Feature, day: date, now: datetime) -> CheckResult:
     """The newest time in the table the stream writes (window ends, session ends, update times)."""
-    times = [c.name for c in f.columns if c.clickhouse.startswith("DateTime64")]
+    times = time_columns(f)
     newest_expr = f"greatest({', '.join(times)})" if len(times) > 1 else times[0]
     q = f"SELECT max({newest_expr}), count() FROM {settings.clickhouse.database}.{stream_table(f)}"
     newest, rows = get_client(settings).query(q).result_rows[0]
@@ -37,22 +37,14 @@ def stream_feature(settings: Settings, f: Feature, day: date, now: datetime) -> 
 
 
 def online_store(settings: Settings, day: date, now: datetime) -> CheckResult:
-    """The newest `last_event_time` written to any user's hash (a full SCAN of the user keys)."""
-    from common.redis_store import get_redis
+    """The newest `last_event_time` written to any user's hash, from the loader's heartbeat
+    (one read, whatever the number of users)."""
+    from common.redis_store import get_redis, newest_online_event_ms
 
     try:
-        redis = get_redis(settings)
+        newest_ms = newest_online_event_ms(get_redis(settings), settings)
     except PlatformError as e:
         return CheckResult("freshness", "online_store", day, False, settings.dq.freshness_severity, e.what)
-    newest_ms = None
-    keys = list(redis.scan_iter(f"{settings.redis.key_prefix}*", count=1000))
-    for i in range(0, len(keys), 1000):
-        pipe = redis.pipeline(transaction=False)
-        for k in keys[i : i + 1000]:
-            pipe.hget(k, "last_event_time")
-        for v in pipe.execute():
-            if v is not None:
-                newest_ms = max(newest_ms or 0, int(v))
     newest = datetime.fromtimestamp(newest_ms / 1000, UTC) if newest_ms is not None else None
     return _result(settings, "online_store", day, newest, now, settings.dq.max_online_lag_s)
 

@@ -45,8 +45,8 @@ class FlinkRest:
         self.base = address if address.startswith("http") else f"http://{address}"
         self.timeout = timeout
 
-    def _get(self, path: str) -> dict:
-        r = requests.get(self.base + path, timeout=self.timeout)
+    def _get(self, path: str, **params: str):  # -> dict | list
+        r = requests.get(self.base + path, params=params or None, timeout=self.timeout)
         r.raise_for_status()
         return r.json()
 
@@ -83,6 +83,28 @@ class FlinkRest:
                 pass
         worst = max(levels, key=["ok", "low", "high"].index)
         return source_records_out, sink_records_in, worst
+
+    def vertices(self, jid: str) -> list[dict]:
+        return self._get(f"/jobs/{jid}")["vertices"]
+
+    def metric_ids(self, path: str) -> list[str]:
+        """The metrics a scope serves: `/jobmanager`, `/jobs/<jid>` or `/jobs/<jid>/vertices/<vid>`."""
+        return [m["id"] for m in self._get(f"{path}/metrics")]
+
+    def metrics(self, path: str, ids: list[str]) -> dict[str, str]:
+        """Values of these metrics of a scope (strings, as Flink serves them)."""
+        out: dict[str, str] = {}
+        chunk: list[str] = []
+        for i, metric in enumerate(ids):
+            chunk.append(metric)
+            # Flink's REST server refuses request lines over 4096 bytes
+            if i == len(ids) - 1 or sum(map(len, chunk)) + len(ids[i + 1]) > 2000:
+                out |= {m["id"]: m["value"] for m in self._get(f"{path}/metrics", get=",".join(chunk))}
+                chunk = []
+        return out
+
+    def checkpoint_interval_ms(self, jid: str) -> int | None:
+        return self._get(f"/jobs/{jid}/checkpoints/config").get("interval")
 
     def cancel(self, jid: str) -> None:
         requests.patch(f"{self.base}/jobs/{jid}", params={"mode": "cancel"}, timeout=self.timeout).raise_for_status()
@@ -121,22 +143,10 @@ class FlinkRest:
 
 def kafka_lag(settings: Settings) -> int | None:
     """Events on the topic that the job's consumer group has not committed yet (None: unknown)."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    from common.kafka import bootstrap, partitions_of
+    from common.kafka import consumer_lag
 
     try:
-        topic = settings.kafka.events_topic
-        consumer = Consumer({"bootstrap.servers": bootstrap(settings), "group.id": settings.kafka.group_id})
-        try:
-            parts = [TopicPartition(topic, p) for p in partitions_of(settings, topic)]
-            lag = 0
-            for tp in consumer.committed(parts, timeout=5):
-                _, high = consumer.get_watermark_offsets(tp, timeout=5)
-                lag += max(0, high - max(tp.offset, 0))
-            return lag
-        finally:
-            consumer.close()
+        return sum(consumer_lag(settings, settings.kafka.group_id, [settings.kafka.events_topic]).values())
     except Exception:  # lag is informative only; an unreachable broker shows as unknown
         return None
 
