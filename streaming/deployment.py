@@ -164,6 +164,10 @@ class StreamStatus:
     sink_records_in: int | None = None
     backpressure: str | None = None
     kafka_lag: int | None = None
+    events_per_s: float | None = None  # read by the sources, now
+    event_time_lag_s: float | None = None  # now minus the watermark
+    last_checkpoint_age_s: float | None = None
+    online_freshness_s: float | None = None  # now minus the newest event time in the online store
     restored_from: str | None = None
     started_at: float | None = None
     log: str | None = None
@@ -240,13 +244,39 @@ class StreamDeployment:
                     if st.running:
                         st.last_checkpoint = rest.last_checkpoint(job["jid"])
                         st.source_records_out, st.sink_records_in, st.backpressure = rest.throughput(job["jid"])
+                        if with_lag:
+                            self._progress(rest, st)
                 except requests.RequestException:
                     pass  # statistics of a job that is just starting are not served yet
         elif local and state:
             st.state = "STARTING"  # the process is alive, its mini-cluster not up yet
         if with_lag and st.running:
             st.kafka_lag = kafka_lag(self.settings)
+            st.online_freshness_s = self._online_freshness()
         return st
+
+    def _progress(self, rest: FlinkRest, st: StreamStatus) -> None:
+        """Events/s, event-time lag and checkpoint age of the running job, from its metrics."""
+        from streaming.flink_metrics import FlinkReader
+
+        job = FlinkReader(rest, STREAM_PIPELINE).job()
+        if job is None or not job.samples:
+            return
+        now = time.time()
+        st.events_per_s = job.events_in_per_s
+        if job.watermark_ms is not None:
+            st.event_time_lag_s = now - job.watermark_ms / 1000
+        if st.last_checkpoint:
+            st.last_checkpoint_age_s = now - st.last_checkpoint["at_ms"] / 1000
+
+    def _online_freshness(self) -> float | None:
+        from common.redis_store import get_redis, newest_online_event_ms
+
+        try:
+            newest = newest_online_event_ms(get_redis(self.settings), self.settings)
+        except PlatformError:
+            return None
+        return time.time() - newest / 1000 if newest is not None else None
 
     def deploy(self, wait_s: float = 180) -> DeployResult:
         """Make the current definition run: nothing when it already does, a restart from the
