@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -29,13 +30,22 @@ from monitoring.stream import FlinkPart, kafka_lag
 log = logging.getLogger("exporter")
 
 
+def deadline_s(settings: Settings) -> float:
+    """How long a scrape waits for the parts: within Prometheus's scrape timeout (the interval, at most 10 s)."""
+    return 0.8 * min(10, settings.monitoring.scrape_interval_s)
+
+
 class PlatformCollector(Collector):
-    """Every part of the exporter, read at each scrape (one scrape at a time)."""
+    """Every part of the exporter, read at each scrape, in parallel. A part that does not answer
+    within the deadline (a broker that does not answer) is reported down and left out, so the
+    others are still served; it is not started again while it still runs."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.flink = FlinkPart(settings)
         self.outputs = StreamOutputs(settings.archive_dir, settings.dead_letter_dir)
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="exporter-part")
+        self.running: dict[str, Future] = {}
         self.lock = threading.Lock()
         self.parts: dict[str, Callable[[], Iterable[Metric]]] = {
             "flink": self.flink.collect,
@@ -63,18 +73,29 @@ class PlatformCollector(Collector):
         yield dead
 
     def collect(self) -> Iterator[Metric]:
+        futures = {}
         with self.lock:
-            up = GaugeMetricFamily("lf_exporter_part_up", "1 when the part could read its source", labels=["part"])
             for name, part in self.parts.items():
+                if name in self.running and not self.running[name].done():
+                    log.warning("%s: still reading since an earlier scrape", name)
+                    continue
+                futures[name] = self.running[name] = self.pool.submit(lambda part=part: list(part()))
+        wait(futures.values(), timeout=deadline_s(self.settings))
+        up = GaugeMetricFamily("lf_exporter_part_up", "1 when the part could read its source", labels=["part"])
+        for name in self.parts:
+            future = futures.get(name)
+            metrics: list[Metric] = []
+            if future is not None and future.done():
                 try:
-                    metrics = list(part())
+                    metrics = future.result()
                 except Exception as e:  # one source down must not hide the others
                     log.warning("%s: %s", name, str(e).splitlines()[0][:300] if str(e) else repr(e))
-                    metrics = []
-                up.add_metric([name], 1 if metrics else 0)
-                yield from metrics
-            yield up
-            yield freshness_bounds(self.settings)
+            elif future is not None:
+                log.warning("%s: no answer within %.1f s", name, deadline_s(self.settings))
+            up.add_metric([name], 1 if metrics else 0)
+            yield from metrics
+        yield up
+        yield freshness_bounds(self.settings)
 
 
 def serve(settings: Settings) -> int:
