@@ -304,3 +304,95 @@ def test_prometheus_scrapes_the_platforms_processes(settings):
         if own:
             own.stop()
     assert all(svc.pid() is None for svc in services)
+
+
+def _scrape(port: int) -> dict[str, list]:
+    """name -> samples of a metrics endpoint."""
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    out: dict[str, list] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append(sample)
+    return out
+
+
+@pytest.mark.slow
+def test_a_deployed_stream_job_is_monitored_end_to_end(platform_env):
+    """A real stream job on the local mini-cluster: the exporter serves its Flink metrics under
+    the reporter's names and the platform's, the loader its own, Prometheus scrapes them, and
+    the status that the supervisor records carries the numbers Dagster plots."""
+    from common.kafka import ensure_topics, producer
+    from common.services import local_services
+    from features.adapters import to_json
+    from features.generator import GeneratorConfig, generate
+    from streaming.deployment import StreamDeployment
+
+    s = platform_env
+    deployment = StreamDeployment(s)
+    services = local_services(s)
+    try:
+        for svc in services:
+            svc.start()
+        ensure_topics(s, [s.kafka.events_topic], s.kafka.partitions)
+        prod = producer(s)
+        for e in generate(GeneratorConfig(seed=3), 2000):
+            prod.produce(s.kafka.events_topic, to_json(e), key=str(e["user_id"]).encode())
+        prod.produce(s.kafka.events_topic, b'{"event_id": "bad-1", "event_type": "click", "event_time": 1767225600000}')
+        prod.flush(30)
+        assert deployment.deploy().status.state == "RUNNING"
+
+        def exported():
+            m = _scrape(s.monitoring.exporter_port)
+            return (
+                m
+                if m.get("lf_stream_events_in_total", [None])[0] and m["lf_stream_events_in_total"][0].value >= 2001
+                else None
+            )
+
+        m = _wait(exported, 300, "the exporter to count every event")
+        assert m["lf_stream_job_running"][0].value == 1
+        for name in (
+            "flink_jobmanager_job_lastCheckpointDuration",
+            "flink_jobmanager_job_numberOfFailedCheckpoints",
+            "flink_taskmanager_job_task_backPressuredTimeMsPerSecond",
+            "flink_taskmanager_job_task_operator_KafkaSourceReader_KafkaConsumer_records_lag_max",
+            "lf_stream_event_time_lag_seconds",
+            "lf_kafka_consumer_lag",
+        ):
+            assert m.get(name), name
+        assert {
+            x.labels["partition"] for x in m["lf_kafka_consumer_lag"] if x.labels["topic"] == s.kafka.events_topic
+        } == {"0", "1"}
+
+        dead = _wait(
+            lambda: _scrape(s.monitoring.exporter_port).get("lf_stream_dead_letters_total"), 180, "the dead letter"
+        )  # committed at a checkpoint after its file rolled over
+        assert [(x.labels["reason"], x.value) for x in dead] == [("missing user_id", 1)]
+
+        loader = _wait(
+            lambda: _scrape(s.monitoring.stream_port).get("lf_online_freshness_seconds_count"), 120, "loader"
+        )
+        assert loader[0].value > 0
+        assert newest_online_event_ms(get_redis(s), s) is not None
+
+        api = f"http://127.0.0.1:{s.monitoring.prometheus_port}/api/v1"
+        result = _wait(
+            lambda: (
+                requests.get(f"{api}/query", params={"query": "lf:stream_events_in:rate1m"}, timeout=5).json()["data"][
+                    "result"
+                ]
+                or None
+            ),
+            120,
+            "Prometheus to record the events' rate",
+        )
+        assert result[0]["metric"]["job_name"] == "lambda-features-stream"
+
+        st = _wait(lambda: (x := deployment.status()).last_checkpoint_age_s is not None and x, 60, "a checkpoint")
+        assert st.events_per_s is not None and st.event_time_lag_s > 0 and st.online_freshness_s is not None
+        meta = observation(st).metadata
+        assert {"events/s", "event-time lag (s)", "online freshness (s)", "last checkpoint age (s)"} <= set(meta)
+    finally:
+        deployment.stop(savepoint=False)
+        for svc in services:
+            svc.stop()
