@@ -248,7 +248,7 @@ def _wait(predicate, timeout_s: float, what: str):
 def test_prometheus_scrapes_the_platforms_processes(settings):
     """The real Prometheus, started as `services start` does on free ports, scrapes the
     ClickHouse service, the exporter and this process (as a loader), and loads every rule."""
-    s = settings.model_copy(update={"monitoring": settings.monitoring.model_copy(update={"scrape_interval_s": 2})})
+    s = settings.model_copy(update={"monitoring": settings.monitoring.model_copy(update={"scrape_interval_s": 5})})
     metrics.redis_flushed([(("user:1", "last_event_time"), str(int(time.time() * 1000) - 250))], 0.002, 0.001)
     own = serve_metrics(s, s.monitoring.stream_port, "this test, as the stream job")
     services = [clickhouse_service(s), exporter_service(s), prometheus_service(s)]
@@ -396,3 +396,24 @@ def test_a_deployed_stream_job_is_monitored_end_to_end(platform_env):
         deployment.stop(savepoint=False)
         for svc in services:
             svc.stop()
+
+
+def test_monitoring_settings_turn_the_parts_off(tmp_path):
+    from common.services import local_services
+
+    def names(**monitoring) -> list[str]:
+        s = load_settings(home=tmp_path, monitoring=monitoring)
+        return [svc.name for svc in local_services(s)]
+
+    assert names()[-2:] == ["exporter", "prometheus"]
+    assert names(local_prometheus=False)[-1] == "exporter"
+    assert "exporter" not in names(enabled=False) and "prometheus" not in names(enabled=False)
+    off = load_settings(home=tmp_path, monitoring={"enabled": False})
+    assert serve_metrics(off, 1, "nothing") is None
+    assert [svc.name for svc in local_services(load_settings(home=tmp_path), monitoring=False)] == [
+        "redis", "kafka", "clickhouse"
+    ]  # fmt: skip
+    cluster = load_settings(home=tmp_path, stream={"jobmanager": "flink:8081"}, clickhouse={"url": "http://ch:8123"})
+    assert "lambda-features-loader" in prometheus_config(cluster)
+    assert "lambda-features-stream" not in prometheus_config(cluster)
+    assert "lambda-features-clickhouse" not in prometheus_config(cluster)
