@@ -75,7 +75,7 @@ def main() -> None:
     args = ap.parse_args()
     print(f"hardware: {hardware()}")
     with tempfile.TemporaryDirectory() as tmp:
-        s = load_settings(home=Path(tmp) / "svc", clickhouse={"local_port": free_port()})
+        s = load_settings(home=Path(tmp) / "svc", clickhouse={"local_port": free_port()}, monitoring={"enabled": False})
         import clickhouse_connect
 
         inproc = clickhouse_connect.get_client(dsn=f"chdb://{Path(tmp) / 'inproc'}")

@@ -68,6 +68,7 @@ def settings_for(home: Path) -> Settings:
         redis={"local_port": free_port()},
         kafka={"local_port": free_port()},
         clickhouse={"local_port": free_port()},
+        monitoring={"enabled": False},
     )
 
 

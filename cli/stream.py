@@ -77,6 +77,7 @@ def run(
     import signal
 
     from common.kafka import ensure_topics
+    from common.metrics import serve_metrics
     from common.services import local_services
     from streaming.deployment import STREAM_PIPELINE
     from streaming.runner import run_job
@@ -86,6 +87,7 @@ def run(
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     for svc in local_services(s):
         svc.start()
+    serve_metrics(s, s.monitoring.stream_port, "the stream job and its loader")
     ensure_topics(s, [s.kafka.events_topic], s.kafka.partitions)
     summary = run_job(
         s,
@@ -159,6 +161,7 @@ def load() -> None:
     import threading
 
     from common.kafka import ensure_topics
+    from common.metrics import serve_metrics
     from streaming.job import compiled_queries
     from streaming.loader import FeatureLoader
     from streaming.runner import feature_topics
@@ -168,6 +171,7 @@ def load() -> None:
     ensure_topics(s, feature_topics(s), s.kafka.partitions)
     create_tables(s)
     loader = FeatureLoader(s, [q for _, q in compiled_queries()])
+    serve_metrics(s, s.monitoring.loader_port, "the loader")
     signal.signal(signal.SIGTERM, lambda *_: loader.stop_event.set())
     signal.signal(signal.SIGINT, lambda *_: loader.stop_event.set())
     thread = threading.Thread(target=loader.run, name="feature-loader")

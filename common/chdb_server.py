@@ -19,6 +19,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
 from common.chdb_http import ClickHouseError, Engine, bad_request, parse_call
 
 log = logging.getLogger("chdb-service")
@@ -56,6 +60,36 @@ class Stats:
     def wait_idle(self, timeout: float) -> bool:
         with self.lock:
             return self.idle.wait_for(lambda: self.in_flight == 0, timeout)
+
+
+class StatsCollector(Collector):
+    """The service's counters as Prometheus metrics, read at each scrape."""
+
+    def __init__(self, stats: Stats) -> None:
+        self.stats = stats
+
+    def collect(self):
+        s = self.stats
+        with s.lock:
+            queries, errors, inserted, in_flight = s.queries, s.errors, s.inserted_rows, s.in_flight
+        done = CounterMetricFamily(
+            "lf_clickhouse_queries", "Requests the local ClickHouse service answered", labels=["status"]
+        )
+        done.add_metric(["ok"], queries - errors)
+        done.add_metric(["error"], errors)
+        yield done
+        yield CounterMetricFamily("lf_clickhouse_inserted_rows", "Rows inserted through the service", value=inserted)
+        yield GaugeMetricFamily("lf_clickhouse_queries_in_flight", "Requests being answered now", value=in_flight)
+
+
+METRICS = CollectorRegistry()
+QUERY_SECONDS = Histogram(
+    "lf_clickhouse_query_seconds",
+    "Time to answer one request, by kind (insert: a request with data)",
+    ["kind"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    registry=METRICS,
+)
 
 
 def _read_chunked(rfile) -> bytes:
@@ -107,13 +141,14 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         started = time.monotonic()
         self.stats.begin()
-        ok, inserted, query_id = False, 0, ""
+        ok, inserted, query_id, kind = False, 0, "", "query"
         try:
             body = self._body()
             if self.headers.get("Content-Encoding", "identity") != "identity":
                 raise bad_request("compressed request bodies are not supported; create the client with compress=False")
             call = parse_call(urlsplit(self.path).query, body, self.headers.get("Content-Type", ""))
             query_id = call.query_id
+            kind = "insert" if call.data is not None else "query"
             log.debug("query %s: %s", query_id, call.sql[:300].replace("\n", " "))
             reply = self.engine.run(call)
             headers = {
@@ -141,6 +176,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send(err.http_status, (err.message + "\n").encode(), _error_headers(err, query_id))
         finally:
             self.stats.end(ok, inserted)
+            QUERY_SECONDS.labels(kind).observe(time.monotonic() - started)
             log.debug("query %s: %s in %.1f ms", query_id, "ok" if ok else "error", (time.monotonic() - started) * 1e3)
 
 
@@ -166,7 +202,7 @@ def _report(stats: Stats, stop: threading.Event) -> None:
         last, last_t = stats.queries, now
 
 
-def serve(path: Path, port: int, pidfile: Path | None) -> int:
+def serve(path: Path, port: int, pidfile: Path | None, metrics_port: int | None = None) -> int:
     """Serve until SIGTERM/SIGINT, then let running queries finish, close chDB, remove the pidfile."""
     try:
         engine = Engine(path)
@@ -186,11 +222,23 @@ def serve(path: Path, port: int, pidfile: Path | None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     threading.Thread(target=_report, args=(stats, stop), daemon=True).start()
+    metrics = None
+    if metrics_port:
+        from common.metrics import MetricsServer
+
+        METRICS.register(StatsCollector(stats))
+        try:
+            metrics = MetricsServer(metrics_port, METRICS)
+            log.info("metrics on http://127.0.0.1:%d/metrics", metrics_port)
+        except OSError as e:  # metrics must not keep the store from serving
+            log.warning("no metrics: cannot listen on 127.0.0.1:%d (%s)", metrics_port, e)
     log.info("serving chDB at %s over the ClickHouse HTTP interface on http://127.0.0.1:%d", path, port)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
         stop.set()
+        if metrics:
+            metrics.stop()
         server.server_close()
         if not stats.wait_idle(30):
             log.warning("stopping with %d queries still running", stats.in_flight)
@@ -209,10 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--pidfile", type=Path)
     p.add_argument("--log-level", default="INFO", help="DEBUG logs every request")
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1 at this port")
     args = p.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args.path.mkdir(parents=True, exist_ok=True)
-    return serve(args.path, args.port, args.pidfile)
+    return serve(args.path, args.port, args.pidfile, args.metrics_port)
 
 
 if __name__ == "__main__":

@@ -18,16 +18,22 @@ def local_url(settings: Settings) -> str:
     return f"http://127.0.0.1:{settings.clickhouse.local_port}"
 
 
-def get_client(settings: Settings):  # -> clickhouse_connect.driver.Client
+def get_client(settings: Settings, start: bool = True):  # -> clickhouse_connect.driver.Client
     """One client per target per process: the configured server, else the local chDB
-    service (started here when it is not running, and left running for other processes)."""
+    service (started here when it is not running, and left running for other processes;
+    `start=False` leaves a stopped service stopped, as a monitor must)."""
     import clickhouse_connect
 
     from common.services import clickhouse_service, ensure_running
 
     target = settings.clickhouse.url or local_url(settings)
     with _lock:
-        if not settings.clickhouse.url and ensure_running(clickhouse_service(settings)) and target in _clients:
+        if (
+            start
+            and not settings.clickhouse.url
+            and ensure_running(clickhouse_service(settings))
+            and target in _clients
+        ):
             _clients.pop(target).close()  # the service was restarted: drop the old pool
         if target not in _clients:
             try:

@@ -50,3 +50,21 @@ def partitions_of(settings: Settings, topic: str) -> list[int]:
 
     md = AdminClient({"bootstrap.servers": bootstrap(settings)}).list_topics(topic, timeout=10)
     return sorted(md.topics[topic].partitions)
+
+
+def consumer_lag(settings: Settings, group: str, topics: Iterable[str]) -> dict[tuple[str, int], int]:
+    """Per (topic, partition): messages the group has not committed yet (all of them when it
+    committed nothing). Raises KafkaException when the broker cannot be reached."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap(settings), "group.id": group})
+    try:
+        md = consumer.list_topics(timeout=5).topics
+        parts = [TopicPartition(t, p) for t in topics if t in md for p in sorted(md[t].partitions)]
+        lag = {}
+        for tp in consumer.committed(parts, timeout=5) if parts else []:
+            low, high = consumer.get_watermark_offsets(tp, timeout=5)
+            lag[(tp.topic, tp.partition)] = max(0, high - (tp.offset if tp.offset >= 0 else low))
+        return lag
+    finally:
+        consumer.close()

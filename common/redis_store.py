@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from common.errors import PlatformError
 from common.settings import Settings
 
@@ -33,3 +35,25 @@ def get_redis(settings: Settings):  # -> redis.Redis
 
 def user_key(settings: Settings, user_id: int | str) -> str:
     return f"{settings.redis.key_prefix}{user_id}"
+
+
+def heartbeat_key(settings: Settings) -> str:
+    """A sorted set the stream loader keeps the newest `last_event_time` it wrote in (outside
+    the user keys' prefix, so scans of the users never see it)."""
+    return f"lf-heartbeat:{settings.redis.key_prefix}"
+
+
+def queue_heartbeat(pipe, settings: Settings, online: Iterable[tuple[tuple[str, str], str]]) -> None:
+    """Add to a pipeline writing `online` ((key, feature) -> value): raise the heartbeat to the
+    newest `last_event_time` among them (ZADD GT: concurrent loaders never lower it)."""
+    newest = max((int(v) for (_, f), v in online if f == "last_event_time"), default=None)
+    if newest is not None:
+        key = heartbeat_key(settings)
+        pipe.zadd(key, {"last_event_time": newest}, gt=True)
+        pipe.expire(key, settings.redis.key_ttl_s)
+
+
+def newest_online_event_ms(redis, settings: Settings) -> int | None:
+    """The newest `last_event_time` in the online store, from the heartbeat (O(1))."""
+    score = redis.zscore(heartbeat_key(settings), "last_event_time")
+    return int(score) if score is not None else None

@@ -56,6 +56,7 @@ class LocalService:
     shared: bool = False
     start_timeout_s: float = 15
     stop_timeout_s: float = 5
+    port_setting: str | None = None  # the setting that moves it, when not <NAME>__LOCAL_PORT
 
     @property
     def pidfile(self) -> Path:
@@ -81,7 +82,7 @@ class LocalService:
         if _port_open(self.port):
             raise PlatformError(
                 f"cannot start {self.name}: port {self.port} on 127.0.0.1 is taken by another process",
-                f"stop that process or set LAMBDA_FEATURES_{self.name.upper()}__LOCAL_PORT",
+                f"stop that process or set LAMBDA_FEATURES_{self.port_setting or self.name.upper() + '__LOCAL_PORT'}",
             )
         log = (self.run_dir / f"{self.name}.log").open("ab")
         proc = subprocess.Popen(
@@ -187,10 +188,59 @@ def clickhouse_service(settings: Settings) -> LocalService:
         "--log-level",
         settings.clickhouse.local_log_level,
     ]
+    if settings.monitoring.enabled:
+        cmd += ["--metrics-port", str(settings.monitoring.clickhouse_port)]
     repo = Path(__file__).resolve().parent.parent  # `-m common.chdb_server` imports this checkout
     return LocalService(
         "clickhouse", cmd, port, settings.run_dir, cwd=repo, shared=True, start_timeout_s=60, stop_timeout_s=40
     )
+
+
+def prometheus_service(settings: Settings) -> LocalService:
+    """Prometheus (Debian's `prometheus`) on 127.0.0.1, scraping every process of the platform
+    with the rules of deploy/prometheus/; its data under $HOME/prometheus."""
+    from common.prometheus import write_config
+
+    exe = shutil.which("prometheus")
+    if not exe:
+        raise PlatformError(
+            "prometheus not found",
+            "install it (`apt-get install prometheus`, done by `make setup`) or set "
+            "LAMBDA_FEATURES_MONITORING__LOCAL_PROMETHEUS=false",
+        )
+    settings.prometheus_dir.mkdir(parents=True, exist_ok=True)
+    m = settings.monitoring
+    cmd = [
+        exe,
+        f"--config.file={write_config(settings)}",
+        f"--storage.tsdb.path={settings.prometheus_dir}",
+        f"--storage.tsdb.retention.time={m.retention}",
+        f"--web.listen-address=127.0.0.1:{m.prometheus_port}",
+    ]
+    return LocalService(
+        "prometheus",
+        cmd,
+        m.prometheus_port,
+        settings.run_dir,
+        stop_timeout_s=30,
+        port_setting="MONITORING__PROMETHEUS_PORT",
+    )
+
+
+def exporter_service(settings: Settings) -> LocalService:
+    """The platform's exporter (monitoring/exporter.py): the Flink job's metrics from its REST
+    API, Kafka lag, dead letters, late events, the latest data-quality and tiering results."""
+    m = settings.monitoring
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    conf = settings.run_dir / "exporter-settings.json"
+    conf.touch(mode=0o600)  # it may hold the URLs of the stores, with their passwords
+    conf.write_text(settings.model_dump_json())
+    cmd = [sys.executable, "-m", "monitoring.exporter", "--settings", str(conf)]
+    repo = Path(__file__).resolve().parent.parent
+    return LocalService(
+        "exporter", cmd, m.exporter_port, settings.run_dir, cwd=repo, start_timeout_s=60, stop_timeout_s=15,
+        port_setting="MONITORING__EXPORTER_PORT",
+    )  # fmt: skip
 
 
 def ensure_running(service: LocalService) -> bool:
@@ -207,8 +257,9 @@ def ensure_running(service: LocalService) -> bool:
     return started
 
 
-def local_services(settings: Settings) -> list[LocalService]:
-    """The services the settings ask the platform to run itself."""
+def local_services(settings: Settings, monitoring: bool = True) -> list[LocalService]:
+    """The services the settings ask the platform to run itself; with `monitoring`, also the
+    exporter and Prometheus (when MONITORING__ENABLED)."""
     out = []
     if not settings.redis.url:
         out.append(redis_service(settings))
@@ -216,4 +267,8 @@ def local_services(settings: Settings) -> list[LocalService]:
         out.append(kafka_service(settings))
     if not settings.clickhouse.url:
         out.append(clickhouse_service(settings))
+    if monitoring and settings.monitoring.enabled:
+        out.append(exporter_service(settings))
+        if settings.monitoring.local_prometheus:
+            out.append(prometheus_service(settings))
     return out

@@ -112,6 +112,21 @@ class DQSettings(BaseModel):
     sample_size: int = Field(10, ge=1)  # offending keys kept per result
 
 
+class MonitoringSettings(BaseModel):
+    """Prometheus metrics: each long-running process serves /metrics on 127.0.0.1 at its port,
+    and a local Prometheus server scrapes them all (docs/operations.md)."""
+
+    enabled: bool = True  # false: no metrics endpoints, no exporter, no local Prometheus
+    local_prometheus: bool = True  # false: a Prometheus of your own scrapes (deploy/prometheus/)
+    prometheus_port: int = Field(19090, ge=1, le=65535)
+    scrape_interval_s: int = Field(15, ge=1, le=300)
+    retention: str = Field("15d", pattern=r"^[0-9]+(ms|s|m|h|d|w|y)$")
+    stream_port: int = Field(19101, ge=1, le=65535)  # `stream run`: the runner and its loader
+    loader_port: int = Field(19102, ge=1, le=65535)  # `stream load`, beside a job on a cluster
+    clickhouse_port: int = Field(19103, ge=1, le=65535)  # the local ClickHouse service
+    exporter_port: int = Field(19104, ge=1, le=65535)  # Flink REST, Kafka lag, dead letters, DQ, tiering
+
+
 class TieringSettings(BaseModel):
     """Cold storage of day partitions: S3/OSS when bucket is set, else a local directory.
     Credentials come from boto3's usual chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...)."""
@@ -149,6 +164,7 @@ class Settings(BaseSettings):
     orchestration: OrchestrationSettings = OrchestrationSettings()
     dq: DQSettings = DQSettings()
     tiering: TieringSettings = TieringSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
 
     @field_validator("home")
     @classmethod
@@ -207,6 +223,10 @@ class Settings(BaseSettings):
     @property
     def cold_dir(self) -> Path:
         return (self.tiering.local_dir or self.home / "cold").expanduser().resolve()
+
+    @property
+    def prometheus_dir(self) -> Path:
+        return self.home / "prometheus"
 
     @property
     def checkpoint_uri(self) -> str:

@@ -12,7 +12,7 @@ from dq_checks import sources
 from dq_checks.result import CheckResult
 from features.definitions import STREAM_FEATURES, Feature
 from warehouse.rows import rows
-from warehouse.tables import stream_table
+from warehouse.tables import stream_table, time_columns
 
 
 def _result(
@@ -33,7 +33,7 @@ def _result(
 def stream_feature(settings: Settings, f: Feature, day: date, now: datetime) -> CheckResult:
     """The newest time (window ends, session ends, update times) in the table the stream writes,
     over the day and the one before: older rows fail the check anyway, and may be cold."""
-    times = [c.name for c in f.columns if c.clickhouse.startswith("DateTime64")]
+    times = time_columns(f)
     newest_expr = f"greatest({', '.join(times)})" if len(times) > 1 else times[0]
     since = day - timedelta(days=1)
     q = f"SELECT max({newest_expr}), count() FROM {rows(settings, stream_table(f), [since, day])}"
@@ -44,22 +44,14 @@ def stream_feature(settings: Settings, f: Feature, day: date, now: datetime) -> 
 
 
 def online_store(settings: Settings, day: date, now: datetime) -> CheckResult:
-    """The newest `last_event_time` written to any user's hash (a full SCAN of the user keys)."""
-    from common.redis_store import get_redis
+    """The newest `last_event_time` written to any user's hash, from the loader's heartbeat
+    (one read, whatever the number of users)."""
+    from common.redis_store import get_redis, newest_online_event_ms
 
     try:
-        redis = get_redis(settings)
+        newest_ms = newest_online_event_ms(get_redis(settings), settings)
     except PlatformError as e:
         return CheckResult("freshness", "online_store", day, False, settings.dq.freshness_severity, e.what)
-    newest_ms = None
-    keys = list(redis.scan_iter(f"{settings.redis.key_prefix}*", count=1000))
-    for i in range(0, len(keys), 1000):
-        pipe = redis.pipeline(transaction=False)
-        for k in keys[i : i + 1000]:
-            pipe.hget(k, "last_event_time")
-        for v in pipe.execute():
-            if v is not None:
-                newest_ms = max(newest_ms or 0, int(v))
     newest = datetime.fromtimestamp(newest_ms / 1000, UTC) if newest_ms is not None else None
     return _result(settings, "online_store", day, newest, now, settings.dq.max_online_lag_s, "no rows at all")
 

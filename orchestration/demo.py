@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from common.clickhouse import close_clients, get_client
-from common.redis_store import get_redis
+from common.redis_store import get_redis, heartbeat_key
 from common.services import local_services
 from common.settings import Settings
 from features.definitions import STREAM_FEATURES
@@ -25,6 +25,7 @@ def reset_outputs(settings: Settings) -> None:
         client = get_redis(settings)
         for key in client.scan_iter(f"{settings.redis.key_prefix}*", count=1000):
             client.delete(key)
+        client.delete(heartbeat_key(settings))
     elif redis:
         shutil.rmtree(settings.home / "redis", ignore_errors=True)
     chdb = next((svc for svc in local_services(settings) if svc.name == "clickhouse"), None)

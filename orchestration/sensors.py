@@ -32,6 +32,14 @@ def observation(st: StreamStatus) -> AssetObservation:
         "records into the sinks": st.sink_records_in if st.sink_records_in is not None else -1,
         "Kafka lag (events)": st.kafka_lag if st.kafka_lag is not None else -1,
     }
+    # numbers the asset page plots over time; an unknown one is left out (a gap in the plot)
+    progress = {
+        "events/s": st.events_per_s,
+        "event-time lag (s)": st.event_time_lag_s,
+        "online freshness (s)": st.online_freshness_s,
+        "last checkpoint age (s)": st.last_checkpoint_age_s,
+    }
+    metadata |= {k: MetadataValue.float(round(v, 3)) for k, v in progress.items() if v is not None}
     if cp.get("at_ms"):
         metadata["last checkpoint at"] = MetadataValue.timestamp(cp["at_ms"] / 1000)
     return AssetObservation(asset_key="stream_job", metadata=metadata)

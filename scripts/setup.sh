@@ -5,11 +5,13 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 
-if ! command -v redis-server >/dev/null || ! command -v java >/dev/null; then
+if ! command -v redis-server >/dev/null || ! command -v java >/dev/null || ! command -v prometheus >/dev/null; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server openjdk-17-jre-headless >/dev/null
+    # Debian's prometheus brings promtool too; its own service is not started here
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      redis-server openjdk-17-jre-headless prometheus >/dev/null
   else
-    echo "missing redis-server or java: run 'sudo apt-get install redis-server openjdk-17-jre-headless'" >&2
+    echo "missing redis-server, java or prometheus: run 'sudo apt-get install redis-server openjdk-17-jre-headless prometheus'" >&2
     exit 1
   fi
 fi

@@ -47,8 +47,8 @@ class FlinkRest:
         self.base = address if address.startswith("http") else f"http://{address}"
         self.timeout = timeout
 
-    def _get(self, path: str) -> dict:
-        r = requests.get(self.base + path, timeout=self.timeout)
+    def _get(self, path: str, **params: str):  # -> dict | list
+        r = requests.get(self.base + path, params=params or None, timeout=self.timeout)
         r.raise_for_status()
         return r.json()
 
@@ -85,6 +85,28 @@ class FlinkRest:
                 pass
         worst = max(levels, key=["ok", "low", "high"].index)
         return source_records_out, sink_records_in, worst
+
+    def vertices(self, jid: str) -> list[dict]:
+        return self._get(f"/jobs/{jid}")["vertices"]
+
+    def metric_ids(self, path: str) -> list[str]:
+        """The metrics a scope serves: `/jobmanager`, `/jobs/<jid>` or `/jobs/<jid>/vertices/<vid>`."""
+        return [m["id"] for m in self._get(f"{path}/metrics")]
+
+    def metrics(self, path: str, ids: list[str]) -> dict[str, str]:
+        """Values of these metrics of a scope (strings, as Flink serves them)."""
+        out: dict[str, str] = {}
+        chunk: list[str] = []
+        for i, metric in enumerate(ids):
+            chunk.append(metric)
+            # Flink's REST server refuses request lines over 4096 bytes
+            if i == len(ids) - 1 or sum(map(len, chunk)) + len(ids[i + 1]) > 2000:
+                out |= {m["id"]: m["value"] for m in self._get(f"{path}/metrics", get=",".join(chunk))}
+                chunk = []
+        return out
+
+    def checkpoint_interval_ms(self, jid: str) -> int | None:
+        return self._get(f"/jobs/{jid}/checkpoints/config").get("interval")
 
     def cancel(self, jid: str) -> None:
         requests.patch(f"{self.base}/jobs/{jid}", params={"mode": "cancel"}, timeout=self.timeout).raise_for_status()
@@ -123,22 +145,10 @@ class FlinkRest:
 
 def kafka_lag(settings: Settings) -> int | None:
     """Events on the topic that the job's consumer group has not committed yet (None: unknown)."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    from common.kafka import bootstrap, partitions_of
+    from common.kafka import consumer_lag
 
     try:
-        topic = settings.kafka.events_topic
-        consumer = Consumer({"bootstrap.servers": bootstrap(settings), "group.id": settings.kafka.group_id})
-        try:
-            parts = [TopicPartition(topic, p) for p in partitions_of(settings, topic)]
-            lag = 0
-            for tp in consumer.committed(parts, timeout=5):
-                _, high = consumer.get_watermark_offsets(tp, timeout=5)
-                lag += max(0, high - max(tp.offset, 0))
-            return lag
-        finally:
-            consumer.close()
+        return sum(consumer_lag(settings, settings.kafka.group_id, [settings.kafka.events_topic]).values())
     except Exception:  # lag is informative only; an unreachable broker shows as unknown
         return None
 
@@ -156,6 +166,10 @@ class StreamStatus:
     sink_records_in: int | None = None
     backpressure: str | None = None
     kafka_lag: int | None = None
+    events_per_s: float | None = None  # read by the sources, now
+    event_time_lag_s: float | None = None  # now minus the watermark
+    last_checkpoint_age_s: float | None = None
+    online_freshness_s: float | None = None  # now minus the newest event time in the online store
     restored_from: str | None = None
     started_at: float | None = None
     log: str | None = None
@@ -232,13 +246,39 @@ class StreamDeployment:
                     if st.running:
                         st.last_checkpoint = rest.last_checkpoint(job["jid"])
                         st.source_records_out, st.sink_records_in, st.backpressure = rest.throughput(job["jid"])
+                        if with_lag:
+                            self._progress(rest, st)
                 except requests.RequestException:
                     pass  # statistics of a job that is just starting are not served yet
         elif local and state:
             st.state = "STARTING"  # the process is alive, its mini-cluster not up yet
         if with_lag and st.running:
             st.kafka_lag = kafka_lag(self.settings)
+            st.online_freshness_s = self._online_freshness()
         return st
+
+    def _progress(self, rest: FlinkRest, st: StreamStatus) -> None:
+        """Events/s, event-time lag and checkpoint age of the running job, from its metrics."""
+        from streaming.flink_metrics import FlinkReader
+
+        job = FlinkReader(rest, STREAM_PIPELINE).job()
+        if job is None or not job.samples:
+            return
+        now = time.time()
+        st.events_per_s = job.events_in_per_s
+        if job.watermark_ms is not None:
+            st.event_time_lag_s = now - job.watermark_ms / 1000
+        if st.last_checkpoint:
+            st.last_checkpoint_age_s = now - st.last_checkpoint["at_ms"] / 1000
+
+    def _online_freshness(self) -> float | None:
+        from common.redis_store import get_redis, newest_online_event_ms
+
+        try:
+            newest = newest_online_event_ms(get_redis(self.settings), self.settings)
+        except PlatformError:
+            return None
+        return time.time() - newest / 1000 if newest is not None else None
 
     def deploy(self, wait_s: float = 180) -> DeployResult:
         """Make the current definition run: nothing when it already does, a restart from the

@@ -21,12 +21,13 @@ from typing import Any
 
 import orjson
 
+from common import metrics
 from common.clickhouse import get_client
 from common.kafka import bootstrap
-from common.redis_store import get_redis, user_key
+from common.redis_store import get_redis, queue_heartbeat, user_key
 from common.settings import Settings
 from streaming.sql import FlinkQuery
-from warehouse.tables import stream_table
+from warehouse.tables import stream_table, time_columns
 
 log = logging.getLogger(__name__)
 END_MARKER = "__end__"
@@ -173,6 +174,7 @@ class FeatureLoader:
         consumer.close()
 
     def _flush_redis(self, redis, online: dict[tuple[str, str], str]) -> None:
+        started = time.perf_counter()
         by_key: dict[str, dict[str, str]] = defaultdict(dict)
         for (key, fld), v in online.items():
             by_key[key][fld] = v
@@ -180,16 +182,22 @@ class FeatureLoader:
         for key, mapping in by_key.items():
             pipe.hset(key, mapping=mapping)
             pipe.expire(key, self.settings.redis.key_ttl_s)
+        queue_heartbeat(pipe, self.settings, online.items())
+        sent = time.perf_counter()
         pipe.execute()
+        done = time.perf_counter()
+        metrics.redis_flushed(online.items(), done - started, done - sent)
         self.stats.redis_writes += len(online)
 
     def _flush_clickhouse(self, ch, rows: dict[str, list[bytes]]) -> None:
         db = self.settings.clickhouse.database
+        flush_started = time.perf_counter()
         for topic, batch in rows.items():
             if not batch:
                 continue
             q = self.queries[topic]
             table = stream_table(q.feature)
+            started = time.perf_counter()
             ch.raw_insert(
                 f"{db}.{table}",
                 [c.name for c in q.columns],
@@ -198,6 +206,9 @@ class FeatureLoader:
                 settings={"date_time_input_format": "best_effort"},
             )
             self.stats.rows[table] += len(batch)
+            metrics.clickhouse_flushed(q.feature.name, time_columns(q.feature), batch, time.perf_counter() - started)
+        if any(rows.values()):
+            metrics.clickhouse_flush_done(sum(map(len, rows.values())), time.perf_counter() - flush_started)
 
 
 def send_end_markers(settings: Settings, topics: list[str], run_id: str) -> None:

@@ -103,7 +103,7 @@ def run_job(
     summary = RunSummary(events_in=stage.events if stage else 0, parse_dead_letters=stage.dead_letters if stage else 0)
     bounded = isinstance(source, FileSource) or source.stop_offsets is not None
     with ExitStack() as stack:
-        for svc in local_services(settings):
+        for svc in local_services(settings, monitoring=False):  # a long-running `stream run` starts those
             if svc.start() and not keep_services and not svc.shared:
                 stack.callback(svc.stop)
         # Preflight: every store reachable and the connector present, before Flink starts.

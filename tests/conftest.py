@@ -18,6 +18,19 @@ from common.settings import Settings, load_settings
 REPO = Path(__file__).resolve().parent.parent
 
 
+MONITORING_PORTS = ("prometheus", "stream", "loader", "clickhouse", "exporter")
+
+
+def monitoring_ports() -> dict[str, int]:
+    """Free ports for every metrics endpoint and the local Prometheus (settings.monitoring)."""
+    return {f"{name}_port": free_port() for name in MONITORING_PORTS}
+
+
+def monitoring_env() -> dict[str, str]:
+    """The same as environment."""
+    return {f"LAMBDA_FEATURES_MONITORING__{k.upper()}": str(v) for k, v in monitoring_ports().items()}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -33,6 +46,7 @@ def settings(tmp_path: Path):
         kafka={"local_port": free_port()},
         clickhouse={"local_port": free_port()},
         stream={"checkpoint_interval_ms": 2000},
+        monitoring=monitoring_ports(),
     )
     close_clients()
 
@@ -49,6 +63,7 @@ def platform_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
         "LAMBDA_FEATURES_CLICKHOUSE__LOCAL_PORT": str(free_port()),
         "LAMBDA_FEATURES_STREAM__CHECKPOINT_INTERVAL_MS": "2000",
         "DAGSTER_HOME": str(tmp_path / "home" / "dagster"),
+        **monitoring_env(),
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -59,7 +74,7 @@ def platform_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 def stop_local_services(root: Path) -> None:
     """Stop every local service whose pidfile lies under root: the ClickHouse service, and
     the Redis that commands start on demand, outlive the jobs that start them."""
-    for name in ("clickhouse", "redis", "kafka"):
+    for name in ("clickhouse", "redis", "kafka", "exporter", "prometheus"):
         for pidfile in root.glob(f"**/run/{name}.pid"):
             stop = signal.SIGINT if name == "kafka" else signal.SIGTERM
             LocalService(name, [], 0, pidfile.parent, stop_signal=stop, stop_timeout_s=40).stop()
@@ -86,6 +101,7 @@ def isolated(home: Path, **env_extra: str) -> tuple[Settings, dict[str, str]]:
         "LAMBDA_FEATURES_KAFKA__LOCAL_PORT": str(free_port()),
         "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(free_port()),
         "LAMBDA_FEATURES_CLICKHOUSE__LOCAL_PORT": str(free_port()),
+        **monitoring_env(),
         **env_extra,
     }
     old = {k: os.environ.get(k) for k in env}
@@ -120,6 +136,10 @@ def env_of(settings: Settings) -> dict[str, str]:
         "LAMBDA_FEATURES_KAFKA__LOCAL_PORT": str(settings.kafka.local_port),
         "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(settings.redis.local_port),
         "LAMBDA_FEATURES_CLICKHOUSE__LOCAL_PORT": str(settings.clickhouse.local_port),
+        **{
+            f"LAMBDA_FEATURES_MONITORING__{name.upper()}_PORT": str(getattr(settings.monitoring, f"{name}_port"))
+            for name in MONITORING_PORTS
+        },
     }
 
 

@@ -14,7 +14,7 @@ from common.settings import load_settings
 from features.definitions import STREAM_FEATURES
 from features.samples import TAOBAO_SAMPLE as TAOBAO
 from tests import reference as ref
-from tests.conftest import free_port
+from tests.conftest import free_port, monitoring_ports
 from tests.pipeline import ms, run_pipeline
 
 pytestmark = pytest.mark.slow
@@ -27,6 +27,7 @@ def run(tmp_path_factory):
         redis={"local_port": free_port()},
         kafka={"local_port": free_port()},
         clickhouse={"local_port": free_port()},
+        monitoring=monitoring_ports(),
     )
     result = run_pipeline(s, "taobao", TAOBAO)
     yield result, ref.accept(result.events)

@@ -13,7 +13,7 @@ import tiering
 from common.clickhouse import close_clients, get_client
 from common.errors import PlatformError
 from common.settings import load_settings
-from tests.conftest import cli, env_of, free_port
+from tests.conftest import cli, env_of, free_port, monitoring_ports
 from tests.moto_server import CREDENTIALS, moto_server
 from tests.tiering_data import DUE_DAYS, TODAY, answers, hot_days, seed
 from tiering import manifest
@@ -48,6 +48,7 @@ def tier_settings(tmp_path, endpoint, bucket):
     yield load_settings(
         home=tmp_path / "home",
         clickhouse={"local_port": free_port()},
+        monitoring=monitoring_ports(),
         tiering={"bucket": bucket, "endpoint_url": endpoint},
     )
     close_clients()
@@ -78,6 +79,7 @@ def test_large_partition_goes_up_in_parts_and_chdb_reads_it_back(tmp_path, endpo
     s = load_settings(
         home=tmp_path / "home",
         clickhouse={"local_port": free_port()},
+        monitoring=monitoring_ports(),
         tiering={"bucket": bucket, "endpoint_url": endpoint, "multipart_threshold_mb": 5, "multipart_chunk_mb": 5},
     )
     c = get_client(s)
@@ -130,6 +132,7 @@ def test_missing_credentials_bucket_and_access_denied_leave_hot_data(tmp_path, e
     s = load_settings(
         home=tmp_path / "home",
         clickhouse={"local_port": free_port()},
+        monitoring=monitoring_ports(),
         tiering={"bucket": "lf-no-such-bucket", "endpoint_url": endpoint},
     )
     seed(s)
@@ -165,6 +168,7 @@ def test_access_denied_names_the_bucket(tmp_path, monkeypatch):
         s = load_settings(
             home=tmp_path / "home",
             clickhouse={"local_port": free_port()},
+            monitoring=monitoring_ports(),
             tiering={"bucket": "lf-locked", "endpoint_url": url},
         )
         seed(s)

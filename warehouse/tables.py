@@ -17,9 +17,14 @@ def stream_table(f: Feature) -> str:
     return f"{f.name}_tiles_stream" if hop_of(f) else f"{f.name}_stream"
 
 
+def time_columns(f: Feature) -> list[str]:
+    """The feature's time columns: window or session bounds, update times."""
+    return [c.name for c in f.columns if c.clickhouse.startswith("DateTime64")]
+
+
 def first_time_column(f: Feature) -> str:
     """The column that dates a row (window or session start, or the update time)."""
-    return next(c.name for c in f.columns if c.clickhouse.startswith("DateTime64"))
+    return time_columns(f)[0]
 
 
 def replacing_version(f: Feature) -> str:
