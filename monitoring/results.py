@@ -60,14 +60,13 @@ def dq_metrics(settings: Settings) -> Iterator[GaugeMetricFamily]:
 
 def tiering_metrics(settings: Settings) -> Iterator[GaugeMetricFamily]:
     """What sits in the cold tier now, per table: partitions, rows and bytes moved there."""
-    rows = (
-        get_client(settings, start=False)
-        .query(
-            f"SELECT `table`, count(), sum(rows), sum(bytes) FROM {settings.clickhouse.database}.{manifest.TABLE} "
-            "FINAL WHERE state = 'cold' GROUP BY `table`"
-        )
-        .result_rows
-    )
+    client = get_client(settings, start=False)
+    table = f"{settings.clickhouse.database}.{manifest.TABLE}"
+    rows = []
+    if client.command(f"EXISTS TABLE {table}"):  # tiering creates it on its first run
+        rows = client.query(
+            f"SELECT `table`, count(), sum(rows), sum(bytes) FROM {table} FINAL WHERE state = 'cold' GROUP BY `table`"
+        ).result_rows
     families = [
         GaugeMetricFamily(
             f"lf_tiering_moved_{what}", f"{what.capitalize()} in the cold tier, per table", labels=["table"]

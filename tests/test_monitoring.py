@@ -179,6 +179,8 @@ def test_dq_and_tiering_results_and_freshness_bounds(settings):
     ]
     record(settings, results)
     record(settings, [CheckResult("consistency", "hot_items_5m", day, False, "ERROR", "rerun", {"mismatch_rate": 0.5})])
+    assert not [s for fam in tiering_metrics(settings) for s in fam.samples]  # before tiering ever ran
+    manifest.create(settings)
     manifest.record(settings, manifest.Entry("uv_1m_stream", day, "cold", 120, 7, 4096, ["a.parquet"], "file:///x"))
     manifest.record(settings, manifest.Entry("uv_1m_batch", day, "moving", 99, 1))
     samples = {
