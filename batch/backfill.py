@@ -8,7 +8,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from batch.reconcile import require_ended
+from batch import features_30d
+from batch.archive import load_events
+from batch.publish import publish_online
+from batch.reconcile import STATE_DAYS, load_clickhouse, reconcile_days
+from batch.spark import spark_session
+from common import archive
 from common.errors import PlatformError
 from common.settings import Settings
 
@@ -26,7 +31,7 @@ class BackfillResult:
 def check_range(start: date, end: date) -> list[date]:
     if start > end:
         raise PlatformError(f"the range is reversed: --start {start} is after --end {end}", "swap them")
-    require_ended(end, "--end")
+    archive.require_ended(end, "--end")
     return [start + timedelta(days=k) for k in range((end - start).days + 1)]
 
 
@@ -34,14 +39,10 @@ def backfill(settings: Settings, start: date, end: date, publish: bool = True) -
     """Reconcile and compute the 30-day features for every archived day of the range: the
     archive of the range (and the days its first day needs) is read and checked once, each
     feature is one Spark query over the whole range, then the stores are loaded day by day."""
-    from batch import features_30d
-    from batch.reconcile import STATE_DAYS, load_clickhouse, load_events, reconcile_days
-    from batch.spark import spark_session
-
     days = check_range(start, end)
     result = BackfillResult()
     t0 = time.monotonic()
-    archived = [d for d in days if (settings.archive_dir / f"dt={d.isoformat()}").is_dir()]
+    archived = [d for d in days if archive.is_archived(settings, d)]
     result.skipped = [d.isoformat() for d in days if d not in archived]
     if not archived:
         result.seconds = time.monotonic() - t0
@@ -61,8 +62,6 @@ def backfill(settings: Settings, start: date, end: date, publish: bool = True) -
         load_clickhouse(settings, r)
         features_30d.load_clickhouse(settings, rolling[day])
         if publish:
-            from batch.publish import publish_online
-
             publish_online(settings, day)
         if not r.complete:
             result.incomplete[day.isoformat()] = ", ".join(r.missing_hours + r.missing_days)

@@ -4,23 +4,20 @@ included, with the Spark SQL compiled from features/ (batch/sql.py)."""
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
+from datetime import date, timedelta
 
+from batch.archive import events_between, load_events
+from batch.partials import write_partials
+from batch.spark import spark_session, write_days
+from batch.sql import reduce_sql, spark_sql, spread_sql
+from common import archive, lake
 from common.clickhouse import first_time_column
 from common.errors import PlatformError
 from common.settings import Settings
 from features.definitions import STREAM_FEATURES, Session
-from features.events import EVENT_COLUMNS, SOURCE_COLUMNS
 
 log = logging.getLogger(__name__)
-SPARK_TYPES = {"STRING": "string", "BIGINT": "bigint", "DOUBLE": "double", "INT": "int"}
-ARCHIVE_DDL = (
-    ", ".join(f"`{c.name}` {SPARK_TYPES[c.flink]}" for c in (*EVENT_COLUMNS, *SOURCE_COLUMNS)) + ", late boolean"
-)
-CORRUPT = "_corrupt_record"
 STATE_DAYS = 7  # per-user state lives 7 days without activity
 
 
@@ -38,91 +35,12 @@ class ReconcileResult:
         return not self.missing_days and not self.missing_hours
 
 
-def load_events(spark, settings: Settings, days: list[date], missing: list[str]):
-    """The archived events of these days (columns `ts` and its day `dt` added); absent days go to `missing`."""
-    from pyspark.sql import functions as F
-
-    paths = []
-    for d in days:
-        p = settings.archive_dir / f"dt={d.isoformat()}"
-        if p.is_dir():
-            paths.append(str(p / "hour=*" / "part-*"))
-        else:
-            missing.append(d.isoformat())
-    if not paths:
-        empty = spark.createDataFrame([], ARCHIVE_DDL).withColumn("ts", F.timestamp_millis("event_time"))
-        return empty.withColumn("dt", F.to_date("ts"))
-    reader = spark.read.schema(f"{ARCHIVE_DDL}, {CORRUPT} string")
-    # cached: parsed once, and Spark checks the corrupt column only on a cache. Hashed by user:
-    # the per-user features group, rank and sessionize by user_id (and more), so their
-    # queries run on the cached partitions without another shuffle
-    raw = reader.json(paths).repartition(settings.batch.shuffle_partitions, "user_id").cache()
-    t0 = time.monotonic()
-    events, corrupt = raw.agg(F.count("*"), F.count(CORRUPT)).first()  # type: ignore[misc]
-    seconds = time.monotonic() - t0
-    log.info(
-        "archive: %d events of %d day(s) read and checked in %.0fs (%.0f events/s)",
-        events,
-        len(paths),
-        seconds,
-        events / max(seconds, 1e-3),
-    )
-    if corrupt:
-        # name the files only now: a file-name column on every cached row would cost memory
-        raw.unpersist()
-        named = reader.json(paths).withColumn("_file", F.input_file_name()).cache()  # cached, as above
-        bad = [r["_file"] for r in named.where(F.col(CORRUPT).isNotNull()).select("_file").distinct().collect()[:5]]
-        named.unpersist()
-        raise PlatformError(
-            f"corrupt archive file(s): {', '.join(sorted(set(bad)))}",
-            "restore or remove them (the stream writes only whole JSON lines), then re-run",
-        )
-    return raw.drop(CORRUPT).withColumn("ts", F.timestamp_millis("event_time")).withColumn("dt", F.to_date("ts"))
-
-
-def parquet_rows(folder: Path) -> int:
-    """Rows written to a Parquet folder, from the files' footers (no Spark job)."""
-    import pyarrow.parquet as pq
-
-    return sum(pq.ParquetFile(p).metadata.num_rows for p in folder.glob("*.parquet"))
-
-
-def require_ended(day: date, option: str = "--date") -> None:
-    """Batch days must be over: a future day has no complete archive."""
-    if day > date.today():
-        raise PlatformError(f"{option} {day} is in the future", "pick a day that has ended")
-
-
-def missing_hours(settings: Settings, day: date) -> list[str]:
-    """Hours without archived events between the day's first and last archived hour."""
-    folder = settings.archive_dir / f"dt={day.isoformat()}"
-    hours = sorted(int(p.name.split("=")[1]) for p in folder.glob("hour=*") if any(p.glob("part-*")))
-    if not hours:
-        return []
-    return [f"{day.isoformat()} {h:02d}:00" for h in range(hours[0], hours[-1] + 1) if h not in hours]
-
-
-def events_between(source, first: date, last: date, extra_ms: int = 0):
-    """The events of `source` from day `first` through day `last` (and extra_ms beyond)."""
-    from pyspark.sql import functions as F
-
-    return source.where(F.col("event_time").between(day_ms(first), day_ms(last + timedelta(days=1)) + extra_ms - 1))
-
-
-def day_ms(day: date) -> int:
-    """Epoch milliseconds of the day's start (UTC)."""
-    return int(datetime.combine(day, datetime.min.time(), UTC).timestamp() * 1000)
-
-
-def archive_gaps(settings: Settings, day: date) -> ReconcileResult:
+def _gaps(settings: Settings, day: date) -> ReconcileResult:
     """The day's result so far: its missing hours, and the state days (D-6..D) missing after the archive began."""
-    result = ReconcileResult(day)
-    state_days = [(day - timedelta(days=k)).isoformat() for k in range(STATE_DAYS - 1, -1, -1)]
-    # a gap is a day missing after the archive began; before it there was no history
-    first = min((p.name.split("=")[1] for p in settings.archive_dir.glob("dt=*")), default=day.isoformat())
-    result.missing_days = [d for d in state_days if first <= d and not (settings.archive_dir / f"dt={d}").is_dir()]
-    result.missing_hours = missing_hours(settings, day)
-    return result
+    state_days = [day - timedelta(days=k) for k in range(STATE_DAYS - 1, -1, -1)]
+    return ReconcileResult(
+        day, missing_days=archive.missing_days(settings, state_days), missing_hours=archive.missing_hours(settings, day)
+    )
 
 
 def compute_days(spark, days: list[date], source) -> dict:
@@ -130,8 +48,6 @@ def compute_days(spark, days: list[date], source) -> dict:
     (and sessions) starting on a day, and per-user state as of a day's end. One query per
     feature serves the whole range; `source` must hold days[0]-6 .. days[-1]+1."""
     from pyspark.sql import functions as F
-
-    from batch.sql import reduce_sql, spark_sql, spread_sql
 
     lo, hi = days[0], days[-1]
     on_days = F.col("dt").isin(days)
@@ -159,23 +75,20 @@ def compute_days(spark, days: list[date], source) -> dict:
 def reconcile_days(spark, settings: Settings, days: list[date], source) -> dict[date, ReconcileResult]:
     """Compute these (archived) days and write them to the lake at lake/features/<name>/dt=D/
     (replacing each day), with the days' partials of the 30-day features."""
-    from batch.partials import write_partials
-    from batch.spark import write_days
-
-    results = {day: archive_gaps(settings, day) for day in days}
+    results = {day: _gaps(settings, day) for day in days}
     frames = compute_days(spark, days, source)
-    write_days(settings, [(df, settings.lake_features_dir / name, "dt") for name, df in frames.items()], days)
+    write_days(settings, [(df, lake.feature_dir(settings, name), lake.DAY_KEY) for name, df in frames.items()], days)
     for day, result in results.items():
         for name in frames:
-            out = settings.lake_features_dir / name / f"dt={day.isoformat()}"
-            result.rows[name], result.lake[name] = parquet_rows(out), str(out)
+            out = lake.feature_day_dir(settings, name, day)
+            result.rows[name], result.lake[name] = lake.parquet_rows(out), str(out)
     for name in frames:
         log.info(
             "%s: %d rows over %d day(s) -> %s",
             name,
             sum(r.rows[name] for r in results.values()),
             len(days),
-            settings.lake_features_dir / name,
+            lake.feature_dir(settings, name),
         )
     write_partials(spark, settings, days, source)
     return results
@@ -183,10 +96,8 @@ def reconcile_days(spark, settings: Settings, days: list[date], source) -> dict[
 
 def reconcile(settings: Settings, day: date) -> ReconcileResult:
     """Recompute the day into the lake (replacing it) and its partials, then load ClickHouse."""
-    from batch.spark import spark_session
-
-    require_ended(day)
-    if not (settings.archive_dir / f"dt={day.isoformat()}").is_dir():
+    archive.require_ended(day)
+    if not archive.is_archived(settings, day):
         raise PlatformError(
             f"no archived events for {day} under {settings.archive_dir}",
             "run the stream job over that day first, or pick another --date",

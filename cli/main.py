@@ -89,6 +89,7 @@ def demo(
     """The whole graph through Dagster on the embedded defaults: the stream over generated
     events spanning several days, then for those days reconciliation, 30-day features,
     ClickHouse loads, checks and the online store. Prints what landed where."""
+    from common.archive import archived_days
     from features.adapters import to_json
     from features.generator import GeneratorConfig, generate
     from orchestration.instance import materialize_days, replay_stream
@@ -110,7 +111,7 @@ def demo(
         logging.info("generated %d events over %d days into %s", events, days, path)
     stream = replay_stream(s, [str(path)], fmt)
     _print_run("demo: the stream job (Dagster asset stream_job)", stream)
-    archived = sorted(Date.fromisoformat(p.name.split("=")[1]) for p in s.archive_dir.glob("dt=*"))
+    archived = archived_days(s)
     before = [d for d in archived if d < s.orchestration.start_date]
     if before:
         console.print(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from common import archive as layout
 from common.clickhouse import first_time_column, stream_table
 from common.settings import Settings
 from features.definitions import Feature, Hop, Session, Tumble, WindowAggregate
@@ -27,9 +28,7 @@ def day_end(day: date) -> str:
 
 def archive(settings: Settings, days: list[date]) -> str:
     """The archived events of these days as a table function (absent days give no rows)."""
-    dts = ",".join(d.isoformat() for d in days)
-    glob = f"{settings.archive_dir}/dt={{{dts}}}/hour=*/part-*"
-    return f"file('{glob}', JSONEachRow, '{ARCHIVE_STRUCTURE}')"
+    return f"file('{layout.days_parts(settings, days)}', JSONEachRow, '{ARCHIVE_STRUCTURE}')"
 
 
 def dead_letter_positions(settings: Settings) -> str:
