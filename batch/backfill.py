@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 class BackfillResult:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # no archive for the day
+    lead_in: list[str] = field(default_factory=list)  # no archive, but windows reaching into the next day
     incomplete: dict[str, str] = field(default_factory=dict)  # day -> gaps
     seconds: float = 0.0
 
@@ -57,15 +58,20 @@ def backfill(settings: Settings, start: date, end: date, publish: bool = True) -
         spark.catalog.clearCache()
     rolling = features_30d.compute_and_write(spark, settings, archived)
     log.info("30-day features of %d day(s) in the lake (%.0fs)", len(archived), time.monotonic() - t0)
-    for n, day in enumerate(archived, start=1):  # the stores, a day at a time: each day is whole once loaded
-        r = reconciled[day]
+    # the stores, a day at a time (lead-in days among them): each day is whole once loaded
+    for n, (day, r) in enumerate(reconciled.items(), start=1):
         load_clickhouse(settings, r)
-        features_30d.load_clickhouse(settings, rolling[day])
-        if publish:
-            publish_online(settings, day)
+        if r.lead_in:
+            result.lead_in.append(day.isoformat())
+        else:
+            features_30d.load_clickhouse(settings, rolling[day])
+            if publish:
+                publish_online(settings, day)
+            result.done.append(day.isoformat())
         if not r.complete:
-            result.incomplete[day.isoformat()] = ", ".join(r.missing_hours + r.missing_days)
-        result.done.append(day.isoformat())
-        log.info("%s loaded (%d/%d, %.0fs)", day, n, len(archived), time.monotonic() - t0)
+            result.incomplete[day.isoformat()] = (
+                "no archive" if r.lead_in else ", ".join(r.missing_hours + r.missing_days)
+            )
+        log.info("%s loaded (%d/%d, %.0fs)", day, n, len(reconciled), time.monotonic() - t0)
     result.seconds = time.monotonic() - t0
     return result

@@ -1,9 +1,14 @@
 """Recompute every streaming feature for day D from the raw-event archive, late events
-included, with the Spark SQL compiled from features/ (batch/sql.py)."""
+included, with the Spark SQL compiled from features/ (batch/sql.py).
+
+A window belongs to the day it starts on. When the day before D has no archive (D is the
+first archived day, or follows a gap), the sliding windows that start on it hold events of
+D only: D's reconcile computes them too, as that day's rows ("lead-in" day, docs/batch.md)."""
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -15,10 +20,11 @@ from common import archive, lake
 from common.clickhouse import first_time_column
 from common.errors import PlatformError
 from common.settings import Settings
-from features.definitions import STREAM_FEATURES, Session
+from features.definitions import STREAM_FEATURES, Feature, Hop, Session, WindowAggregate
 
 log = logging.getLogger(__name__)
 STATE_DAYS = 7  # per-user state lives 7 days without activity
+DAY_S = 86_400
 
 
 @dataclass
@@ -28,11 +34,19 @@ class ReconcileResult:
     missing_days: list[str] = field(default_factory=list)
     missing_hours: list[str] = field(default_factory=list)
     lake: dict[str, str] = field(default_factory=dict)
+    lead_in: bool = False  # a day without archive: only its windows that reach into the next day
 
     @property
     def complete(self) -> bool:
         """No archive gap: every earlier state day present, no hour missing inside the day."""
         return not self.missing_days and not self.missing_hours
+
+    def gaps(self, f: Feature) -> list[str]:
+        """What f's rows of the day may miss: hours inside the day; for per-user state, earlier
+        days too; for a lead-in day after the archive began, the day itself."""
+        if self.lead_in:
+            return [f"{d} (no archive)" for d in self.missing_days]
+        return self.missing_hours + ([] if f.windowed else [f"{d} (state)" for d in self.missing_days])
 
 
 def _gaps(settings: Settings, day: date) -> ReconcileResult:
@@ -43,22 +57,51 @@ def _gaps(settings: Settings, day: date) -> ReconcileResult:
     )
 
 
-def compute_days(spark, days: list[date], source) -> dict:
+def _lead_in(settings: Settings, day: date) -> ReconcileResult:
+    """A lead-in day's result so far: the day itself is a gap once the archive had begun."""
+    return ReconcileResult(day, missing_days=archive.missing_days(settings, [day]), lead_in=True)
+
+
+def reach_s(f: Feature) -> int:
+    """How far into a day a window of f that starts before the day reaches, in seconds. Windows
+    start at multiples of the slide since the epoch, so the last start before a midnight lies
+    gcd(slide, 1 day) before it; a session starts on one of its own events, so never."""
+    agg = f.aggregation
+    if not isinstance(agg, WindowAggregate) or isinstance(agg.window, Session):
+        return 0
+    w = agg.window
+    slide = w.slide_s if isinstance(w, Hop) else w.size_s
+    return max(0, w.size_s - math.gcd(slide, DAY_S))
+
+
+def lead_in_days(settings: Settings, days: list[date]) -> list[date]:
+    """The days without archive right before an archived day of `days`."""
+    before = {d - timedelta(days=1) for d in days}
+    return sorted(d for d in before if d not in days and not archive.is_archived(settings, d))
+
+
+def feature_days(f: Feature, days: list[date], lead_in: list[date]) -> list[date]:
+    """The days f is computed for: lead-in days too when its windows reach into the next day."""
+    return sorted(days + lead_in) if reach_s(f) else days
+
+
+def compute_days(spark, days: list[date], source, lead_in: list[date] | None = None) -> dict:
     """DataFrames of every streaming feature for these days, each with its day `dt`: windows
-    (and sessions) starting on a day, and per-user state as of a day's end. One query per
-    feature serves the whole range; `source` must hold days[0]-6 .. days[-1]+1."""
+    (and sessions) starting on a day, and per-user state as of a day's end; for windows that
+    reach into the next day, the `lead_in` days too. One query per feature serves the whole
+    range; `source` must hold days[0]-6 .. days[-1]+1."""
     from pyspark.sql import functions as F
 
     lo, hi = days[0], days[-1]
-    on_days = F.col("dt").isin(days)
     frames = {}
     for f in STREAM_FEATURES:
+        own = feature_days(f, days, lead_in or [])
         if f.windowed:
             w = f.aggregation.window  # type: ignore[union-attr]
             if isinstance(w, Session):  # a session starting on D may have begun late on D-1, or end on D+1
                 events = events_between(source, lo - timedelta(days=1), hi + timedelta(days=1))
             else:  # a window starting on D holds only events of [D, D + 1 day + its size)
-                events = events_between(source, lo, hi, w.size_s * 1000)
+                events = events_between(source, own[0], hi, w.size_s * 1000)
             events.createOrReplaceTempView("events")
             df = spark.sql(spark_sql(f)).withColumn("dt", F.to_date(F.col(first_time_column(f))))
         else:  # each day reduced once, then counted in the 7 as-of days it belongs to
@@ -68,34 +111,42 @@ def compute_days(spark, days: list[date], source) -> dict:
                 "dt"
             ).createOrReplaceTempView("events")
             df = spark.sql(spark_sql(f, by=("as_of",))).withColumnRenamed("as_of", "dt")
-        frames[f.name] = df.where(on_days)
+        frames[f.name] = df.where(F.col("dt").isin(own))
     return frames
 
 
 def reconcile_days(spark, settings: Settings, days: list[date], source) -> dict[date, ReconcileResult]:
-    """Compute these (archived) days and write them to the lake at lake/features/<name>/dt=D/
-    (replacing each day), with the days' partials of the 30-day features."""
-    results = {day: _gaps(settings, day) for day in days}
-    frames = compute_days(spark, days, source)
-    write_days(settings, [(df, lake.feature_dir(settings, name), lake.DAY_KEY) for name, df in frames.items()], days)
-    for day, result in results.items():
-        for name in frames:
-            out = lake.feature_day_dir(settings, name, day)
-            result.rows[name], result.lake[name] = lake.parquet_rows(out), str(out)
-    for name in frames:
+    """Compute these (archived) days and their lead-in days, and write them to the lake at
+    lake/features/<name>/dt=D/ (replacing each day), with the days' partials of the 30-day
+    features. The results are by day, oldest first."""
+    lead_in = lead_in_days(settings, days)
+    results = {day: _gaps(settings, day) for day in days} | {day: _lead_in(settings, day) for day in lead_in}
+    results = dict(sorted(results.items()))
+    frames = compute_days(spark, days, source, lead_in)
+    by_days: dict[tuple[date, ...], list] = {}  # one write per set of days
+    for f in STREAM_FEATURES:
+        job = (frames[f.name], lake.feature_dir(settings, f.name), lake.DAY_KEY)
+        by_days.setdefault(tuple(feature_days(f, days, lead_in)), []).append(job)
+    for own, jobs in by_days.items():
+        write_days(settings, jobs, list(own))
+    for f in STREAM_FEATURES:
+        for day in feature_days(f, days, lead_in):
+            out = lake.feature_day_dir(settings, f.name, day)
+            results[day].rows[f.name], results[day].lake[f.name] = lake.parquet_rows(out), str(out)
         log.info(
             "%s: %d rows over %d day(s) -> %s",
-            name,
-            sum(r.rows[name] for r in results.values()),
-            len(days),
-            lake.feature_dir(settings, name),
+            f.name,
+            sum(r.rows.get(f.name, 0) for r in results.values()),
+            len(feature_days(f, days, lead_in)),
+            lake.feature_dir(settings, f.name),
         )
     write_partials(spark, settings, days, source)
     return results
 
 
-def reconcile(settings: Settings, day: date) -> ReconcileResult:
-    """Recompute the day into the lake (replacing it) and its partials, then load ClickHouse."""
+def reconcile(settings: Settings, day: date) -> dict[date, ReconcileResult]:
+    """Recompute the day (and its lead-in day, if any) into the lake, replacing it, and its
+    partials; then load ClickHouse. The results by day, oldest first."""
     archive.require_ended(day)
     if not archive.is_archived(settings, day):
         raise PlatformError(
@@ -106,22 +157,24 @@ def reconcile(settings: Settings, day: date) -> ReconcileResult:
     # one read (cached) of every day this one needs: D-6..D+1
     source = load_events(spark, settings, [day + timedelta(days=k) for k in range(1 - STATE_DAYS, 2)], [])
     try:
-        result = reconcile_days(spark, settings, [day], source)[day]
+        results = reconcile_days(spark, settings, [day], source)
     finally:
         spark.catalog.clearCache()
-    load_clickhouse(settings, result)
-    return result
+    for result in results.values():
+        load_clickhouse(settings, result)
+    return results
 
 
 def load_clickhouse(settings: Settings, result: ReconcileResult) -> None:
     """Replace the day in `<name>_batch` with the lake's Parquet, then mark it reconciled,
-    which switches the serving view `<name>` to the batch rows for that day."""
+    which switches the serving view `<name>` to the batch rows for that day. Only the
+    features computed for the day (all, or a lead-in day's windows reaching past it)."""
     from common.clickhouse import create_tables, get_client
 
     create_tables(settings)
     ch = get_client(settings)
     db = settings.clickhouse.database
-    for f in STREAM_FEATURES:
+    for f in (f for f in STREAM_FEATURES if f.name in result.rows):
         table = f"{db}.{f.name}_batch"
         cols = ", ".join(f"`{c.name}`" for c in f.columns)
         if f.windowed:
@@ -129,8 +182,7 @@ def load_clickhouse(settings: Settings, result: ReconcileResult) -> None:
         ch.command(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM file('{result.lake[f.name]}/*.parquet', Parquet)")
         if f.updating:
             ch.command(f"OPTIMIZE TABLE {table} FINAL")  # a re-run leaves no duplicate behind
-        # windows read the day itself; per-user state also reads the days before it
-        gaps = result.missing_hours + ([] if f.windowed else [f"{d} (state)" for d in result.missing_days])
+        gaps = result.gaps(f)
         ch.command(
             f"INSERT INTO {db}.reconciled_days VALUES ('{f.name}', '{result.day.isoformat()}', "
             f"{result.rows[f.name]}, {int(not gaps)}, '{', '.join(gaps)}', now64(3))"
