@@ -76,8 +76,8 @@ def covered(day: date) -> set[date]:
 def compute_and_write(spark, settings: Settings, days: list[date], rescan: bool = False) -> dict:
     """Compute the 30-day features as of these days into the lake (as_of=D, each replaced)."""
     frames, results = compute(spark, settings, days, rescan)
-    jobs = [(frames[f.name], lake.feature_dir(settings, f.name), lake.AS_OF_KEY) for f in BATCH_FEATURES]
-    write_days(settings, jobs, days)
+    jobs = [(frames[f.name], lake.feature_dir(settings, f.name), lake.AS_OF_KEY, days) for f in BATCH_FEATURES]
+    write_days(settings, jobs)
     for f in BATCH_FEATURES:
         for day, result in results.items():
             out = lake.as_of_dir(settings, f.name, day)

@@ -41,10 +41,10 @@ def write_partials(spark, settings: Settings, days: list[date], events=None) -> 
     events.where(F.col("dt").isin(days)).createOrReplaceTempView("events")
     # one file per day: partials are small, and 30 of them are read for every as-of day
     jobs = [
-        (spark.sql(partial_sql(f)).repartition("dt"), lake.partials_dir(settings, f.name), lake.DAY_KEY)
+        (spark.sql(partial_sql(f)).repartition("dt"), lake.partials_dir(settings, f.name), lake.DAY_KEY, days)
         for f in BATCH_FEATURES
     ]
-    write_days(settings, jobs, days)
+    write_days(settings, jobs)
     for day in days:  # stamped only once every partial of the day is written
         for f in BATCH_FEATURES:
             stamp = orjson.dumps({"archive": stamps[day], "day": day.isoformat()})

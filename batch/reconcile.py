@@ -123,12 +123,13 @@ def reconcile_days(spark, settings: Settings, days: list[date], source) -> dict[
     results = {day: _gaps(settings, day) for day in days} | {day: _lead_in(settings, day) for day in lead_in}
     results = dict(sorted(results.items()))
     frames = compute_days(spark, days, source, lead_in)
-    by_days: dict[tuple[date, ...], list] = {}  # one write per set of days
-    for f in STREAM_FEATURES:
-        job = (frames[f.name], lake.feature_dir(settings, f.name), lake.DAY_KEY)
-        by_days.setdefault(tuple(feature_days(f, days, lead_in)), []).append(job)
-    for own, jobs in by_days.items():
-        write_days(settings, jobs, list(own))
+    write_days(
+        settings,
+        [
+            (frames[f.name], lake.feature_dir(settings, f.name), lake.DAY_KEY, feature_days(f, days, lead_in))
+            for f in STREAM_FEATURES
+        ],
+    )
     for f in STREAM_FEATURES:
         for day in feature_days(f, days, lead_in):
             out = lake.feature_day_dir(settings, f.name, day)
