@@ -7,6 +7,13 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from batch.archive import load_events
+from batch.partials import ensure_partials, read_partials
+from batch.publish import publish_online
+from batch.spark import spark_session, write_days
+from batch.sql import merge_sql, spark_sql, spread_sql
+from batch.stores import reach_stores
+from common import archive, lake
 from common.errors import PlatformError
 from common.settings import Settings
 from features.definitions import BATCH_FEATURES, RollingStats, RollingTopN
@@ -40,14 +47,10 @@ def compute(spark, settings: Settings, days: list[date], rescan: bool = False) -
     query per feature for the whole range; or, rescan=True (one day only), from the raw events."""
     from pyspark.sql import functions as F
 
-    from batch.partials import ensure_partials, read_partials
-    from batch.reconcile import load_events
-    from batch.sql import merge_sql, spark_sql, spread_sql
-
     results = {day: Features30dResult(day) for day in days}
     for day, result in results.items():
-        result.missing_days = [d.isoformat() for d in sorted(covered(day)) if not archived(settings, d)]
-    needed = sorted(d for d in set().union(*(covered(day) for day in days)) if archived(settings, d))
+        result.missing_days = [d.isoformat() for d in sorted(covered(day)) if not archive.is_archived(settings, d)]
+    needed = sorted(d for d in set().union(*(covered(day) for day in days)) if archive.is_archived(settings, d))
     frames = {}
     if rescan:
         assert len(days) == 1, "a rescan is a check of one day"
@@ -71,36 +74,26 @@ def covered(day: date) -> set[date]:
     return {d for span in window_days(day).values() for d in span}
 
 
-def archived(settings: Settings, day: date) -> bool:
-    return (settings.archive_dir / f"dt={day.isoformat()}").is_dir()
-
-
 def compute_and_write(spark, settings: Settings, days: list[date], rescan: bool = False) -> dict:
     """Compute the 30-day features as of these days into the lake (as_of=D, each replaced)."""
-    from batch.reconcile import parquet_rows
-    from batch.spark import write_days
-
     frames, results = compute(spark, settings, days, rescan)
-    write_days(settings, [(frames[f.name], settings.lake_features_dir / f.name, "as_of") for f in BATCH_FEATURES], days)
+    jobs = [(frames[f.name], lake.feature_dir(settings, f.name), lake.AS_OF_KEY, days) for f in BATCH_FEATURES]
+    write_days(settings, jobs)
     for f in BATCH_FEATURES:
         for day, result in results.items():
-            out = settings.lake_features_dir / f.name / f"as_of={day.isoformat()}"
-            result.rows[f.name], result.lake[f.name] = parquet_rows(out), str(out)
+            out = lake.as_of_dir(settings, f.name, day)
+            result.rows[f.name], result.lake[f.name] = lake.parquet_rows(out), str(out)
         rows = sum(r.rows[f.name] for r in results.values())
-        log.info("%s: %d rows as of %d day(s) -> %s", f.name, rows, len(days), settings.lake_features_dir / f.name)
+        log.info("%s: %d rows as of %d day(s) -> %s", f.name, rows, len(days), lake.feature_dir(settings, f.name))
     return results
 
 
 def run(settings: Settings, day: date, publish: bool = True, rescan: bool = False) -> Features30dResult:
     """Compute, write the lake (as_of=D, replaced), replace D in ClickHouse; then publish to
     the online store unless publish=False (Dagster publishes after its checks pass)."""
-    from batch.reconcile import require_ended
-    from batch.spark import spark_session
-    from batch.stores import reach_stores
-
-    require_ended(day)
+    archive.require_ended(day)
     reach_stores(settings, online=publish)
-    if not any(archived(settings, d) for d in covered(day)):
+    if not any(archive.is_archived(settings, d) for d in covered(day)):
         raise PlatformError(
             f"no archived events in the 30 days up to {day} under {settings.archive_dir}",
             "run the stream job over those days first, or pick another --date",
@@ -108,8 +101,6 @@ def run(settings: Settings, day: date, publish: bool = True, rescan: bool = Fals
     result = compute_and_write(spark_session(settings), settings, [day], rescan)[day]
     load_clickhouse(settings, result)
     if publish:
-        from batch.publish import publish_online
-
         result.users_published = publish_online(settings, day)
     return result
 

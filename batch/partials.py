@@ -7,13 +7,15 @@ Reconcile recomputes the day's partial too, so a re-run of a day always replaces
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from datetime import date
-from pathlib import Path
 
 import orjson
 
+from batch.archive import load_events
+from batch.spark import write_days
+from batch.sql import partial_sql
+from common import archive, lake
 from common.settings import Settings
 from features.definitions import BATCH_FEATURES, Feature
 
@@ -21,23 +23,9 @@ log = logging.getLogger(__name__)
 STAMP = "_archive.json"  # '_' prefix: Spark and pyarrow skip it when reading the Parquet
 
 
-def partial_dir(settings: Settings, f: Feature, day: date) -> Path:
-    return settings.lake_partials_dir / f.name / f"dt={day.isoformat()}"
-
-
-def archive_fingerprint(settings: Settings, day: date) -> str:
-    """A digest of the day's archive files (name, size, mtime): it changes when they do."""
-    folder = settings.archive_dir / f"dt={day.isoformat()}"
-    h = hashlib.sha256()
-    for p in sorted(folder.glob("hour=*/part-*")):
-        st = p.stat()
-        h.update(f"{p.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
-
-
 def is_fresh(settings: Settings, f: Feature, day: date) -> bool:
-    stamp = partial_dir(settings, f, day) / STAMP
-    return stamp.is_file() and orjson.loads(stamp.read_bytes())["archive"] == archive_fingerprint(settings, day)
+    stamp = lake.partial_dir(settings, f.name, day) / STAMP
+    return stamp.is_file() and orjson.loads(stamp.read_bytes())["archive"] == archive.fingerprint(settings, day)
 
 
 def write_partials(spark, settings: Settings, days: list[date], events=None) -> None:
@@ -45,25 +33,22 @@ def write_partials(spark, settings: Settings, days: list[date], events=None) -> 
     query per feature. `events` may be an already loaded frame holding these days' events."""
     from pyspark.sql import functions as F
 
-    from batch.reconcile import load_events
-    from batch.spark import write_days
-    from batch.sql import partial_sql
-
     if not days:
         return
-    stamps = {d: archive_fingerprint(settings, d) for d in days}  # before reading: a later change stays visible
+    stamps = {d: archive.fingerprint(settings, d) for d in days}  # before reading: a later change stays visible
     if events is None:
         events = load_events(spark, settings, days, [])
     events.where(F.col("dt").isin(days)).createOrReplaceTempView("events")
     # one file per day: partials are small, and 30 of them are read for every as-of day
     jobs = [
-        (spark.sql(partial_sql(f)).repartition("dt"), settings.lake_partials_dir / f.name, "dt") for f in BATCH_FEATURES
+        (spark.sql(partial_sql(f)).repartition("dt"), lake.partials_dir(settings, f.name), lake.DAY_KEY, days)
+        for f in BATCH_FEATURES
     ]
-    write_days(settings, jobs, days)
+    write_days(settings, jobs)
     for day in days:  # stamped only once every partial of the day is written
         for f in BATCH_FEATURES:
             stamp = orjson.dumps({"archive": stamps[day], "day": day.isoformat()})
-            (partial_dir(settings, f, day) / STAMP).write_bytes(stamp)
+            (lake.partial_dir(settings, f.name, day) / STAMP).write_bytes(stamp)
     log.info("daily partials written for %d day(s): %s..%s", len(days), days[0], days[-1])
 
 
@@ -76,5 +61,5 @@ def ensure_partials(spark, settings: Settings, days: list[date]) -> list[date]:
 
 def read_partials(spark, settings: Settings, f: Feature, days: list[date]):
     """The union of the partials of these days (each must exist), with their day `dt`."""
-    root = settings.lake_partials_dir / f.name
-    return spark.read.option("basePath", str(root)).parquet(*(str(partial_dir(settings, f, d)) for d in days))
+    root = lake.partials_dir(settings, f.name)
+    return spark.read.option("basePath", str(root)).parquet(*(str(lake.partial_dir(settings, f.name, d)) for d in days))

@@ -8,6 +8,7 @@ from datetime import date
 
 import orjson
 
+from common import lake
 from common.errors import PlatformError
 from common.settings import Settings
 from features.definitions import BATCH_FEATURES, Feature, RollingStats, RollingTopN
@@ -37,7 +38,7 @@ def read_lake(settings: Settings, f: Feature, day: date) -> list[dict]:
     """The rows of feature f as of `day` from the lake (pyarrow; no Spark)."""
     import pyarrow.parquet as pq
 
-    folder = settings.lake_features_dir / f.name / f"as_of={day.isoformat()}"
+    folder = lake.as_of_dir(settings, f.name, day)
     if not (folder / "_SUCCESS").is_file():
         raise PlatformError(
             f"no complete {f.name} as of {day} in the lake ({folder})",

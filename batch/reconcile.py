@@ -1,27 +1,31 @@
 """Recompute every streaming feature for day D from the raw-event archive, late events
-included, with the Spark SQL compiled from features/ (batch/sql.py)."""
+included, with the Spark SQL compiled from features/ (batch/sql.py).
+
+A window belongs to the day it starts on. When the day before D has no archive (D is the
+first archived day, or follows a gap), the sliding windows that start on it hold events of
+D only: D's reconcile computes them too, as that day's rows ("lead-in" day, docs/batch.md)."""
 
 from __future__ import annotations
 
 import logging
-import time
+import math
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
+from datetime import date, timedelta
 
+from batch.archive import events_between, load_events
+from batch.partials import write_partials
+from batch.spark import spark_session, write_days
+from batch.sql import reduce_sql, spark_sql, spread_sql
+from batch.stores import reach_stores
+from common import archive, lake
 from common.errors import PlatformError
 from common.settings import Settings
-from features.definitions import STREAM_FEATURES, Session
-from features.events import EVENT_COLUMNS, SOURCE_COLUMNS
+from features.definitions import STREAM_FEATURES, Feature, Hop, Session, WindowAggregate
 from warehouse.tables import first_time_column
 
 log = logging.getLogger(__name__)
-SPARK_TYPES = {"STRING": "string", "BIGINT": "bigint", "DOUBLE": "double", "INT": "int"}
-ARCHIVE_DDL = (
-    ", ".join(f"`{c.name}` {SPARK_TYPES[c.flink]}" for c in (*EVENT_COLUMNS, *SOURCE_COLUMNS)) + ", late boolean"
-)
-CORRUPT = "_corrupt_record"
 STATE_DAYS = 7  # per-user state lives 7 days without activity
+DAY_S = 86_400
 
 
 @dataclass
@@ -31,118 +35,74 @@ class ReconcileResult:
     missing_days: list[str] = field(default_factory=list)
     missing_hours: list[str] = field(default_factory=list)
     lake: dict[str, str] = field(default_factory=dict)
+    lead_in: bool = False  # a day without archive: only its windows that reach into the next day
 
     @property
     def complete(self) -> bool:
         """No archive gap: every earlier state day present, no hour missing inside the day."""
         return not self.missing_days and not self.missing_hours
 
-
-def load_events(spark, settings: Settings, days: list[date], missing: list[str]):
-    """The archived events of these days (columns `ts` and its day `dt` added); absent days go to `missing`."""
-    from pyspark.sql import functions as F
-
-    paths = []
-    for d in days:
-        p = settings.archive_dir / f"dt={d.isoformat()}"
-        if p.is_dir():
-            paths.append(str(p / "hour=*" / "part-*"))
-        else:
-            missing.append(d.isoformat())
-    if not paths:
-        empty = spark.createDataFrame([], ARCHIVE_DDL).withColumn("ts", F.timestamp_millis("event_time"))
-        return empty.withColumn("dt", F.to_date("ts"))
-    reader = spark.read.schema(f"{ARCHIVE_DDL}, {CORRUPT} string")
-    # cached: parsed once, and Spark checks the corrupt column only on a cache. Hashed by user:
-    # the per-user features group, rank and sessionize by user_id (and more), so their
-    # queries run on the cached partitions without another shuffle
-    raw = reader.json(paths).repartition(settings.batch.shuffle_partitions, "user_id").cache()
-    t0 = time.monotonic()
-    events, corrupt = raw.agg(F.count("*"), F.count(CORRUPT)).first()  # type: ignore[misc]
-    seconds = time.monotonic() - t0
-    log.info(
-        "archive: %d events of %d day(s) read and checked in %.0fs (%.0f events/s)",
-        events,
-        len(paths),
-        seconds,
-        events / max(seconds, 1e-3),
-    )
-    if corrupt:
-        # name the files only now: a file-name column on every cached row would cost memory
-        raw.unpersist()
-        named = reader.json(paths).withColumn("_file", F.input_file_name()).cache()  # cached, as above
-        bad = [r["_file"] for r in named.where(F.col(CORRUPT).isNotNull()).select("_file").distinct().collect()[:5]]
-        named.unpersist()
-        raise PlatformError(
-            f"corrupt archive file(s): {', '.join(sorted(set(bad)))}",
-            "restore or remove them (the stream writes only whole JSON lines), then re-run",
-        )
-    return raw.drop(CORRUPT).withColumn("ts", F.timestamp_millis("event_time")).withColumn("dt", F.to_date("ts"))
+    def gaps(self, f: Feature) -> list[str]:
+        """What f's rows of the day may miss: hours inside the day; for per-user state, earlier
+        days too; for a lead-in day after the archive began, the day itself."""
+        if self.lead_in:
+            return [f"{d} (no archive)" for d in self.missing_days]
+        return self.missing_hours + ([] if f.windowed else [f"{d} (state)" for d in self.missing_days])
 
 
-def parquet_rows(folder: Path) -> int:
-    """Rows written to a Parquet folder, from the files' footers (no Spark job)."""
-    import pyarrow.parquet as pq
-
-    return sum(pq.ParquetFile(p).metadata.num_rows for p in folder.glob("*.parquet"))
-
-
-def require_ended(day: date, option: str = "--date") -> None:
-    """Batch days must be over: a future day has no complete archive."""
-    if day > date.today():
-        raise PlatformError(f"{option} {day} is in the future", "pick a day that has ended")
-
-
-def missing_hours(settings: Settings, day: date) -> list[str]:
-    """Hours without archived events between the day's first and last archived hour."""
-    folder = settings.archive_dir / f"dt={day.isoformat()}"
-    hours = sorted(int(p.name.split("=")[1]) for p in folder.glob("hour=*") if any(p.glob("part-*")))
-    if not hours:
-        return []
-    return [f"{day.isoformat()} {h:02d}:00" for h in range(hours[0], hours[-1] + 1) if h not in hours]
-
-
-def events_between(source, first: date, last: date, extra_ms: int = 0):
-    """The events of `source` from day `first` through day `last` (and extra_ms beyond)."""
-    from pyspark.sql import functions as F
-
-    return source.where(F.col("event_time").between(day_ms(first), day_ms(last + timedelta(days=1)) + extra_ms - 1))
-
-
-def day_ms(day: date) -> int:
-    """Epoch milliseconds of the day's start (UTC)."""
-    return int(datetime.combine(day, datetime.min.time(), UTC).timestamp() * 1000)
-
-
-def archive_gaps(settings: Settings, day: date) -> ReconcileResult:
+def _gaps(settings: Settings, day: date) -> ReconcileResult:
     """The day's result so far: its missing hours, and the state days (D-6..D) missing after the archive began."""
-    result = ReconcileResult(day)
-    state_days = [(day - timedelta(days=k)).isoformat() for k in range(STATE_DAYS - 1, -1, -1)]
-    # a gap is a day missing after the archive began; before it there was no history
-    first = min((p.name.split("=")[1] for p in settings.archive_dir.glob("dt=*")), default=day.isoformat())
-    result.missing_days = [d for d in state_days if first <= d and not (settings.archive_dir / f"dt={d}").is_dir()]
-    result.missing_hours = missing_hours(settings, day)
-    return result
+    state_days = [day - timedelta(days=k) for k in range(STATE_DAYS - 1, -1, -1)]
+    return ReconcileResult(
+        day, missing_days=archive.missing_days(settings, state_days), missing_hours=archive.missing_hours(settings, day)
+    )
 
 
-def compute_days(spark, days: list[date], source) -> dict:
+def _lead_in(settings: Settings, day: date) -> ReconcileResult:
+    """A lead-in day's result so far: the day itself is a gap once the archive had begun."""
+    return ReconcileResult(day, missing_days=archive.missing_days(settings, [day]), lead_in=True)
+
+
+def reach_s(f: Feature) -> int:
+    """How far into a day a window of f that starts before the day reaches, in seconds. Windows
+    start at multiples of the slide since the epoch, so the last start before a midnight lies
+    gcd(slide, 1 day) before it; a session starts on one of its own events, so never."""
+    agg = f.aggregation
+    if not isinstance(agg, WindowAggregate) or isinstance(agg.window, Session):
+        return 0
+    w = agg.window
+    slide = w.slide_s if isinstance(w, Hop) else w.size_s
+    return max(0, w.size_s - math.gcd(slide, DAY_S))
+
+
+def lead_in_days(settings: Settings, days: list[date]) -> list[date]:
+    """The days without archive right before an archived day of `days`."""
+    before = {d - timedelta(days=1) for d in days}
+    return sorted(d for d in before if d not in days and not archive.is_archived(settings, d))
+
+
+def feature_days(f: Feature, days: list[date], lead_in: list[date]) -> list[date]:
+    """The days f is computed for: lead-in days too when its windows reach into the next day."""
+    return sorted(days + lead_in) if reach_s(f) else days
+
+
+def compute_days(spark, days: list[date], source, lead_in: list[date] | None = None) -> dict:
     """DataFrames of every streaming feature for these days, each with its day `dt`: windows
-    (and sessions) starting on a day, and per-user state as of a day's end. One query per
-    feature serves the whole range; `source` must hold days[0]-6 .. days[-1]+1."""
+    (and sessions) starting on a day, and per-user state as of a day's end; for windows that
+    reach into the next day, the `lead_in` days too. One query per feature serves the whole
+    range; `source` must hold days[0]-6 .. days[-1]+1."""
     from pyspark.sql import functions as F
-
-    from batch.sql import reduce_sql, spark_sql, spread_sql
 
     lo, hi = days[0], days[-1]
-    on_days = F.col("dt").isin(days)
     frames = {}
     for f in STREAM_FEATURES:
+        own = feature_days(f, days, lead_in or [])
         if f.windowed:
             w = f.aggregation.window  # type: ignore[union-attr]
             if isinstance(w, Session):  # a session starting on D may have begun late on D-1, or end on D+1
                 events = events_between(source, lo - timedelta(days=1), hi + timedelta(days=1))
             else:  # a window starting on D holds only events of [D, D + 1 day + its size)
-                events = events_between(source, lo, hi, w.size_s * 1000)
+                events = events_between(source, own[0], hi, w.size_s * 1000)
             events.createOrReplaceTempView("events")
             df = spark.sql(spark_sql(f)).withColumn("dt", F.to_date(F.col(first_time_column(f))))
         else:  # each day reduced once, then counted in the 7 as-of days it belongs to
@@ -152,42 +112,45 @@ def compute_days(spark, days: list[date], source) -> dict:
                 "dt"
             ).createOrReplaceTempView("events")
             df = spark.sql(spark_sql(f, by=("as_of",))).withColumnRenamed("as_of", "dt")
-        frames[f.name] = df.where(on_days)
+        frames[f.name] = df.where(F.col("dt").isin(own))
     return frames
 
 
 def reconcile_days(spark, settings: Settings, days: list[date], source) -> dict[date, ReconcileResult]:
-    """Compute these (archived) days and write them to the lake at lake/features/<name>/dt=D/
-    (replacing each day), with the days' partials of the 30-day features."""
-    from batch.partials import write_partials
-    from batch.spark import write_days
-
-    results = {day: archive_gaps(settings, day) for day in days}
-    frames = compute_days(spark, days, source)
-    write_days(settings, [(df, settings.lake_features_dir / name, "dt") for name, df in frames.items()], days)
-    for day, result in results.items():
-        for name in frames:
-            out = settings.lake_features_dir / name / f"dt={day.isoformat()}"
-            result.rows[name], result.lake[name] = parquet_rows(out), str(out)
-    for name in frames:
+    """Compute these (archived) days and their lead-in days, and write them to the lake at
+    lake/features/<name>/dt=D/ (replacing each day), with the days' partials of the 30-day
+    features. The results are by day, oldest first."""
+    lead_in = lead_in_days(settings, days)
+    results = {day: _gaps(settings, day) for day in days} | {day: _lead_in(settings, day) for day in lead_in}
+    results = dict(sorted(results.items()))
+    frames = compute_days(spark, days, source, lead_in)
+    write_days(
+        settings,
+        [
+            (frames[f.name], lake.feature_dir(settings, f.name), lake.DAY_KEY, feature_days(f, days, lead_in))
+            for f in STREAM_FEATURES
+        ],
+    )
+    for f in STREAM_FEATURES:
+        for day in feature_days(f, days, lead_in):
+            out = lake.feature_day_dir(settings, f.name, day)
+            results[day].rows[f.name], results[day].lake[f.name] = lake.parquet_rows(out), str(out)
         log.info(
             "%s: %d rows over %d day(s) -> %s",
-            name,
-            sum(r.rows[name] for r in results.values()),
-            len(days),
-            settings.lake_features_dir / name,
+            f.name,
+            sum(r.rows.get(f.name, 0) for r in results.values()),
+            len(feature_days(f, days, lead_in)),
+            lake.feature_dir(settings, f.name),
         )
     write_partials(spark, settings, days, source)
     return results
 
 
-def reconcile(settings: Settings, day: date) -> ReconcileResult:
-    """Recompute the day into the lake (replacing it) and its partials, then load ClickHouse."""
-    from batch.spark import spark_session
-    from batch.stores import reach_stores
-
-    require_ended(day)
-    if not (settings.archive_dir / f"dt={day.isoformat()}").is_dir():
+def reconcile(settings: Settings, day: date) -> dict[date, ReconcileResult]:
+    """Recompute the day (and its lead-in day, if any) into the lake, replacing it, and its
+    partials; then load ClickHouse. The results by day, oldest first."""
+    archive.require_ended(day)
+    if not archive.is_archived(settings, day):
         raise PlatformError(
             f"no archived events for {day} under {settings.archive_dir}",
             "run the stream job over that day first, or pick another --date",
@@ -197,23 +160,25 @@ def reconcile(settings: Settings, day: date) -> ReconcileResult:
     # one read (cached) of every day this one needs: D-6..D+1
     source = load_events(spark, settings, [day + timedelta(days=k) for k in range(1 - STATE_DAYS, 2)], [])
     try:
-        result = reconcile_days(spark, settings, [day], source)[day]
+        results = reconcile_days(spark, settings, [day], source)
     finally:
         spark.catalog.clearCache()
-    load_clickhouse(settings, result)
-    return result
+    for result in results.values():
+        load_clickhouse(settings, result)
+    return results
 
 
 def load_clickhouse(settings: Settings, result: ReconcileResult) -> None:
     """Replace the day in `<name>_batch` with the lake's Parquet, then mark it reconciled,
-    which switches the serving view `<name>` to the batch rows for that day."""
+    which switches the serving view `<name>` to the batch rows for that day. Only the
+    features computed for the day (all, or a lead-in day's windows reaching past it)."""
     from common.clickhouse import get_client
     from warehouse.schema import create_tables
 
     create_tables(settings)
     ch = get_client(settings)
     db = settings.clickhouse.database
-    for f in STREAM_FEATURES:
+    for f in (f for f in STREAM_FEATURES if f.name in result.rows):
         table = f"{db}.{f.name}_batch"
         cols = ", ".join(f"`{c.name}`" for c in f.columns)
         if f.windowed:
@@ -221,8 +186,7 @@ def load_clickhouse(settings: Settings, result: ReconcileResult) -> None:
         ch.command(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM file('{result.lake[f.name]}/*.parquet', Parquet)")
         if f.updating:
             ch.command(f"OPTIMIZE TABLE {table} FINAL")  # a re-run leaves no duplicate behind
-        # windows read the day itself; per-user state also reads the days before it
-        gaps = result.missing_hours + ([] if f.windowed else [f"{d} (state)" for d in result.missing_days])
+        gaps = result.gaps(f)
         ch.command(
             f"INSERT INTO {db}.reconciled_days VALUES ('{f.name}', '{result.day.isoformat()}', "
             f"{result.rows[f.name]}, {int(not gaps)}, '{', '.join(gaps)}', now64(3))"

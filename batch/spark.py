@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 
 from common.errors import PlatformError
+from common.lake import DAY_KEY, partition_dir
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,26 +45,27 @@ def spark_session(settings: Settings):  # -> pyspark.sql.SparkSession
         ) from None
 
 
-def write_days(settings: Settings, jobs: list[tuple[object, Path, str]], days: list[date]) -> None:
-    """Write each DataFrame, which has a day column `dt`, to one folder per day of `days`,
-    <root>/<prefix>=D/, replacing exactly those days; a day without rows gets a file with
-    the schema and no rows. Written into a staging folder, then moved into place day by day.
-    One job at a time: at 10M events, concurrent jobs on 2 cores were slower (contention)."""
+def write_days(settings: Settings, jobs: list[tuple[object, Path, str, list[date]]]) -> None:
+    """Write each job's DataFrame, which has a day column `dt`, to one folder per day of its
+    `days`, <root>/<prefix>=D/, replacing exactly those days; a day without rows gets a file
+    with the schema and no rows. All are written into a staging folder first, then moved into
+    place day by day. One job at a time: at 10M events, concurrent jobs on 2 cores were slower
+    (contention)."""
     (settings.home / "tmp").mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="batch-days-", dir=settings.home / "tmp"))
     try:
-        for n, (df, root, _) in enumerate(jobs):
+        for n, (df, root, _, days) in enumerate(jobs):
             t0 = time.monotonic()
-            df.write.partitionBy("dt").parquet(str(staging / str(n)))  # type: ignore[attr-defined]
+            df.write.partitionBy(DAY_KEY).parquet(str(staging / str(n)))  # type: ignore[attr-defined]
             for day in days:
-                if not (staging / str(n) / f"dt={day.isoformat()}").is_dir():
-                    empty = df.sparkSession.createDataFrame([], df.drop("dt").schema).coalesce(1)  # type: ignore[attr-defined]
-                    empty.write.parquet(str(staging / str(n) / f"dt={day.isoformat()}"))
+                if not (new := partition_dir(staging / str(n), DAY_KEY, day)).is_dir():
+                    empty = df.sparkSession.createDataFrame([], df.drop(DAY_KEY).schema).coalesce(1)  # type: ignore[attr-defined]
+                    empty.write.parquet(str(new))
             log.info("%s: %d day(s) computed in %.0fs", root.name, len(days), time.monotonic() - t0)
-        for n, (_, root, prefix) in enumerate(jobs):
+        for n, (_, root, prefix, days) in enumerate(jobs):
             root.mkdir(parents=True, exist_ok=True)
             for day in days:
-                new, old = staging / str(n) / f"dt={day.isoformat()}", root / f"{prefix}={day.isoformat()}"
+                new, old = partition_dir(staging / str(n), DAY_KEY, day), partition_dir(root, prefix, day)
                 (new / "_SUCCESS").touch()
                 if old.exists():
                     shutil.rmtree(old)

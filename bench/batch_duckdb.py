@@ -1,7 +1,8 @@
 """The batch backfill's computation in DuckDB, for the benchmark's ratio: the same results
 as `lambda-features batch backfill`, computed day by day (the 7 streaming features of each
 day from its archive window, except sessions, taken from one pass over the range as Spark
-does; daily partials; the two 30-day features merged from 30 partials),
+does; the sliding windows of a lead-in day, one without archive before an archived day;
+daily partials; the two 30-day features merged from 30 partials),
 over the same archive files, writing the lake in the same layout; then the same ClickHouse
 and Redis loads (the platform's own functions, which read the lake). Written by hand as an
 independent reference: the benchmark also compares its lake with Spark's.
@@ -21,10 +22,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from batch.archive import day_ms  # noqa: E402
 from batch.features_30d import Features30dResult  # noqa: E402
 from batch.features_30d import load_clickhouse as load_clickhouse_30d  # noqa: E402
 from batch.publish import publish_online  # noqa: E402
-from batch.reconcile import STATE_DAYS, ReconcileResult, day_ms, load_clickhouse  # noqa: E402
+from batch.reconcile import STATE_DAYS, ReconcileResult, load_clickhouse  # noqa: E402
+from common import archive, lake  # noqa: E402
 from common.settings import Settings, load_settings  # noqa: E402
 
 DAY = 86_400_000
@@ -159,9 +162,9 @@ def backfill(settings: Settings, start: date, end: date, stores: bool) -> dict[s
     con.execute(f"SET memory_limit = '{settings.batch.driver_memory.upper()}B'")  # the heap Spark gets
     first = start - timedelta(days=29)  # the 30-day features need partials back to here
     folders = [
-        str(p / "hour=*" / "part-*")
+        archive.day_parts(settings, d)
         for k in range((end - first).days + 2)
-        if (p := settings.archive_dir / f"dt={first + timedelta(days=k)}").is_dir()
+        if archive.is_archived(settings, d := first + timedelta(days=k))
     ]
     cols = ", ".join(f"'{k}': '{v}'" for k, v in COLUMNS.items())
     con.execute(
@@ -172,7 +175,7 @@ def backfill(settings: Settings, start: date, end: date, stores: bool) -> dict[s
     t["load"] = time.monotonic()
     add_sessions(con, start, end)
     store_s = 0.0
-    archived = lambda d: (settings.archive_dir / f"dt={d}").is_dir()  # noqa: E731
+    archived = lambda d: archive.is_archived(settings, d)  # noqa: E731
     for k in range((start - first).days):  # partials of the days before the range
         if archived(day := first + timedelta(days=k)):
             add_partials(con, day)
@@ -180,14 +183,23 @@ def backfill(settings: Settings, start: date, end: date, stores: bool) -> dict[s
         day = start + timedelta(days=k)
         if not archived(day):
             continue
+        if not archived(lead := day - timedelta(days=1)):  # its last sliding windows hold events of `day`
+            rec = ReconcileResult(lead, lead_in=True, missing_days=archive.missing_days(settings, [lead]))
+            out = lake.feature_day_dir(settings, "category_clicks_1h", lead)
+            sql = reconcile_queries(day_ms(lead))["category_clicks_1h"]
+            rec.rows["category_clicks_1h"], rec.lake["category_clicks_1h"] = write(con, sql, out), str(out)
+            if stores:
+                s0 = time.monotonic()
+                load_clickhouse(settings, rec)
+                store_s += time.monotonic() - s0
         rec = ReconcileResult(day)
         for name, sql in reconcile_queries(day_ms(day)).items():
-            out = settings.lake_features_dir / name / f"dt={day}"
+            out = lake.feature_day_dir(settings, name, day)
             rec.rows[name], rec.lake[name] = write(con, sql, out), str(out)
         add_partials(con, day)
         roll = Features30dResult(day)
         for name, sql in rolling_queries(day).items():
-            out = settings.lake_features_dir / name / f"as_of={day}"
+            out = lake.as_of_dir(settings, name, day)
             roll.rows[name], roll.lake[name] = write(con, sql, out), str(out)
         if stores:
             s0 = time.monotonic()

@@ -20,14 +20,15 @@ def reconcile(date: Annotated[str, typer.Option(help="the UTC day, YYYY-MM-DD")]
 
     s = settings()
     day = parse_date(date, "--date")
-    result = reconcile_day(s, day)
+    results = reconcile_day(s, day)
     t = Table(title=f"reconciled {day}")
-    t.add_column("feature")
-    t.add_column("rows", justify="right")
-    t.add_column("lake")
-    for name, n in result.rows.items():
-        t.add_row(name, f"{n:,}", result.lake[name])
+    for col in ("day", "feature", "rows", "lake"):
+        t.add_column(col, justify="right" if col == "rows" else "left")
+    for d, r in results.items():
+        for name, n in r.rows.items():
+            t.add_row(f"{d} (lead-in)" if r.lead_in else str(d), name, f"{n:,}", r.lake[name])
     console.print(t)
+    result = results[day]
     if result.missing_days:
         console.print(
             f"[yellow]no archive for {', '.join(result.missing_days)}: per-user state counts only the days present"
@@ -82,5 +83,9 @@ def backfill(
     console.print(f"backfilled {len(result.done)} day(s) in {result.seconds:.0f}s")
     if result.skipped:
         console.print(f"[yellow]no archive, skipped: {', '.join(result.skipped)}")
+    if result.lead_in:
+        console.print(
+            f"lead-in day(s), their sliding windows that reach into the next day: {', '.join(result.lead_in)}"
+        )
     for day, gaps in result.incomplete.items():
         console.print(f"[yellow]{day} incomplete (marked in features.reconciled_days): {gaps}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from datetime import date as Date
 from pathlib import Path
 from typing import Annotated
 
@@ -56,6 +55,7 @@ def demo(
     events spanning several days, then for those days reconciliation, 30-day features,
     ClickHouse loads, checks and the online store, then tiering of all days but the last to
     the cold tier. Prints what landed where."""
+    from common.archive import archived_days
     from features.samples import TAOBAO_SAMPLE
     from orchestration.demo import (
         generate_events,
@@ -76,7 +76,7 @@ def demo(
     _print_run("demo: the stream job (Dagster asset stream_job)", stream)
     if not stream.success:
         raise PlatformError(f"the stream job failed: {stream.error}", f"see run {stream.run_id} in the Dagster UI")
-    archived = sorted(Date.fromisoformat(p.name.split("=")[1]) for p in s.archive_dir.glob("dt=*"))
+    archived = archived_days(s)
     before = [d for d in archived if d < s.orchestration.start_date]
     if before:
         console.print(

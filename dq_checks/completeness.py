@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from batch.reconcile import missing_hours
+from common import archive
 from common.clickhouse import get_client
 from common.settings import Settings
 from dq_checks import sources
@@ -14,12 +14,11 @@ from dq_checks.result import CheckResult
 
 def hours(settings: Settings, day: date) -> CheckResult:
     """Hours without archived events between the day's first and last archived hour."""
-    gaps = missing_hours(settings, day)
-    present = any((settings.archive_dir / f"dt={day.isoformat()}").glob("hour=*/part-*"))
-    if not present:
+    gaps = archive.missing_hours(settings, day)
+    if not archive.part_files(settings, day):
         return CheckResult(
             "completeness_hours", "archive", day, False, "ERROR", f"no archived events for {day}",
-            sample=[str(settings.archive_dir / f"dt={day.isoformat()}")],
+            sample=[str(archive.day_dir(settings, day))],
         )  # fmt: skip
     message = f"{len(gaps)} hour(s) without events inside the day" if gaps else "every hour of the span has events"
     return CheckResult(

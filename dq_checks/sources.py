@@ -7,6 +7,7 @@ import math
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from common import archive as layout
 from common.settings import Settings
 from features.definitions import Feature, Hop, Session, Tumble, WindowAggregate
 from features.events import EVENT_COLUMNS, SOURCE_COLUMNS
@@ -30,9 +31,7 @@ def day_end(day: date) -> str:
 
 def archive(settings: Settings, days: list[date]) -> str:
     """The archived events of these days as a table function (absent days give no rows)."""
-    dts = ",".join(d.isoformat() for d in days)
-    glob = f"{settings.archive_dir}/dt={{{dts}}}/hour=*/part-*"
-    return f"file('{glob}', JSONEachRow, '{ARCHIVE_STRUCTURE}')"
+    return f"file('{layout.days_parts(settings, days)}', JSONEachRow, '{ARCHIVE_STRUCTURE}')"
 
 
 def dead_letter_positions(settings: Settings) -> str:

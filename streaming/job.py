@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from common.archive import DAY_KEY, HOUR_KEY
 from common.kafka import bootstrap
 from common.settings import Settings
 from features.definitions import STREAM_FEATURES
@@ -111,9 +112,9 @@ def views(bounds: tuple[int, int]) -> list[str]:
     ]
 
 
-def _filesystem_sink(name: str, columns: str, path: Path, partitioned: bool, rollover_s: int) -> str:
+def _filesystem_sink(name: str, columns: str, path: Path, rollover_s: int, partition_by: tuple[str, ...] = ()) -> str:
     """JSON lines; a file is committed (made visible) at the first checkpoint after it rolls."""
-    part = "PARTITIONED BY (dt, `hour`) " if partitioned else ""
+    part = f"PARTITIONED BY ({', '.join(f'`{k}`' for k in partition_by)}) " if partition_by else ""
     return (
         f"CREATE TEMPORARY TABLE {name} ({columns}) {part}WITH ('connector' = 'filesystem', "
         f"'path' = '{path.resolve().as_uri()}', 'format' = 'json', "
@@ -164,16 +165,19 @@ def base_sql(source: Source, settings: Settings, bounds: tuple[int, int], archiv
     dead_cols = f"`reason` STRING, {EVENT_DDL}"
     stmts += [
         _filesystem_sink(
-            "dead_letters", dead_cols, settings.dead_letter_dir / "stream", False, settings.stream.archive_rollover_s
+            "dead_letters", dead_cols, settings.dead_letter_dir / "stream", settings.stream.archive_rollover_s
         ),
         "INSERT INTO dead_letters SELECT reason, src_part, src_off, "
         + ", ".join(f"`{c.name}`" for c in EVENT_COLUMNS)
         + " FROM checked_events WHERE reason IS NOT NULL",
     ]
     if archive:
-        arch_cols = f"{EVENT_DDL}, `late` BOOLEAN, `dt` STRING, `hour` STRING"
+        # the layout of common/archive.py: the event time's UTC day and hour
+        arch_cols = f"{EVENT_DDL}, `late` BOOLEAN, `{DAY_KEY}` STRING, `{HOUR_KEY}` STRING"
         stmts += [
-            _filesystem_sink("archive", arch_cols, settings.archive_dir, True, settings.stream.archive_rollover_s),
+            _filesystem_sink(
+                "archive", arch_cols, settings.archive_dir, settings.stream.archive_rollover_s, (DAY_KEY, HOUR_KEY)
+            ),
             "INSERT INTO archive SELECT src_part, src_off, "
             + ", ".join(f"`{c.name}`" for c in EVENT_COLUMNS)
             + ", late, DATE_FORMAT(ts, 'yyyy-MM-dd'), DATE_FORMAT(ts, 'HH') FROM events",

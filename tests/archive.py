@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime
 
 import orjson
 
+from common.archive import event_dir
+
 
 def at(day: date, hour: int = 12) -> int:
     return int(datetime(day.year, day.month, day.day, hour, tzinfo=UTC).timestamp() * 1000)
@@ -13,8 +15,7 @@ def at(day: date, hour: int = 12) -> int:
 
 def write_archive(settings, events: list[dict]) -> None:
     for i, e in enumerate(events):
-        t = datetime.fromtimestamp(e["event_time"] / 1000, UTC)
-        folder = settings.archive_dir / f"dt={t.date().isoformat()}" / f"hour={t.hour:02d}"
+        folder = event_dir(settings.archive_dir, e["event_time"])
         folder.mkdir(parents=True, exist_ok=True)
         row = {
             "event_id": f"e{i}",

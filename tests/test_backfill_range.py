@@ -12,6 +12,7 @@ import pytest
 from bench.batch_archive import write_generated_archive
 from bench.batch_bench import compare_lakes
 from bench.batch_duckdb import backfill as duckdb_backfill
+from common.lake import feature_day_dir
 from common.services import local_services
 from common.settings import load_settings
 from features.definitions import STREAM_FEATURES
@@ -29,7 +30,7 @@ DAYS = 5
 def day_rows(settings, name: str, day: date) -> list[str]:
     import pyarrow.parquet as pq
 
-    return sorted(map(repr, pq.read_table(settings.lake_features_dir / name / f"dt={day}").to_pylist()))
+    return sorted(map(repr, pq.read_table(feature_day_dir(settings, name, day)).to_pylist()))
 
 
 def test_range_backfill_equals_a_day_by_day_reference(settings, tmp_path):

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 import orjson
 import pytest
 
+from common.archive import hour_dir
 from common.clickhouse import get_client
 from dq_checks import CheckResult, completeness, consistency, freshness, record, run_checks, validity
 from dq_checks.freshness import stream_feature
@@ -140,7 +141,7 @@ def test_events_dropped_from_the_stream(day):
 
 
 def test_events_missing_from_the_archive(day):
-    part = next((day.archive_dir / f"dt={D}" / "hour=10").glob("part-*"))
+    part = next(hour_dir(day, D, 10).glob("part-*"))
     lines = part.read_bytes().splitlines(keepends=True)
     part.write_bytes(b"".join(line for line in lines if orjson.loads(line)["src_off"] != 1))
     r = by(completeness(day, D), "completeness_events", "archive")
@@ -149,7 +150,7 @@ def test_events_missing_from_the_archive(day):
 
 
 def test_dead_letters_account_for_positions(day):
-    part = next((day.archive_dir / f"dt={D}" / "hour=10").glob("part-*"))
+    part = next(hour_dir(day, D, 10).glob("part-*"))
     lines = part.read_bytes().splitlines(keepends=True)
     part.write_bytes(b"".join(line for line in lines if orjson.loads(line)["src_off"] not in (1, 2)))
     dead = day.dead_letter_dir / "stream"
@@ -198,7 +199,7 @@ def test_value_out_of_range(day):
 
 
 def test_missing_hour(day):
-    shutil.rmtree(day.archive_dir / f"dt={D}" / "hour=11")
+    shutil.rmtree(hour_dir(day, D, 11))
     r = by(completeness(day, D), "completeness_hours", "archive")
     assert not r.passed and r.severity == "WARN" and r.sample == [f"{D} 11:00"]
 

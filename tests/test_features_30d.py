@@ -77,8 +77,9 @@ def lake(settings, name: str, day: date, folder: str = "features") -> list[tuple
     """A feature's lake rows as of `day` (or a partial's rows with folder="partials"), sorted."""
     import pyarrow.parquet as pq
 
-    sub = f"as_of={day}" if folder == "features" else f"dt={day}"
-    rows = pq.read_table(settings.home / "lake" / folder / name / sub).to_pylist()
+    from common.lake import as_of_dir, partial_dir
+
+    rows = pq.read_table((as_of_dir if folder == "features" else partial_dir)(settings, name, day)).to_pylist()
     return sorted(tuple(sorted(r.items())) for r in rows)
 
 

@@ -6,6 +6,7 @@ from datetime import date
 
 import pytest
 
+from common.archive import archived_days
 from common.clickhouse import get_client
 from common.redis_store import get_redis
 from common.services import local_services
@@ -27,7 +28,7 @@ def test_daily_graph_for_two_days_then_a_check_blocks_publication(platform_env, 
     try:
         stream = replay_stream(s, [str(events)], "jsonl")
         assert stream.success, stream.error
-        assert sorted(p.name for p in s.archive_dir.glob("dt=*")) == [f"dt={d}" for d in DAYS]
+        assert archived_days(s) == DAYS
 
         run = materialize_days(s, DAYS[0], DAYS[-1])
         assert run.success, run.error

@@ -6,8 +6,10 @@ from datetime import date
 
 import orjson
 
-from batch.partials import STAMP, archive_fingerprint, is_fresh, partial_dir
+from batch.partials import STAMP, is_fresh
 from batch.sql import merge_sql, partial_sql, spark_sql, spread_sql
+from common.archive import fingerprint
+from common.lake import partial_dir
 from features.definitions import PURCHASE_STATS_30D, TOP_BRANDS_30D
 from tests.archive import at, write_archive
 
@@ -37,10 +39,10 @@ def test_a_partial_goes_stale_when_its_archive_changes(tmp_path):
 
     settings = load_settings(home=tmp_path)
     write_archive(settings, [{"user_id": 1, "event_type": "click", "event_time": at(D)}])
-    out = partial_dir(settings, TOP_BRANDS_30D, D)
+    out = partial_dir(settings, TOP_BRANDS_30D.name, D)
     out.mkdir(parents=True)
     assert not is_fresh(settings, TOP_BRANDS_30D, D)  # never computed
-    (out / STAMP).write_bytes(orjson.dumps({"archive": archive_fingerprint(settings, D)}))
+    (out / STAMP).write_bytes(orjson.dumps({"archive": fingerprint(settings, D)}))
     assert is_fresh(settings, TOP_BRANDS_30D, D)
     write_archive(settings, [{"user_id": 2, "event_type": "click", "event_time": at(D, 13)}])  # a new hour file
     assert not is_fresh(settings, TOP_BRANDS_30D, D)

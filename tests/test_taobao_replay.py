@@ -3,12 +3,13 @@ against an independent computation of every feature."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
 
 from common.clickhouse import close_clients
+from common.lake import feature_day_dir
 from common.services import clickhouse_service
 from common.settings import load_settings
 from features.definitions import STREAM_FEATURES
@@ -105,4 +106,4 @@ def test_batch_reconcile_equals_stream_and_reruns_exactly(run):
         batch = ch.query(f"SELECT * FROM features.{f.name}_batch").result_rows
         assert _normal(batch) == _normal(result.tables[f.name]), f.name
         assert _normal(ch.query(f"SELECT * FROM features.{f.name}").result_rows) == _normal(batch), f.name
-    assert list((s.lake_features_dir / "uv_1m" / "dt=2017-11-26").glob("*.parquet"))
+    assert list(feature_day_dir(s, "uv_1m", date(2017, 11, 26)).glob("*.parquet"))

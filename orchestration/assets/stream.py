@@ -103,13 +103,12 @@ def archive_asset(settings: Settings) -> AssetsDefinition:
         "late ones flagged). Materializing observes it: which hours exist and how many events.",
     )
     def archive(context: AssetExecutionContext, platform: PlatformResource) -> MaterializeResult:
-        from batch.reconcile import missing_hours
+        from common import archive as layout
         from streaming.runner import count_json_lines
 
         s = platform.settings()
         days = days_of(context)
-        folders = {d: s.archive_dir / f"dt={d.isoformat()}" for d in days}
-        absent = [d.isoformat() for d, folder in folders.items() if not folder.is_dir()]
+        absent = [d.isoformat() for d in days if not layout.is_archived(s, d)]
         if absent:
             raise Failure(
                 f"no archived events for {', '.join(absent)} under {s.archive_dir}: the stream job has not seen "
@@ -117,11 +116,11 @@ def archive_asset(settings: Settings) -> AssetsDefinition:
             )
         events = late = hours = 0
         gaps: list[str] = []
-        for d, folder in folders.items():
-            n, n_late = count_json_lines(folder, "late")
+        for d in days:
+            n, n_late = count_json_lines(layout.day_dir(s, d), "late")
             events, late = events + n, late + n_late
-            hours += sum(1 for _ in folder.glob("hour=*"))
-            gaps += missing_hours(s, d)
+            hours += len(layout.hours(s, d))
+            gaps += layout.missing_hours(s, d)
         return MaterializeResult(
             metadata={
                 "path": MetadataValue.path(str(s.archive_dir)),
