@@ -29,6 +29,7 @@ app.add_typer(batch_app, name="batch")
 app.add_typer(services_app, name="services")
 tier_app = typer.Typer(no_args_is_help=True, help="Tiering: feature days older than hot_days to S3/OSS.")
 app.add_typer(tier_app, name="tier")
+app.command()(__import__("cli.serve", fromlist=["serve"]).serve)
 console = Console()
 
 

@@ -23,7 +23,7 @@ import orjson
 
 from common.clickhouse import get_client, stream_table
 from common.kafka import bootstrap
-from common.redis_store import get_redis, user_key
+from common.redis_store import get_redis, time_field, user_key
 from common.settings import Settings
 from streaming.sql import FlinkQuery
 
@@ -39,6 +39,10 @@ def _time(v: str | None) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
+def _epoch_ms(v: str) -> str:
+    return str(int(_time(v).timestamp() * 1000))  # type: ignore[union-attr]
+
+
 def online_value(q: FlinkQuery, row: dict[str, Any]) -> str:
     """How a feature value is stored in the user's Redis hash."""
     value = row[q.feature.online_column]  # type: ignore[index]
@@ -46,7 +50,7 @@ def online_value(q: FlinkQuery, row: dict[str, Any]) -> str:
         return orjson.dumps(value).decode()
     col = next(c for c in q.columns if c.name == q.feature.online_column)
     if col.clickhouse.startswith("DateTime64"):
-        return str(int(_time(value).timestamp() * 1000))  # type: ignore[union-attr]
+        return _epoch_ms(value)
     if col.clickhouse.startswith("Decimal"):
         return f"{Decimal(str(value)):.2f}"
     return str(value)
@@ -149,6 +153,8 @@ class FeatureLoader:
                     row = orjson.loads(value)
                     key = user_key(self.settings, row["user_id"])
                     online[(key, q.feature.name)] = online_value(q, row)
+                    if tf := time_field(q.feature):  # the value's event time, for serving
+                        online[(key, tf)] = _epoch_ms(row[q.feature.time_column])
                     if self.measure_latency and q.feature.name == "last_event_time":
                         latency_pending.append(float(online[(key, "last_event_time")]))
                     if len(online) >= rcfg.flush_records:
