@@ -3,6 +3,7 @@ all derived from features/definitions.py and the store layout in common/redis_st
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,7 +17,15 @@ from features.definitions import FEATURES, Feature, RollingStats, RollingTopN
 from features.events import Column
 
 # Money is kept as the exact decimal string the writers store ("12.50"), never a float.
-Money = Annotated[str, Field(pattern=r"^-?[0-9]+\.[0-9]+$", examples=["12.50"])]
+MONEY_PATTERN = r"^-?[0-9]+\.[0-9]+$"
+Money = Annotated[str, Field(pattern=MONEY_PATTERN, examples=["12.50"])]
+_money = re.compile(MONEY_PATTERN)
+
+
+def money(raw: str) -> str:
+    if not _money.match(raw):
+        raise ValueError(f"not a decimal amount: {raw!r}")
+    return raw
 
 
 def iso_ms(epoch_ms: int | str) -> str:
@@ -30,7 +39,7 @@ def _type(col: Column) -> tuple[Any, Callable[[str], Any]]:
     if ch.startswith("Nullable("):
         ch = ch[len("Nullable(") : -1]
     if ch.startswith("Decimal"):
-        return Money, str
+        return Money, money
     if ch.startswith("DateTime64"):
         return datetime, iso_ms
     if ch.startswith("Array("):

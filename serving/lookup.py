@@ -4,6 +4,7 @@ dates each, and its status."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from functools import lru_cache
 from typing import Any
 
@@ -47,7 +48,7 @@ def entries(p: Plan, values: list[str | None], published: dict[str, str], bounds
         t = None if raw is None else (values[ti] if ti is not None else raw)
         try:
             value = None if raw is None else of.decode(raw)
-            when = None if t is None else (iso_ms(t) if of.layer == "stream" else t)
+            when = None if t is None else (iso_ms(t) if of.layer == "stream" else date.fromisoformat(t).isoformat())
         except ValueError as e:  # orjson.JSONDecodeError is a ValueError
             raise CorruptValue(f"{of.name}: {e}") from None
         if of.layer == "stream":

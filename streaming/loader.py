@@ -56,6 +56,16 @@ def online_value(q: FlinkQuery, row: dict[str, Any]) -> str:
     return str(value)
 
 
+def online_fields(settings: Settings, q: FlinkQuery, row: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """What one changelog row of a per-user feature sets in the user's hash, by (key, field):
+    the value, and its event time when the value is not that time itself."""
+    key = user_key(settings, row["user_id"])
+    out = {(key, q.feature.name): online_value(q, row)}
+    if tf := time_field(q.feature):
+        out[(key, tf)] = _epoch_ms(row[q.feature.time_column])
+    return out
+
+
 @dataclass
 class LoaderStats:
     messages: int = 0
@@ -150,13 +160,10 @@ class FeatureLoader:
                 n_rows += 1
                 q = self.queries[m.topic()]
                 if q.feature.online_column:
-                    row = orjson.loads(value)
-                    key = user_key(self.settings, row["user_id"])
-                    online[(key, q.feature.name)] = online_value(q, row)
-                    if tf := time_field(q.feature):  # the value's event time, for serving
-                        online[(key, tf)] = _epoch_ms(row[q.feature.time_column])
+                    fields = online_fields(self.settings, q, orjson.loads(value))
+                    online.update(fields)
                     if self.measure_latency and q.feature.name == "last_event_time":
-                        latency_pending.append(float(online[(key, "last_event_time")]))
+                        latency_pending.append(float(next(iter(fields.values()))))
                     if len(online) >= rcfg.flush_records:
                         flush_online()
             now = time.monotonic()
