@@ -18,7 +18,7 @@ from serving.catalog import ONLINE
 from serving.limits import BodyLimitMiddleware
 from serving.lookup import CorruptValue, entries, plan
 from serving.metrics import Metrics, MetricsMiddleware
-from serving.models import INT64_MAX, INT64_MIN, BatchResponse, Error, Health, UserFeatures, batch_request
+from serving.models import MAX_ID, BatchResponse, Error, Health, UserFeatures, batch_request
 from serving.status import Bounds
 from serving.store import OnlineStore, StoreUnavailable
 
@@ -105,7 +105,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> Fa
         responses={**denied, **UNAVAILABLE, **CORRUPT},
         summary="every online feature of one user",
     )
-    async def user_features(user_id: Annotated[int, Path(ge=INT64_MIN, le=INT64_MAX)]) -> Response:
+    async def user_features(user_id: Annotated[int, Path(ge=-MAX_ID, le=MAX_ID)]) -> Response:
         return _json((await lookup([user_id], ALL))[0])
 
     body_model = batch_request(cfg.max_users)
@@ -115,6 +115,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> Fa
         response_model=BatchResponse,
         dependencies=guarded,
         responses={
+            400: {"model": Error, "description": "the body is not JSON"},
             **denied,
             413: {"model": Error, "description": "body over SERVING__MAX_BODY_BYTES"},
             **UNAVAILABLE,

@@ -6,13 +6,25 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, WithJsonSchema, create_model
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, WithJsonSchema, create_model
 
 from serving.catalog import ONLINE, OnlineFeature
 from serving.status import Status
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-UserId = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX, description="the user's id (a 64-bit integer)")]
+# Ids within the integers a JSON number carries exactly (as a double): clients that read JSON
+# numbers as doubles (JavaScript, and schemathesis's own bounds) would change larger ones.
+MAX_ID = 2**53 - 1
+UserId = Annotated[int, Field(ge=-MAX_ID, le=MAX_ID, description="the user's id, |id| <= 2^53 - 1")]
+
+
+def _json_integer(v: object) -> object:
+    """JSON Schema's integers: 7 and 7.0, never "7" or true (which pydantic's lax mode takes)."""
+    if isinstance(v, str | bool):
+        raise ValueError("should be a JSON integer")
+    return v
+
+
+JsonUserId = Annotated[UserId, BeforeValidator(_json_integer)]
 
 
 def _known(name: str) -> str:
@@ -78,6 +90,6 @@ def batch_request(max_users: int) -> type[BaseModel]:
     return create_model(
         "FeaturesRequest",
         __config__=ConfigDict(extra="forbid"),
-        user_ids=(list[Annotated[UserId, Strict()]], Field(min_length=1, max_length=max_users)),
+        user_ids=(list[JsonUserId], Field(min_length=1, max_length=max_users)),
         features=(list[FeatureName], Field(min_length=1, description="feature names; see GET /v1/users/{id}/features")),
     )

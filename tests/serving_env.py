@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -90,10 +91,16 @@ def _env(settings_env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("LAMBDA_FEATURES_")} | settings_env
 
 
+@dataclass
+class Served:
+    url: str
+    pid: int
+
+
 @contextmanager
-def server(env: dict[str, str], port: int, log: Path) -> Iterator[str]:
+def server(env: dict[str, str], port: int, log: Path) -> Iterator[Served]:
     """`lambda-features serve` on 127.0.0.1:port with the platform settings `env`, until the
-    block ends (SIGTERM to its process group, by PID); yields its base URL."""
+    block ends (SIGTERM to its process group, by PID)."""
     env = env | {"LAMBDA_FEATURES_SERVING__PORT": str(port)}
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -115,7 +122,7 @@ def server(env: dict[str, str], port: int, log: Path) -> Iterator[str]:
                 break
             except httpx.TransportError:
                 time.sleep(0.2)
-        yield url
+        yield Served(url, proc.pid)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
