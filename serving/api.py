@@ -3,6 +3,7 @@
 import hmac
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -88,14 +89,16 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> Fa
         metrics.redis.observe(time.perf_counter() - start)
         bounds = Bounds.at(clock(), stream_max_age_s, cfg.batch_max_age_days)
         out = []
+        tally: Counter[tuple[str, str]] = Counter()
         for user, values in zip(user_ids, rows, strict=True):
             try:
                 got = entries(p, values, published, bounds)
             except CorruptValue as e:
                 raise CorruptValue(f"user {user}, {e}") from None
-            for name, entry in got.items():
-                metrics.values.labels(name, entry["status"]).inc()
+            tally.update((name, entry["status"]) for name, entry in got.items())
             out.append({"user_id": user, "features": got})
+        for (name, status), n in tally.items():
+            metrics.values.labels(name, status).inc(n)
         return out
 
     @app.get(
