@@ -20,8 +20,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -59,16 +62,32 @@ def wrk(url: str, mode: str, users: int, batch: int, rate: float, seconds: int, 
     return result
 
 
+def statuses(url: str) -> Counter:
+    """Requests answered so far, by HTTP status, from the server's own /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: Counter = Counter()
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text):
+        if family.name == "lf_serving_requests":
+            for sample in family.samples:
+                if sample.name.endswith("_total") and sample.labels["route"].startswith("/v1/"):
+                    out[sample.labels["status"]] += int(sample.value)
+    return out
+
+
 def run(url: str, server_pid: int, **kw) -> dict:
     usage, stop = TreeUsage(), threading.Event()
     usage.sample(server_pid)
-    before = sum(usage.cpu_s.values())
+    before, answered = sum(usage.cpu_s.values()), statuses(url)
     t = watch(server_pid, usage, stop)
     result = wrk(url, **kw)
     stop.set()
     t.join()
     usage.sample(server_pid)
-    result["server_cpu"] = (sum(usage.cpu_s.values()) - before) / (result["duration_us"] / 1e6)
+    seconds = result["duration_us"] / 1e6
+    result["server_cpu"] = (sum(usage.cpu_s.values()) - before) / seconds
+    result["cpu_ms_per_request"] = result["server_cpu"] * seconds * 1000 / max(result["requests"], 1)
+    result["statuses"] = dict(statuses(url) - answered)
     return result
 
 
@@ -77,7 +96,8 @@ def show(name: str, r: dict) -> None:
     print(
         f"{name:<34} {r['rate']:>8,.0f} req/s  p50 {r['p50_us'] / 1000:6.2f}  p90 {r['p90_us'] / 1000:6.2f}  "
         f"p99 {r['p99_us'] / 1000:6.2f}  p99.9 {r['p999_us'] / 1000:6.2f}  max {r['max_us'] / 1000:7.2f} ms  "
-        f"server CPU {r['server_cpu']:.0%}  non-2xx {r['non_2xx']}  errors {errors}",
+        f"server CPU {r['server_cpu']:.0%} ({r['cpu_ms_per_request']:.2f} ms/request)  statuses {r['statuses']}  "
+        f"errors {errors}",
         flush=True,
     )
 
