@@ -12,8 +12,8 @@ from common.settings import Settings
 from serving.lookup import CorruptValue
 
 # Redis's Lua, so that a batch is one command and its answer one JSON string that orjson
-# reads in C, instead of redis-py parsing every field of every hash in Python (about 4x
-# the CPU for 100 users). KEYS[1]: the published as-of days, or "" for none; then the users.
+# reads in C, instead of redis-py parsing every field of every hash in Python (twice the
+# server's CPU for 100 users). KEYS[1]: the published as-of days, or "" for none; then the users.
 READ_HASHES = """
 local rows = {}
 for i = 2, #KEYS do rows[i - 1] = redis.call('HMGET', KEYS[i], unpack(ARGV)) end
