@@ -4,7 +4,6 @@ import hmac
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -25,7 +24,7 @@ from serving.store import OnlineStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 ALL = tuple(ONLINE)
-UNAVAILABLE = {503: {"model": Error, "description": "the online store did not answer within SERVING__REDIS_TIMEOUT_S"}}
+UNAVAILABLE = {503: {"model": Error, "description": "Redis refused, or gave no answer within SERVING__REDIS_TIMEOUT_S"}}
 CORRUPT = {500: {"model": Error, "description": "a stored value does not decode as its feature's type"}}
 
 
@@ -33,8 +32,8 @@ def _json(body: object, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status, media_type="application/json")
 
 
-def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> FastAPI:
-    """The API over the settings' online store; `clock` gives the time statuses are judged at."""
+def create_app(settings: Settings) -> FastAPI:
+    """The API over the settings' online store."""
     cfg = settings.serving
     stream_max_age_s = cfg.stream_max_age_s or settings.stream.state_ttl_hours * 3600
     metrics = Metrics()
@@ -87,7 +86,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> Fa
         start = time.perf_counter()
         rows, published = await store.hashes(user_ids, p.fields, p.needs_published)  # type: ignore[union-attr]
         metrics.redis.observe(time.perf_counter() - start)
-        bounds = Bounds.at(clock(), stream_max_age_s, cfg.batch_max_age_days)
+        bounds = Bounds.at(time.time(), stream_max_age_s, cfg.batch_max_age_days)
         out = []
         tally: Counter[tuple[str, str]] = Counter()
         for user, values in zip(user_ids, rows, strict=True):

@@ -49,7 +49,7 @@ def entries(p: Plan, values: list[str | None], published: dict[str, str], bounds
         try:
             value = None if raw is None else of.decode(raw)
             when = None if t is None else (iso_ms(t) if of.layer == "stream" else date.fromisoformat(t).isoformat())
-        except ValueError as e:  # orjson.JSONDecodeError is a ValueError
+        except (ValueError, ArithmeticError, OSError) as e:  # orjson's errors are ValueErrors; huge times overflow
             raise CorruptValue(f"{of.name}: {e}") from None
         if of.layer == "stream":
             status = "NOT_FOUND" if raw is None else stream_status(t, bounds)
