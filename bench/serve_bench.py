@@ -1,12 +1,14 @@
 """Benchmark of the online feature API: `lambda-features serve` over a local redis-server,
 loaded by wrk (Debian's package, a separate process) on loopback.
 
+0. single-user lookups at 100/s, the latency a light load gets;
 1. single-user lookups (GET /v1/users/{id}/features, all 5 features) at a fixed rate;
 2. batches (POST /v1/features, 100 random users, all 5 features) at a fixed rate;
 3. each of them as fast as wrk's connections go, for the ceiling.
 Users are random over 110% of the stored ones (about 9% NOT_FOUND). Reports wrk's latency
-percentiles (from a request's send to its whole answer), the server's CPU, the hardware
-and the load average before and after (other work on the machine shows there).
+percentiles (from a request's send to its whole answer), the server's CPU, the answers by
+status, the hardware, the load average before and after, and the CPU pressure of each run
+(the share of time some runnable task waited for a CPU: other work on the machine shows there).
     .venv/bin/python bench/serve_bench.py [--users 100000] [--seconds 30] [--rate 1000] [--batch-rate 100]
 """
 
@@ -29,7 +31,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.machine import TreeUsage, hardware, load_average, watch  # noqa: E402
+from bench.machine import TreeUsage, cpu_waiting_us, hardware, load_average, watch  # noqa: E402
 from common.services import redis_service  # noqa: E402
 from tests.conftest import free_port, isolated  # noqa: E402
 from tests.serving_env import publish_batch, server, stream_rows, write_stream  # noqa: E402
@@ -78,13 +80,14 @@ def statuses(url: str) -> Counter:
 def run(url: str, server_pid: int, **kw) -> dict:
     usage, stop = TreeUsage(), threading.Event()
     usage.sample(server_pid)
-    before, answered = sum(usage.cpu_s.values()), statuses(url)
+    before, answered, waiting = sum(usage.cpu_s.values()), statuses(url), cpu_waiting_us()
     t = watch(server_pid, usage, stop)
     result = wrk(url, **kw)
     stop.set()
     t.join()
     usage.sample(server_pid)
     seconds = result["duration_us"] / 1e6
+    result["cpu_pressure"] = (cpu_waiting_us() - waiting) / result["duration_us"] if waiting is not None else None
     result["server_cpu"] = (sum(usage.cpu_s.values()) - before) / seconds
     result["cpu_ms_per_request"] = result["server_cpu"] * seconds * 1000 / max(result["requests"], 1)
     result["statuses"] = dict(statuses(url) - answered)
@@ -97,7 +100,7 @@ def show(name: str, r: dict) -> None:
         f"{name:<34} {r['rate']:>8,.0f} req/s  p50 {r['p50_us'] / 1000:6.2f}  p90 {r['p90_us'] / 1000:6.2f}  "
         f"p99 {r['p99_us'] / 1000:6.2f}  p99.9 {r['p999_us'] / 1000:6.2f}  max {r['max_us'] / 1000:7.2f} ms  "
         f"server CPU {r['server_cpu']:.0%} ({r['cpu_ms_per_request']:.2f} ms/request)  statuses {r['statuses']}  "
-        f"errors {errors}",
+        f"errors {errors}  CPU pressure {r['cpu_pressure'] or 0:.0%}",
         flush=True,
     )
 
@@ -128,6 +131,8 @@ def main() -> None:
             users = int(args.users * 1.1)
             common = {"users": users, "batch": args.batch, "seconds": args.seconds}
             wrk(url, "one", users=users, batch=1, rate=0, seconds=3, connections=8)  # warm-up
+            # a light load first: the latency the machine's other work leaves, whatever the server does
+            show("one user, 100/s", run(url, pid, mode="one", rate=100, connections=4, **common))
             show(f"one user, {args.rate:,.0f}/s", run(url, pid, mode="one", rate=args.rate, connections=16, **common))
             show(
                 f"{args.batch} users, {args.batch_rate:,.0f}/s",
