@@ -1,4 +1,4 @@
-.PHONY: setup demo test test-fast snapshots lint bench bench-batch clean
+.PHONY: setup demo test test-fast snapshots lint bench bench-batch bench-serve clean
 
 setup:
 	@bash scripts/setup.sh
@@ -23,6 +23,9 @@ bench: setup
 
 bench-batch: setup
 	.venv/bin/python bench/batch_bench.py
+
+bench-serve: setup
+	.venv/bin/python bench/serve_bench.py
 
 clean:
 	-.venv/bin/lambda-features services stop

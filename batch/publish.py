@@ -49,12 +49,12 @@ def read_lake(settings: Settings, f: Feature, day: date) -> list[dict]:
 
 def publish_online(settings: Settings, day: date) -> int:
     """Write every user's 30-day feature fields as of `day`; returns the users written."""
-    from common.redis_store import get_redis, user_key
+    from common.redis_store import PUBLISHED_KEY, get_redis, time_field, user_key
 
     online: dict[str, dict[str, str]] = {}
     for f in BATCH_FEATURES:
         for user, value in online_values(f, read_lake(settings, f, day)).items():
-            online.setdefault(user_key(settings, user), {})[f.name] = value
+            online.setdefault(user_key(settings, user), {}).update({f.name: value, time_field(f): day.isoformat()})
     redis = get_redis(settings)
     pipe = redis.pipeline(transaction=False)
     for n, (key, mapping) in enumerate(online.items(), start=1):
@@ -63,5 +63,10 @@ def publish_online(settings: Settings, day: date) -> int:
         if n % 10_000 == 0:
             pipe.execute()
     pipe.execute()
+    # the newest day published: an older as-of day in a user's hash is a value the batch no longer gives
+    newest = redis.hgetall(PUBLISHED_KEY)
+    later = {f.name: day.isoformat() for f in BATCH_FEATURES if newest.get(f.name, "") < day.isoformat()}
+    if later:
+        redis.hset(PUBLISHED_KEY, mapping=later)
     log.info("published the 30-day features as of %s for %d users", day, len(online))
     return len(online)

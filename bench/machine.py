@@ -33,6 +33,16 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def cpu_waiting_us() -> int | None:
+    """Microseconds during which some runnable task waited for a CPU (Linux PSI, since boot);
+    its growth over a run, divided by the run's length, is the CPU pressure of that run."""
+    try:
+        some = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    return int(some.rsplit("total=", 1)[1])
+
+
 def _descendants(root: int) -> list[int]:
     parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):

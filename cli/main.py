@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from cli import batch, demo, dq, generate, services, sql, stream, tier, ui
+from cli import batch, demo, dq, generate, serve, services, sql, stream, tier, ui
 from cli.console import console
 from common.errors import PlatformError
 
@@ -17,6 +17,7 @@ app.command()(generate.generate)
 app.command()(sql.sql)
 app.command()(dq.dq)
 app.command()(ui.ui)
+app.command()(serve.serve)
 app.add_typer(stream.app, name="stream")
 app.add_typer(batch.app, name="batch")
 app.add_typer(services.app, name="services")

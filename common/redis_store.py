@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from common.errors import PlatformError
 from common.settings import Settings
+from features.definitions import Feature
+
+# hash: batch feature name -> the newest as-of day published to the online store (YYYY-MM-DD)
+PUBLISHED_KEY = "lambda-features:published"
 
 
 def redis_url(settings: Settings) -> str:
     return settings.redis.url or f"redis://127.0.0.1:{settings.redis.local_port}/0"
+
+
+def redis_where(settings: Settings) -> str:
+    """The Redis URL without credentials, for messages."""
+    return re.sub(r"//[^@/]*@", "//", redis_url(settings))
 
 
 def get_redis(settings: Settings):  # -> redis.Redis
@@ -57,3 +67,11 @@ def newest_online_event_ms(redis, settings: Settings) -> int | None:
     """The newest `last_event_time` in the online store, from the heartbeat (O(1))."""
     score = redis.zscore(heartbeat_key(settings), "last_event_time")
     return int(score) if score is not None else None
+
+
+def time_field(f: Feature) -> str | None:
+    """The field of the user's hash that dates feature f's value: its event time in epoch ms
+    (stream) or its as-of day (batch). None when the value is itself the event time."""
+    if f.layer == "batch":
+        return f"{f.name}:as_of"
+    return None if f.online_column == f.time_column else f"{f.name}:event_time"

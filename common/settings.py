@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -148,6 +148,22 @@ class TieringSettings(BaseModel):
         return v.strip("/")
 
 
+class ServingSettings(BaseModel):
+    """The online feature API (`lambda-features serve`)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8600, ge=1, le=65535)
+    api_key: SecretStr | None = None  # when set, /v1/* needs the header X-API-Key
+    redis_timeout_s: float = Field(0.5, gt=0)  # a lookup Redis has not answered by then is a 503
+    max_body_bytes: int = Field(256 * 1024, ge=1024)
+    max_users: int = Field(1000, ge=1)  # user ids in one POST /v1/features
+    # STALE after: stream values older than this (None = STREAM__STATE_TTL_HOURS, when the
+    # stream forgets the user's state); batch values as of a day older than today - batch_max_age_days
+    stream_max_age_s: float | None = Field(None, gt=0)
+    batch_max_age_days: int = Field(2, ge=0)
+    workers: int = Field(1, ge=1)
+
+
 class Settings(BaseSettings):
     """Everything configurable, with the embedded defaults."""
 
@@ -165,6 +181,7 @@ class Settings(BaseSettings):
     dq: DQSettings = DQSettings()
     tiering: TieringSettings = TieringSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    serving: ServingSettings = ServingSettings()
 
     @field_validator("home")
     @classmethod

@@ -167,6 +167,12 @@ class Feature:
         """Does the stream emit updates (one current value per key) rather than final rows?"""
         return not self.windowed
 
+    @property
+    def time_column(self) -> str:
+        """What dates a per-key value: its as-of day (batch), or the last column, the latest
+        event time behind it (updating stream features)."""
+        return "as_of" if self.layer == "batch" else self.columns[-1].name
+
 
 def _ts(name: str) -> Column:
     return Column(name, "TIMESTAMP_LTZ(3)", "DateTime64(3, 'UTC')")

@@ -15,6 +15,13 @@ if ! command -v redis-server >/dev/null || ! command -v java >/dev/null || ! com
     exit 1
   fi
 fi
+if ! command -v wrk >/dev/null; then  # the load generator of `make bench-serve`
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+  else
+    echo "note: wrk is missing, which only 'make bench-serve' needs: 'sudo apt-get install wrk'" >&2
+  fi
+fi
 
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv

@@ -24,7 +24,7 @@ import orjson
 from common import metrics
 from common.clickhouse import get_client
 from common.kafka import bootstrap
-from common.redis_store import get_redis, queue_heartbeat, user_key
+from common.redis_store import get_redis, queue_heartbeat, time_field, user_key
 from common.settings import Settings
 from streaming.sql import FlinkQuery
 from warehouse.tables import stream_table, time_columns
@@ -41,6 +41,10 @@ def _time(v: str | None) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
+def _epoch_ms(v: str) -> str:
+    return str(int(_time(v).timestamp() * 1000))  # type: ignore[union-attr]
+
+
 def online_value(q: FlinkQuery, row: dict[str, Any]) -> str:
     """How a feature value is stored in the user's Redis hash."""
     value = row[q.feature.online_column]  # type: ignore[index]
@@ -48,10 +52,20 @@ def online_value(q: FlinkQuery, row: dict[str, Any]) -> str:
         return orjson.dumps(value).decode()
     col = next(c for c in q.columns if c.name == q.feature.online_column)
     if col.clickhouse.startswith("DateTime64"):
-        return str(int(_time(value).timestamp() * 1000))  # type: ignore[union-attr]
+        return _epoch_ms(value)
     if col.clickhouse.startswith("Decimal"):
         return f"{Decimal(str(value)):.2f}"
     return str(value)
+
+
+def online_fields(settings: Settings, q: FlinkQuery, row: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """What one changelog row of a per-user feature sets in the user's hash, by (key, field):
+    the value, and its event time when the value is not that time itself."""
+    key = user_key(settings, row["user_id"])
+    out = {(key, q.feature.name): online_value(q, row)}
+    if tf := time_field(q.feature):
+        out[(key, tf)] = _epoch_ms(row[q.feature.time_column])
+    return out
 
 
 @dataclass
@@ -148,11 +162,10 @@ class FeatureLoader:
                 n_rows += 1
                 q = self.queries[m.topic()]
                 if q.feature.online_column:
-                    row = orjson.loads(value)
-                    key = user_key(self.settings, row["user_id"])
-                    online[(key, q.feature.name)] = online_value(q, row)
+                    fields = online_fields(self.settings, q, orjson.loads(value))
+                    online.update(fields)
                     if self.measure_latency and q.feature.name == "last_event_time":
-                        latency_pending.append(float(online[(key, "last_event_time")]))
+                        latency_pending.append(float(next(iter(fields.values()))))
                     if len(online) >= rcfg.flush_records:
                         flush_online()
             now = time.monotonic()

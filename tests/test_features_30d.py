@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from common.clickhouse import get_client
-from common.redis_store import get_redis
+from common.redis_store import PUBLISHED_KEY, get_redis
 from common.services import local_services
 from tests.archive import at, write_archive
 from tests.conftest import run_batch
@@ -159,14 +159,19 @@ def test_no_publish_leaves_redis_empty_and_publish_fills_it_identically(settings
 
         assert run_batch(settings, "features-30d", "--date", D.isoformat()).returncode == 0
         published = snapshot()
-        assert published and all(set(v) == {"top_brands_30d", "purchase_stats_30d"} for v, _ in published.values())
+        newest = published.pop(PUBLISHED_KEY)  # the newest as-of day per feature, without a TTL
+        assert newest == ({"top_brands_30d": D.isoformat(), "purchase_stats_30d": D.isoformat()}, False)
+        fields = {"top_brands_30d", "top_brands_30d:as_of", "purchase_stats_30d", "purchase_stats_30d:as_of"}
+        assert published and all(
+            set(v) == fields and v["top_brands_30d:as_of"] == D.isoformat() for v, _ in published.values()
+        )
         r.flushdb()
         assert run_batch(settings, "features-30d", "--date", D.isoformat(), "--no-publish").returncode == 0
         assert r.dbsize() == 0
         p = run_batch(settings, "publish", "--date", D.isoformat())
         assert p.returncode == 0, p.stdout + p.stderr
         assert f"for {len(published)} users" in p.stdout
-        assert snapshot() == published
+        assert snapshot() == published | {PUBLISHED_KEY: newest}
     finally:
         for svc in local_services(settings):
             svc.stop()
