@@ -198,7 +198,7 @@ def test_api_key_and_own_redis(tmp_path):
             spec = httpx.get(f"{url}/openapi.json").json()
             assert "APIKeyHeader" in spec["components"]["securitySchemes"]
         log = " ".join((tmp_path / "serve.log").read_text().split())
-        assert f"redis: started on 127.0.0.1:{settings.redis.local_port}" in log
+        assert f"started the local redis on 127.0.0.1:{settings.redis.local_port}" in log
         assert redis_service(settings).pid() is not None  # it outlives serve
     finally:
         redis_service(settings).stop()
