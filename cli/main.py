@@ -694,6 +694,9 @@ def tier_status() -> None:
     console.print(t)
 
 
+app.command("training-set")(__import__("cli.training", fromlist=["training_set"]).training_set)
+
+
 def main() -> None:
     try:
         app()
