@@ -50,43 +50,54 @@ def _newest(candidates: list[tuple[int, int, object]], ts: int) -> object:
     return max(ok, key=lambda x: x[0])[1] if ok else None
 
 
-def _known(end: int, members: list[dict], known: bool) -> int:
-    return max([end + WATERMARK] + [arrival(e) for e in members]) if known else end
+class Windows:
+    """Every window of the windowed features, with the time from which it counts (by event
+    time: its end; as known: end + watermark delay or its last arrival, over on-time events)."""
 
+    def __init__(self, events: list[dict], known: bool) -> None:
+        ev = [dict(e, late=False) for e in events if not known or not e["late"]]  # the reference drops late ones
+        self.known = known
+        arrived: dict[tuple, int] = {}
 
-def windows(events: list[dict], user: int, ts: int, known: bool) -> dict:
-    """The newest window of each windowed feature counted at ts (by event time: all events;
-    as known: on-time events, counted from end + watermark delay or its last arrival)."""
-    ev = [e for e in events if not known or not e["late"]]
-    ev = [dict(e, late=False) for e in ev]  # the reference functions drop late events; here they are chosen above
-    out: dict = {}
-    clicks = [e for e in ev if e["event_type"] == "click"]
-    cc: dict[int, list] = {}
-    for (u, cat, ws), n in ref.category_clicks_1h(ev).items():
-        if u == user:
-            cc.setdefault(ws, []).append((cat, n))
-    cands = []
-    for ws, rows in cc.items():
-        members = [e for e in clicks if e["user_id"] == user and ws <= e["event_time"] < ws + 3_600_000]
-        cands.append((_known(ws + 3_600_000, members, known), ws + 3_600_000, sorted(rows, key=_nulls_first)))
-    out["category_clicks_1h"] = _newest(cands, ts)
-    cands = []
-    for u, start, end, n, c, ca, p in ref.user_sessions([e for e in ev if e["user_id"] == user]):
-        members = [e for e in ev if e["user_id"] == u and start <= e["event_time"] <= end]
-        cands.append((_known(end + GAP, members, known), end + GAP, (start, end, n, c, ca, p)))
-    out["user_sessions"] = _newest(cands, ts)
-    cands = []
-    for ws, v in ref.uv_1m(ev).items():
-        members = [e for e in ev if ws <= e["event_time"] < ws + 60_000]
-        cands.append((_known(ws + 60_000, members, known), ws + 60_000, v))
-    out["uv_1m"] = _newest(cands, ts)
-    cands = []
-    hot = [e for e in clicks if e.get("item_id") is not None]
-    for ws, items in ref.hot_items_5m(ev).items():
-        members = [e for e in hot if ws <= e["event_time"] < ws + 300_000]
-        cands.append((_known(ws + 300_000, members, known), ws + 300_000, items))
-    out["hot_items_5m"] = _newest(cands, ts)
-    return out
+        def seen(key: tuple, e: dict) -> None:
+            if known:
+                arrived[key] = max(arrived.get(key, 0), arrival(e))
+
+        for e in ev:
+            t = e["event_time"]
+            seen(("uv", t // 60_000 * 60_000), e)
+            if e["event_type"] == "click":
+                tile = t // 300_000 * 300_000
+                for k in range(12):
+                    seen(("cc", e["user_id"], tile - k * 300_000), e)
+                if e.get("item_id") is not None:
+                    seen(("hot", tile), e)
+
+        def at(end: int, key: tuple) -> int:
+            return max(end + WATERMARK, arrived[key]) if known else end
+
+        self.cc: dict[int, dict[int, list]] = {}
+        for (u, cat, ws), n in ref.category_clicks_1h(ev).items():
+            self.cc.setdefault(u, {}).setdefault(ws, []).append((cat, n))
+        self.cc_cands = {
+            u: [(at(ws + 3_600_000, ("cc", u, ws)), ws + 3_600_000, sorted(r, key=_nulls_first)) for ws, r in w.items()]
+            for u, w in self.cc.items()
+        }
+        self.sessions: dict[int, list] = {}
+        for u, start, end, n, c, ca, p in ref.user_sessions(ev):
+            members = [arrival(e) for e in ev if e["user_id"] == u and start <= e["event_time"] <= end]
+            counted = max([end + GAP + WATERMARK, *members]) if known else end + GAP
+            self.sessions.setdefault(u, []).append((counted, end + GAP, (start, end, n, c, ca, p)))
+        self.uv = [(at(ws + 60_000, ("uv", ws)), ws + 60_000, v) for ws, v in ref.uv_1m(ev).items()]
+        self.hot = [(at(ws + 300_000, ("hot", ws)), ws + 300_000, v) for ws, v in ref.hot_items_5m(ev).items()]
+
+    def at(self, user: int, ts: int) -> dict:
+        return {
+            "category_clicks_1h": _newest(self.cc_cands.get(user, []), ts),
+            "user_sessions": _newest(self.sessions.get(user, []), ts),
+            "uv_1m": _newest(self.uv, ts),
+            "hot_items_5m": _newest(self.hot, ts),
+        }
 
 
 def _nulls_first(row: tuple) -> tuple:
