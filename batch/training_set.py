@@ -85,14 +85,40 @@ def output_columns(f: Feature) -> list[str]:
 # --- the spine ---------------------------------------------------------------------
 
 
-def read_spine(spark, path: Path):
-    """The spine with `_row` (its order) and `_ts` (ts in epoch ms); checked for its columns."""
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import NumericType, StringType, TimestampNTZType, TimestampType
+def _is_csv(path: Path) -> bool:
+    return path.suffix.lower() == ".csv"
+
+
+def check_spine_columns(path: Path) -> list[str]:
+    """The spine's columns, from its header or Parquet schema (before Spark starts): it must
+    exist and have user_id and ts."""
+    import pyarrow.parquet as pq
 
     if not path.exists():
         raise PlatformError(f"no spine at {path}", "--spine takes a Parquet file or folder, or a CSV file")
-    fmt = "csv" if path.suffix.lower() == ".csv" else "parquet"
+    try:
+        if _is_csv(path):
+            with path.open(encoding="utf-8") as fh:
+                columns = [c.strip().strip('"') for c in fh.readline().rstrip("\r\n").split(",")]
+        else:
+            columns = pq.ParquetDataset(path).schema.names
+    except Exception as e:
+        raise PlatformError(f"cannot read the spine {path}: {str(e).splitlines()[0][:200]}") from None
+    for required in ("ts", USER):
+        if required not in columns:
+            raise PlatformError(
+                f"the spine {path} has no `{required}` column (it has: {', '.join(columns)})",
+                "a spine needs user_id, ts (a timestamp, epoch ms or ISO-8601 text) and any label columns",
+            )
+    return columns
+
+
+def read_spine(spark, path: Path):
+    """The spine with `_row` (its order) and `_ts` (ts in epoch ms)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import NumericType, StringType, TimestampNTZType, TimestampType
+
+    fmt = "csv" if _is_csv(path) else "parquet"
     try:
         if fmt == "csv":
             df = spark.read.option("header", True).option("inferSchema", True).csv(str(path))
@@ -100,12 +126,6 @@ def read_spine(spark, path: Path):
             df = spark.read.parquet(str(path))
     except Exception as e:
         raise PlatformError(f"cannot read the spine {path} as {fmt}: {str(e).splitlines()[0][:200]}") from None
-    for required in ("ts", USER):
-        if required not in df.columns:
-            raise PlatformError(
-                f"the spine {path} has no `{required}` column (it has: {', '.join(df.columns)})",
-                "a spine needs user_id, ts (a timestamp, epoch ms or ISO-8601 text) and any label columns",
-            )
     kind = df.schema["ts"].dataType
     if isinstance(kind, TimestampType | TimestampNTZType):
         ts = F.unix_millis(F.col("ts").cast("timestamp"))
@@ -153,7 +173,9 @@ def with_known_time(events, as_known_at: bool):
     events = events.withColumn("_a", arrived)
     if not as_known_at:
         return events.withColumn("_k", t)
-    return events.withColumn("_k", F.greatest(t, F.col("_a"))).where(F.col("_k").isNotNull())
+    # greatest() skips nulls: an unknown arrival must leave the event out, not count it at t
+    known = F.when(F.col("_a").isNotNull(), F.greatest(t, F.col("_a")))
+    return events.withColumn("_k", known).where(F.col("_k").isNotNull())
 
 
 # --- per-user state (cart_amount, last_searches, last_event_time) ---------------------
@@ -400,13 +422,13 @@ def build(settings: Settings, spine_path: Path, names: list[str], out: Path, as_
     features = resolve(names)
     if out.exists():
         raise PlatformError(f"{out} already exists", "remove it or pick another --out")
+    taken = set(check_spine_columns(spine_path)) & {c for f in features for c in output_columns(f)}
+    if taken:
+        raise PlatformError(f"the spine has columns named like feature columns: {', '.join(sorted(taken))}")
     started = time.monotonic()
     result = TrainingSetResult(out=out, as_known_at=as_known_at)
     spark = spark_session(settings)
     spine = read_spine(spark, spine_path)
-    taken = set(spine.columns) & {c for f in features for c in output_columns(f)}
-    if taken:
-        raise PlatformError(f"the spine has columns named like feature columns: {', '.join(sorted(taken))}")
     (settings.home / "tmp").mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="training-set-", dir=settings.home / "tmp"))
     try:
