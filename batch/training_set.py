@@ -181,7 +181,7 @@ def with_known_time(events, as_known_at: bool):
 # --- per-user state (cart_amount, last_searches, last_event_time) ---------------------
 
 
-def _newest_candidates(events, spine, n: int):
+def _newest_candidates(events, spine, n: int, as_known_at: bool):
     """Per spine row (with `_row`), the events that can be among the n newest counted at ts:
     with j events up to ts by event time and v of them counted (arrived), the newest counted
     are among the last j - v + n by event time, which are joined in by index."""
@@ -190,9 +190,13 @@ def _newest_candidates(events, spine, n: int):
 
     by_time = Window.partitionBy(USER).orderBy("event_time", "src_part", "src_off")
     indexed = events.withColumn("_i", F.row_number().over(by_time))
-    j = running(spine, indexed, "event_time", {"_j": (F.lit(1), F.count)})
-    v = running(spine, indexed, "_k", {"_v": (F.lit(1), F.count)}).select("_row", "_v")
-    rows = spine.join(j.drop("_ts"), "_row").join(v, "_row").where(F.col("_v") > 0)
+    j = running(spine, indexed, "event_time", {"_j": (F.lit(1), F.count)}).drop("_ts")
+    if as_known_at:
+        v = running(spine, indexed, "_k", {"_v": (F.lit(1), F.count)}).select("_row", "_v")
+        rows = spine.join(j, "_row").join(v, "_row")
+    else:  # every event dated up to ts counts
+        rows = spine.join(j, "_row").withColumn("_v", F.col("_j"))
+    rows = rows.where(F.col("_v") > 0)
     first = F.greatest(F.col("_v") - n + 1, F.lit(1))
     picks = rows.select("_row", USER, "_ts", F.explode(F.sequence(first, F.col("_j"))).alias("_i"))
     return picks.join(indexed, [USER, "_i"]).where(
@@ -239,7 +243,7 @@ def _latest_state_sum(f: Feature, agg: LatestStateSum, events, spine):
     )
 
 
-def state_feature(spark, f: Feature, events, spine):
+def state_feature(spark, f: Feature, events, spine, as_known_at: bool):
     """A per-user state feature at each spine's ts, over the events of (ts - 7 days, ts]."""
     from pyspark.sql import functions as F
 
@@ -251,7 +255,8 @@ def state_feature(spark, f: Feature, events, spine):
     if isinstance(agg, LatestStateSum):
         return _latest_state_sum(f, agg, events, spine)
     # the definition's own query, grouped by spine row, over each row's candidate events
-    _newest_candidates(events, spine, agg.n if isinstance(agg, LastN) else 1).createOrReplaceTempView("events")
+    n = agg.n if isinstance(agg, LastN) else 1
+    _newest_candidates(events, spine, n, as_known_at).createOrReplaceTempView("events")
     df = spark.sql(spark_sql(f, by=("_row",)))
     return df.select("_row", *(F.col(c.name).alias(out_name(f, c.name)) for c in f.columns if c.name not in f.keys))
 
@@ -476,7 +481,7 @@ def build(settings: Settings, spine_path: Path, names: list[str], out: Path, as_
             elif f.windowed:
                 df = window_feature(spark, f, events, keys, as_known_at, watermark)
             else:
-                df = state_feature(spark, f, events, keys)
+                df = state_feature(spark, f, events, keys, as_known_at)
             df.write.parquet(str(staging / f.name))
             result.seconds[f.name] = time.monotonic() - t0
             log.info("feature %d/%d %s: done in %.0fs", n, len(features), f.name, result.seconds[f.name])

@@ -31,6 +31,7 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=7)
     ap.add_argument("--spine", type=int, default=1_000_000)
     ap.add_argument("--memory", default="3g")
+    ap.add_argument("--archive-only", action="store_true", help="write the archive and stop")
     a = ap.parse_args()
     root = Path(tempfile.gettempdir()) / "lf-training-bench"
     home = root / f"home-{a.events}-{a.days}"
@@ -41,6 +42,8 @@ def main() -> None:
         late = write_generated_archive(home / "lake" / "archive", cfg, a.events)
         (home / "_complete").write_text("ok")
         print(f"archive: {a.events:,} events ({late:,} late) over {a.days} days in {time.monotonic() - t0:.0f}s")
+    if a.archive_only:
+        return
     rng = np.random.default_rng(2)
     ranks = np.arange(1, cfg.users + 1, dtype=np.float64) ** -cfg.zipf_a
     users = rng.choice(cfg.users, size=a.spine, p=ranks / ranks.sum()) + 1
