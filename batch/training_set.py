@@ -18,6 +18,7 @@ from pathlib import Path
 
 from batch.asof import DAY_MS, latest, latest_global, running
 from batch.reconcile import STATE_DAYS, load_events
+from batch.spine import USER, check_spine, check_spine_columns, read_spine
 from common.errors import PlatformError
 from common.settings import Settings
 from features.definitions import (
@@ -33,7 +34,6 @@ from features.events import ARRIVAL_COLUMN, Column
 
 log = logging.getLogger(__name__)
 LOOKBACK_MS = STATE_DAYS * DAY_MS  # per-user state lives 7 days; windows are looked up as far back
-USER = "user_id"
 KNOWN = "_known"  # when a window could first have been shown (--as-known-at)
 
 
@@ -80,82 +80,6 @@ def output_columns(f: Feature) -> list[str]:
         return [out_name(f, c) for c in names]
     bounds = [c for c in names if c in ("window_start", "window_end", "as_of")]
     return [out_name(f, c) for c in bounds] + [f.name]
-
-
-# --- the spine ---------------------------------------------------------------------
-
-
-def _is_csv(path: Path) -> bool:
-    return path.suffix.lower() == ".csv"
-
-
-def check_spine_columns(path: Path) -> list[str]:
-    """The spine's columns, from its header or Parquet schema (before Spark starts): it must
-    exist and have user_id and ts."""
-    import pyarrow.parquet as pq
-
-    if not path.exists():
-        raise PlatformError(f"no spine at {path}", "--spine takes a Parquet file or folder, or a CSV file")
-    try:
-        if _is_csv(path):
-            with path.open(encoding="utf-8") as fh:
-                columns = [c.strip().strip('"') for c in fh.readline().rstrip("\r\n").split(",")]
-        else:
-            columns = pq.ParquetDataset(path).schema.names
-    except Exception as e:
-        raise PlatformError(f"cannot read the spine {path}: {str(e).splitlines()[0][:200]}") from None
-    for required in ("ts", USER):
-        if required not in columns:
-            raise PlatformError(
-                f"the spine {path} has no `{required}` column (it has: {', '.join(columns)})",
-                "a spine needs user_id, ts (a timestamp, epoch ms or ISO-8601 text) and any label columns",
-            )
-    return columns
-
-
-def read_spine(spark, path: Path):
-    """The spine with `_row` (its order) and `_ts` (ts in epoch ms)."""
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import NumericType, StringType, TimestampNTZType, TimestampType
-
-    fmt = "csv" if _is_csv(path) else "parquet"
-    try:
-        if fmt == "csv":
-            df = spark.read.option("header", True).option("inferSchema", True).csv(str(path))
-        else:
-            df = spark.read.parquet(str(path))
-    except Exception as e:
-        raise PlatformError(f"cannot read the spine {path} as {fmt}: {str(e).splitlines()[0][:200]}") from None
-    kind = df.schema["ts"].dataType
-    if isinstance(kind, TimestampType | TimestampNTZType):
-        ts = F.unix_millis(F.col("ts").cast("timestamp"))
-    elif isinstance(kind, NumericType):
-        ts = F.col("ts").cast("bigint")  # epoch milliseconds
-    elif isinstance(kind, StringType):
-        ts = F.unix_millis(F.to_timestamp("ts"))
-    else:
-        raise PlatformError(f"the spine's ts column is {kind.simpleString()}", "use a timestamp, epoch ms or ISO text")
-    return df.withColumn("_row", F.monotonically_increasing_id()).withColumn("_ts", ts)
-
-
-def check_spine(spine, path: Path) -> tuple[int, int, int, list[date]]:
-    """(rows, first ts, last ts, distinct days of ts); rows without user_id or ts are an error."""
-    from pyspark.sql import functions as F
-
-    uid = F.col(USER).cast("bigint")
-    stats = spine.agg(
-        F.count("*"), F.min("_ts"), F.max("_ts"), F.sum(F.when(uid.isNull() | F.col("_ts").isNull(), 1).otherwise(0))
-    ).first()
-    rows, first, last, bad = stats[0], stats[1], stats[2], stats[3] or 0
-    if not rows:
-        raise PlatformError(f"the spine {path} has no rows")
-    if bad:
-        raise PlatformError(
-            f"{bad:,} of {rows:,} spine rows in {path} have no usable user_id or ts",
-            "user_id must be an integer and ts a timestamp, epoch ms or ISO-8601 text",
-        )
-    days = [r[0] for r in spine.select(F.to_date(F.timestamp_millis("_ts"))).distinct().collect()]
-    return rows, first, last, sorted(days)
 
 
 # --- events -------------------------------------------------------------------------
@@ -417,6 +341,23 @@ def archive_days(features: list[Feature], first_ts: int, last_ts: int, as_known_
     return _days(first, last) if any(f.layer == "stream" for f in features) or as_known_at else []
 
 
+def assemble(spine, parts: list):
+    """The spine's rows in its order, each with its columns from every part (all keyed by
+    `_row`): one shuffle of their union grouped by row, not a join per part. Cached before
+    the sort, whose sampling pass would otherwise compute it twice."""
+    from pyspark.sql import functions as F
+
+    frames = [spine.drop("_ts"), *parts]
+    types = {c.name: c.dataType for df in frames for c in df.schema.fields if c.name != "_row"}
+    wide = None
+    for df in frames:
+        cols = [F.col(c) if c in df.columns else F.lit(None).cast(t).alias(c) for c, t in types.items()]
+        one = df.select("_row", *cols)
+        wide = one if wide is None else wide.unionByName(one)
+    rows = wide.groupBy("_row").agg(*(F.first(c, ignorenulls=True).alias(c) for c in types)).cache()
+    return rows.orderBy("_row").drop("_row")
+
+
 def build(settings: Settings, spine_path: Path, names: list[str], out: Path, as_known_at: bool) -> TrainingSetResult:
     """Write the training set for this spine and these features to `out` (Parquet), one row
     per spine row in the spine's order: its columns, then each feature's columns."""
@@ -485,10 +426,7 @@ def build(settings: Settings, spine_path: Path, names: list[str], out: Path, as_
             df.write.parquet(str(staging / f.name))
             result.seconds[f.name] = time.monotonic() - t0
             log.info("feature %d/%d %s: done in %.0fs", n, len(features), f.name, result.seconds[f.name])
-        table = spine
-        for f in features:
-            table = table.join(spark.read.parquet(str(staging / f.name)), "_row", "left")
-        table.orderBy("_row").drop("_row", "_ts").write.parquet(str(out))
+        assemble(spine, [spark.read.parquet(str(staging / f.name)) for f in features]).write.parquet(str(out))
     finally:
         spark.catalog.clearCache()
         shutil.rmtree(staging, ignore_errors=True)
