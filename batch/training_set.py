@@ -395,7 +395,10 @@ def build(settings: Settings, spine_path: Path, names: list[str], out: Path, as_
         events = None
         days = archive_days(features, result.first_ts, result.last_ts, as_known_at, reconcile_delay)
         if days:
-            events = load_events(spark, settings, days, [])
+            missing: list[str] = []
+            events = load_events(spark, settings, days, missing)
+            if missing:
+                log.warning("no archive for %d of the %d day(s) read: %s", len(missing), len(days), ", ".join(missing))
             events = events.where(F.col("event_time") <= result.last_ts)
             counts = events.agg(
                 F.count("*"),
