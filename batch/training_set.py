@@ -398,7 +398,8 @@ def build(settings: Settings, spine_path: Path, names: list[str], out: Path, as_
             missing: list[str] = []
             events = load_events(spark, settings, days, missing)
             if missing:
-                log.warning("no archive for %d of the %d day(s) read: %s", len(missing), len(days), ", ".join(missing))
+                shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+                log.warning("no archive for %d of the %d day(s) read: %s", len(missing), len(days), shown)
             events = events.where(F.col("event_time") <= result.last_ts)
             counts = events.agg(
                 F.count("*"),
