@@ -25,6 +25,8 @@ pytestmark = pytest.mark.slow
 D0 = date(2026, 1, 3)
 T0 = int(datetime(2026, 1, 3, tzinfo=UTC).timestamp() * 1000)
 HOUR = 3_600_000
+DAY = 24 * HOUR
+OLD = T0 - 8 * DAY
 USERS = 12
 
 
@@ -44,7 +46,25 @@ def archived_events(seed: int = 7) -> list[dict]:
             out.append({**e, "late": rng.random() < 0.5})
             continue
         out.append({**e, "arrived_at": e["event_time"] + delay, "late": delay > 3000})
-    return out
+    return old_events() + out
+
+
+def old_events() -> list[dict]:
+    """A cart, a search and a click of users 1..3 eight days earlier: they age out of the
+    7-day lookback at the spine rows `expiry_rows` puts around that moment."""
+    out = []
+    for u in range(1, 4):
+        t = OLD + u * 1000
+        common = {"user_id": u, "late": False, "brand": "acme", "category_id": 1}
+        out.append({**common, "event_type": "cart", "item_id": 1000 + u, "price": 3.0, "event_time": t})
+        out.append({**common, "event_type": "search", "query": "old", "event_time": t + 100})
+        out.append({**common, "event_type": "click", "item_id": 1000 + u, "event_time": t + 200})
+    return [{**e, "arrived_at": e["event_time"] + 50} for e in out]
+
+
+def expiry_rows() -> list[tuple[int, int]]:
+    """Times just before, at and after the old events leave the lookback."""
+    return [(u, OLD + 7 * DAY + u * 1000 + d) for u in range(1, 4) for d in (-1, 0, 99, 100, 201, 3_600_000)]
 
 
 def spine_rows(events: list[dict], seed: int = 11) -> list[dict]:
@@ -52,11 +72,11 @@ def spine_rows(events: list[dict], seed: int = 11) -> list[dict]:
     arrival times, window ends and day ends exactly."""
     rng = random.Random(seed)
     last = max(e["event_time"] for e in events)
-    rows = []
+    rows = expiry_rows()
     for user in range(1, USERS + 2):
         for _ in range(20):
             rows.append((user, rng.randint(T0 - HOUR, last + HOUR)))
-    for e in rng.sample(events, 40):
+    for e in rng.sample(events[9:], 40):
         rows.append((e["user_id"], e["event_time"]))
         if e.get("arrived_at"):
             rows.append((e["user_id"], e["arrived_at"]))
