@@ -266,17 +266,28 @@ def as_of_day(as_known_at: bool, delay_ms: int):
     return F.date_sub(F.to_date(F.timestamp_millis(ts)), 1)
 
 
+def _lake_folders(settings: Settings, f: Feature, days: list[date]) -> list[Path]:
+    return [settings.lake_features_dir / f.name / f"as_of={d.isoformat()}" for d in days]
+
+
+def check_lake(settings: Settings, features: list[Feature], days: list[date]) -> None:
+    """Every 30-day feature must be in the lake as of each of these days."""
+    for f in features:
+        if f.layer != "batch":
+            continue
+        folders = _lake_folders(settings, f, days)
+        missing = [d for d, p in zip(days, folders, strict=True) if not (p / "_SUCCESS").is_file()]
+        if missing:
+            raise PlatformError(
+                f"{f.name} is not in the lake as of {', '.join(map(str, missing[:5]))}"
+                + (f" and {len(missing) - 5} more day(s)" if len(missing) > 5 else ""),
+                f"compute those days first: lambda-features batch backfill --start {missing[0]} --end {missing[-1]}",
+            )
+
+
 def lake_rolling(spark, settings: Settings, f: Feature, days: list[date]):
-    """The lake's rows of a 30-day feature as of these days; a missing day is an error."""
-    folders = [settings.lake_features_dir / f.name / f"as_of={d.isoformat()}" for d in days]
-    missing = [d for d, p in zip(days, folders, strict=True) if not (p / "_SUCCESS").is_file()]
-    if missing:
-        raise PlatformError(
-            f"{f.name} is not in the lake as of {', '.join(map(str, missing[:5]))}"
-            + (f" and {len(missing) - 5} more day(s)" if len(missing) > 5 else ""),
-            f"compute those days first: lambda-features batch backfill --start {missing[0]} --end {missing[-1]}",
-        )
-    return spark.read.parquet(*(str(p) for p in folders))
+    """The lake's rows of a 30-day feature as of these days (`check_lake` first)."""
+    return spark.read.parquet(*(str(p) for p in _lake_folders(settings, f, days)))
 
 
 def known_rolling(spark, f: Feature, events, days: list[date], delay_ms: int):
@@ -392,6 +403,12 @@ def build(settings: Settings, spine_path: Path, names: list[str], out: Path, as_
         keys = spine.select("_row", F.col(USER).cast("bigint").alias(USER), "_ts")
         watermark = settings.stream.watermark_delay_ms
         reconcile_delay = settings.orchestration.reconcile_delay_minutes * 60_000
+        as_of_days = sorted({d - timedelta(days=1) for d in ts_days})
+        if as_known_at:  # the as-of day may be one earlier for a ts within the delay after midnight
+            one = timedelta(days=1)
+            as_of_days = _days(_day(result.first_ts - reconcile_delay) - one, _day(result.last_ts) - one)
+        else:
+            check_lake(settings, features, as_of_days)
         events = None
         days = archive_days(features, result.first_ts, result.last_ts, as_known_at, reconcile_delay)
         if days:
@@ -415,10 +432,6 @@ def build(settings: Settings, spine_path: Path, names: list[str], out: Path, as_
                     result.late_without_arrival,
                 )
             events = with_known_time(events, as_known_at)
-        as_of_days = sorted({d - timedelta(days=1) for d in ts_days})
-        if as_known_at:  # the as-of day may be one earlier for a ts within the delay after midnight
-            one = timedelta(days=1)
-            as_of_days = _days(_day(result.first_ts - reconcile_delay) - one, _day(result.last_ts) - one)
         for n, f in enumerate(features, start=1):
             t0 = time.monotonic()
             if f.layer == "batch":
