@@ -10,12 +10,14 @@ from datetime import UTC, date, datetime, timedelta
 from common import archive
 from common.errors import PlatformError
 from common.settings import Settings
-from features.events import EVENT_COLUMNS, SOURCE_COLUMNS
+from features.events import ARRIVAL_COLUMN, EVENT_COLUMNS, SOURCE_COLUMNS
 
 log = logging.getLogger(__name__)
 SPARK_TYPES = {"STRING": "string", "BIGINT": "bigint", "DOUBLE": "double", "INT": "int"}
+# arrived_at is null in archives written before the stream recorded it
 ARCHIVE_DDL = (
-    ", ".join(f"`{c.name}` {SPARK_TYPES[c.flink]}" for c in (*EVENT_COLUMNS, *SOURCE_COLUMNS)) + ", late boolean"
+    ", ".join(f"`{c.name}` {SPARK_TYPES[c.flink]}" for c in (*EVENT_COLUMNS, *SOURCE_COLUMNS, ARRIVAL_COLUMN))
+    + ", late boolean"
 )
 CORRUPT = "_corrupt_record"
 

@@ -13,6 +13,7 @@ from features.definitions import (
     LastN,
     Latest,
     LatestStateSum,
+    Measure,
     RollingStats,
     RollingTopN,
     Session,
@@ -27,6 +28,15 @@ def _where(f: Feature) -> str:
 
 def _ms(col: str) -> str:
     return f"timestamp_millis({col})"
+
+
+def _combine(m: Measure) -> str:
+    """How tiles' values of a measure make a window's: sums of counts, the max of maxima."""
+    if m.additive:
+        return "SUM"
+    if m.fn == "max":
+        return "MAX"
+    raise ValueError(f"{m.name}: tiles need additive measures or max")
 
 
 def _window_aggregate(f: Feature, agg: WindowAggregate) -> str:
@@ -49,7 +59,7 @@ def _window_aggregate(f: Feature, agg: WindowAggregate) -> str:
             f"SELECT {', '.join(keys)}, event_time - pmod(event_time, {slide}) AS tile, {tile_measures} "
             f"FROM events{_where(f)} GROUP BY {', '.join(keys)}, event_time - pmod(event_time, {slide})"
         )
-        sums = ", ".join(f"CAST(SUM({m.name}) AS BIGINT) AS {m.name}" for m in agg.measures)
+        sums = ", ".join(f"CAST({_combine(m)}({m.name}) AS BIGINT) AS {m.name}" for m in agg.measures)
         windows = (
             f"SELECT {', '.join(keys)}, tile - k * {slide} AS ws, {sums} FROM ({tiles}) "
             f"LATERAL VIEW explode(sequence(0, {w.tiles_per_window - 1})) t AS k "

@@ -48,7 +48,7 @@ class Measure:
     """One output value of a window aggregation, in SQL that Flink and Spark both accept."""
 
     name: str
-    fn: Literal["count", "count_distinct", "count_if", "min_time", "max_time"]
+    fn: Literal["count", "count_distinct", "count_if", "min_time", "max_time", "max"]
     arg: str = ""  # a column, or a predicate for count_if
 
     def sql(self, time_col: str) -> str:
@@ -58,6 +58,7 @@ class Measure:
             "count_if": f"SUM(CASE WHEN {self.arg} THEN 1 ELSE 0 END)",
             "min_time": f"MIN({time_col})",
             "max_time": f"MAX({time_col})",
+            "max": f"MAX({self.arg})",
         }[self.fn]
 
     @property

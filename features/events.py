@@ -36,6 +36,9 @@ SOURCE_COLUMNS: tuple[Column, ...] = (
     Column("src_off", "BIGINT", "Int64"),
 )
 EVENT_FIELDS: tuple[str, ...] = tuple(c.name for c in EVENT_COLUMNS)
+# When the stream received the event (processing time, epoch ms), archived beside it: what
+# "arrived by time T" is measured by. Archives written before it was recorded lack it.
+ARRIVAL_COLUMN = Column("arrived_at", "BIGINT", "Nullable(Int64)")
 
 
 def validation_rules(min_ms: int, max_ms: int) -> list[tuple[str, str]]:

@@ -11,12 +11,18 @@ from common.archive import DAY_KEY, HOUR_KEY
 from common.kafka import bootstrap
 from common.settings import Settings
 from features.definitions import STREAM_FEATURES
-from features.events import EVENT_COLUMNS, SOURCE_COLUMNS, rejection_sql
+from features.events import ARRIVAL_COLUMN, EVENT_COLUMNS, SOURCE_COLUMNS, rejection_sql
 from streaming.sql import FlinkQuery, compile_feature
 from streaming.staging import NULL
 
 EVENT_DDL = ", ".join(f"`{c.name}` {c.flink}" for c in (*SOURCE_COLUMNS, *EVENT_COLUMNS))
 EVENT_NAMES = ", ".join(f"`{c.name}`" for c in (*EVENT_COLUMNS, *SOURCE_COLUMNS))
+# Processing time in epoch ms. In streaming mode CURRENT_TIMESTAMP is evaluated once per
+# record, so both halves read the same instant (Flink has no direct millisecond cast).
+ARRIVED_AT_MS = (
+    "CAST(TIMESTAMPDIFF(SECOND, TO_TIMESTAMP_LTZ(0, 3), CURRENT_TIMESTAMP) AS BIGINT) * 1000 "
+    "+ EXTRACT(MILLISECOND FROM CURRENT_TIMESTAMP)"
+)
 
 
 @dataclass(frozen=True)
@@ -173,14 +179,15 @@ def base_sql(source: Source, settings: Settings, bounds: tuple[int, int], archiv
     ]
     if archive:
         # the layout of common/archive.py: the event time's UTC day and hour
-        arch_cols = f"{EVENT_DDL}, `late` BOOLEAN, `{DAY_KEY}` STRING, `{HOUR_KEY}` STRING"
+        arrival = f"`{ARRIVAL_COLUMN.name}` {ARRIVAL_COLUMN.flink}"
+        arch_cols = f"{EVENT_DDL}, `late` BOOLEAN, {arrival}, `{DAY_KEY}` STRING, `{HOUR_KEY}` STRING"
         stmts += [
             _filesystem_sink(
                 "archive", arch_cols, settings.archive_dir, settings.stream.archive_rollover_s, (DAY_KEY, HOUR_KEY)
             ),
             "INSERT INTO archive SELECT src_part, src_off, "
             + ", ".join(f"`{c.name}`" for c in EVENT_COLUMNS)
-            + ", late, DATE_FORMAT(ts, 'yyyy-MM-dd'), DATE_FORMAT(ts, 'HH') FROM events",
+            + f", late, {ARRIVED_AT_MS}, DATE_FORMAT(ts, 'yyyy-MM-dd'), DATE_FORMAT(ts, 'HH') FROM events",
         ]
     return stmts
 
