@@ -77,7 +77,8 @@ def source_ddl(source: Source, settings: Settings, bounds: tuple[int, int]) -> s
         "properties.group.id": source.group_id,
         "properties.auto.offset.reset": "earliest",
         "properties.session.timeout.ms": "6000",
-        "properties.fetch.max.wait.ms": "20",
+        "properties.fetch.max.wait.ms": str(settings.kafka.events_fetch_max_wait_ms),
+        "properties.fetch.min.bytes": str(settings.kafka.events_fetch_min_bytes),
         "scan.startup.mode": start,
         "format": "json",
         "json.ignore-parse-errors": "true",
@@ -130,21 +131,22 @@ def feature_sink_ddl(q: FlinkQuery, mode: SinkMode, settings: Settings) -> str:
     common = {
         "topic": settings.kafka.features_topic_prefix + q.output,
         "properties.bootstrap.servers": bootstrap(settings),
-        "properties.linger.ms": "5",
+        "properties.linger.ms": str(settings.kafka.features_linger_ms),
         "value.format": "json",
         "value.json.timestamp-format.standard": "ISO-8601",
         "value.json.encode.decimal-as-plain-number": "true",
     }
     if q.updating:
         # Upserts keyed by the feature's keys: one partition per key keeps its changes in
-        # order; the sink folds the changes of a key over each flush interval, and drops
-        # the -U half of every update.
+        # order; the sink folds the changes of a key over each fold interval (writing the
+        # last), and drops the -U half of every update.
         keys = ", ".join(f"`{k}`" for k in q.feature.keys)
+        fold_ms = settings.stream.changelog_fold_ms
         opts = common | {
             "connector": "upsert-kafka",
             "key.format": "json",
-            "sink.buffer-flush.max-rows": "2000",
-            "sink.buffer-flush.interval": f"{settings.redis.flush_ms} ms",
+            "sink.buffer-flush.max-rows": str(settings.stream.changelog_fold_rows if fold_ms else 0),
+            "sink.buffer-flush.interval": f"{fold_ms} ms",
         }
         cols += f", PRIMARY KEY ({keys}) NOT ENFORCED"
     else:
