@@ -32,7 +32,6 @@ def create_table_env(
 ):  # -> TableEnvironment
     """A streaming TableEnvironment configured from the settings. A local mini-cluster serves
     Flink's REST API on `rest_port` (0: any free port)."""
-    s = settings.stream
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("FLINK_LOG_DIR", str(logs))
@@ -44,6 +43,18 @@ def create_table_env(
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
     conf = Configuration()
+    for k, v in flink_config(settings, with_kafka, pipeline_name, restore_path, rest_port).items():
+        conf.set_string(k, v)
+    env_settings = EnvironmentSettings.new_instance().in_streaming_mode().with_configuration(conf).build()
+    return TableEnvironment.create(env_settings)
+
+
+def flink_config(
+    settings: Settings, with_kafka: bool, pipeline_name: str, restore_path: str | None = None, rest_port: int = 0
+) -> dict[str, str]:
+    """The Flink configuration of the job, from the settings."""
+    s = settings.stream
+    tmp = settings.home / "tmp"
     values = {
         "pipeline.name": pipeline_name,
         "parallelism.default": str(s.parallelism),
@@ -86,7 +97,4 @@ def create_table_env(
         values["execution.state-recovery.ignore-unclaimed-state"] = "true"
     if with_kafka:
         values["pipeline.jars"] = ";".join(j.as_uri() for j in kafka_connector_jars(settings))
-    for k, v in values.items():
-        conf.set_string(k, v)
-    env_settings = EnvironmentSettings.new_instance().in_streaming_mode().with_configuration(conf).build()
-    return TableEnvironment.create(env_settings)
+    return values

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -159,8 +160,16 @@ def compiled_queries() -> list[tuple[str, FlinkQuery]]:
     return [compile_feature(f) for f in STREAM_FEATURES]
 
 
-def build_statements(t_env, source: Source, settings: Settings, sink_mode: SinkMode, archive: bool = True):
-    """Register every table and return the StatementSet of the whole job."""
+def build_statements(
+    t_env,
+    source: Source,
+    settings: Settings,
+    sink_mode: SinkMode,
+    archive: bool = True,
+    features: Collection[str] | None = None,
+):
+    """Register every table and return the StatementSet of the whole job (of only these
+    features, when given: the benchmark's cost per feature)."""
     bounds = time_bounds(settings)
     t_env.execute_sql(source_ddl(source, settings, bounds))
     for v in views(bounds):
@@ -188,6 +197,8 @@ def build_statements(t_env, source: Source, settings: Settings, sink_mode: SinkM
             + ", late, DATE_FORMAT(ts, 'yyyy-MM-dd'), DATE_FORMAT(ts, 'HH') FROM events"
         )
     for view_ddl, q in compiled_queries():
+        if features is not None and q.feature.name not in features:
+            continue
         t_env.execute_sql(view_ddl)
         t_env.execute_sql(feature_sink_ddl(q, sink_mode, settings))
         stmts.add_insert_sql(f"INSERT INTO sink_{q.output} {q.select}")

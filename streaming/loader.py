@@ -131,7 +131,9 @@ class ChangelogLoader:
     def group_id(self) -> str:
         return f"{self.settings.kafka.group_id}-{self.role}"
 
-    def wants(self, q: FlinkQuery) -> bool:
+    @staticmethod
+    def wants(q: FlinkQuery) -> bool:
+        """Whether this loader consumes the query's topic."""
         return True
 
     def add(self, topic: str, value: bytes, kafka_ts_ms: int, received_ms: float) -> None:
@@ -226,7 +228,8 @@ class OnlineLoader(ChangelogLoader):
         self.pending: dict[tuple[str, str], str] = {}
         self.timings: list[tuple[int, int, float]] = []  # (event time, Kafka timestamp, received), ms
 
-    def wants(self, q: FlinkQuery) -> bool:
+    @staticmethod
+    def wants(q: FlinkQuery) -> bool:
         return q.feature.online_column is not None
 
     def poll_timeout_s(self) -> float:
