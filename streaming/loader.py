@@ -182,18 +182,18 @@ class ChangelogLoader:
                     if m.error():
                         log.warning("kafka error: %s", m.error())
                         continue
-                    self.stats.messages += 1
-                    self.stats.topic_messages[m.topic()] += 1
                     offsets[(m.topic(), m.partition())] = m.offset() + 1
                     value = m.value()
+                    if value is not None and value.startswith(_END_PREFIX):
+                        if self.run_id is None or orjson.loads(value)[END_MARKER] == self.run_id:
+                            pending_ends.discard((m.topic(), m.partition()))
+                        continue
+                    self.stats.messages += 1
+                    self.stats.topic_messages[m.topic()] += 1
                     if value is None:
                         # the delete half of a transient -D/+I: the insert follows, and
                         # applying it would make the value briefly vanish online
                         self.stats.tombstones_skipped += 1
-                        continue
-                    if value.startswith(_END_PREFIX):
-                        if self.run_id is None or orjson.loads(value)[END_MARKER] == self.run_id:
-                            pending_ends.discard((m.topic(), m.partition()))
                         continue
                     self.add(m.topic(), value, m.timestamp()[1], received)
                 now = time.monotonic()
