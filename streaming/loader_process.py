@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -53,6 +54,7 @@ class LoaderProcess:
         self.started_at = 0.0
         self.failures = 0  # in a row
         self.restart_at: float | None = None
+        self.stopping = False
 
     @property
     def pid(self) -> int | None:
@@ -67,8 +69,11 @@ class LoaderProcess:
         self.current, self.finished, self.error, self.restart_at = LoaderStats(), False, None, None
         self.proc = subprocess.Popen(self.args, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert self.proc.stdin is not None
-        self.proc.stdin.write(self.settings.model_dump_json().encode() + b"\n")
-        self.proc.stdin.flush()
+        try:
+            self.proc.stdin.write(self.settings.model_dump_json().encode() + b"\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:  # it died at once; `check` sees it
+            pass
         self.started_at = time.monotonic()
         self.reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
         self.reader.start()
@@ -77,7 +82,11 @@ class LoaderProcess:
     def _read(self, proc: subprocess.Popen) -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
-            msg = json.loads(line)
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                log.warning("%s loader wrote %r", self.role, line[:200])
+                continue
             self.current = LoaderStats.from_json(msg["stats"])
             if msg["done"]:
                 self.finished, self.error = msg["error"] is None, msg["error"]
@@ -92,6 +101,7 @@ class LoaderProcess:
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """Ask it to flush, commit and exit (EOF on its stdin); kill it after timeout_s."""
+        self.stopping = True
         if self.proc is None or self.proc.poll() is not None:
             return
         try:
@@ -107,7 +117,7 @@ class LoaderProcess:
     def check(self) -> None:
         """Restart it when it died (killed, or failed: Redis or ClickHouse unreachable...)."""
         code = self.exited()
-        if code is None or self.finished:
+        if code is None or self.finished or self.stopping:
             return
         now = time.monotonic()
         if self.restart_at is None:
@@ -209,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _name_process(process_name(args.role))
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.role} loader: %(message)s", stream=sys.stderr)
+    # reports go to the real stdout; anything else a library prints goes to stderr
+    reports = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     settings = Settings.model_validate_json(sys.stdin.readline())
     stop = threading.Event()
 
@@ -219,8 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=until_eof, daemon=True).start()
 
     def report(stats: LoaderStats, done: bool = False, error: str | None = None) -> None:
-        sys.stdout.write(json.dumps({"stats": stats.as_json(latency=done), "done": done, "error": error}) + "\n")
-        sys.stdout.flush()
+        reports.write(json.dumps({"stats": stats.as_json(latency=done), "done": done, "error": error}) + "\n")
+        reports.flush()
 
     from streaming.job import compiled_queries
 
@@ -233,8 +246,12 @@ def main(argv: list[str] | None = None) -> int:
         stats = loader.stats
         loader.on_progress = report
         loader.run()
+    except PlatformError as e:  # a store or the broker unreachable: said plainly
+        log.error("the %s loader stopped: %s", args.role, e)
+        report(stats, done=True, error=str(e))
+        return 1
     except Exception as e:
-        logging.getLogger(__name__).exception("the %s loader failed", args.role)
+        log.exception("the %s loader failed", args.role)
         report(stats, done=True, error=f"{type(e).__name__}: {e}")
         return 1
     report(stats, done=True)

@@ -78,6 +78,9 @@ def _supervise(loaders: Loaders, stop: threading.Event, started: float, on_failu
         except PlatformError as e:
             on_failure(e)
             return
+        except Exception as e:  # supervising must not end silently
+            on_failure(PlatformError(f"supervising the feature loaders failed: {e!r}"))
+            return
         if time.monotonic() - last >= 5:
             last = time.monotonic()
             log.info("%s, %.0fs", loaders.progress(), last - started)
