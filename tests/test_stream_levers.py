@@ -12,10 +12,10 @@ from streaming.loader import LOADERS, LoaderStats
 
 
 def test_state_backend_and_latency_settings_reach_flink(tmp_path):
-    rocks = flink_config(load_settings(home=tmp_path), with_kafka=False, pipeline_name="p")
+    s = load_settings(home=tmp_path, stream={"state_backend": "rocksdb", "watermark_interval_ms": 50})
+    rocks = flink_config(s, with_kafka=False, pipeline_name="p")
     assert rocks["state.backend.type"] == "rocksdb" and rocks["taskmanager.memory.managed.size"] == "512m"
-    assert rocks["execution.buffer-timeout.interval"] == "100 ms"
-    assert rocks["pipeline.auto-watermark-interval"] == "200 ms"
+    assert rocks["pipeline.auto-watermark-interval"] == "50 ms"
     assert rocks["table.exec.mini-batch.enabled"] == "false"
     s = load_settings(home=tmp_path, stream={"state_backend": "hashmap", "buffer_timeout_ms": 10})
     heap = flink_config(s, with_kafka=False, pipeline_name="p")
