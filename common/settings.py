@@ -36,7 +36,7 @@ class StreamSettings(BaseModel):
     jobmanager: str | None = None  # host:port of a Flink cluster; None = local mini-cluster
     rest_port: int = Field(18081, ge=1, le=65535)  # Flink REST API of the supervised local job
     taskmanager_memory: str = "1024m"
-    managed_memory: str = "512m"  # RocksDB's share (local mini-cluster); unused by hashmap
+    managed_memory: str = "512m"  # RocksDB's share and the window buffers' (local mini-cluster)
     # where keyed state lives: RocksDB (off-heap, incremental checkpoints) or the JVM heap
     # (hashmap: faster per access, full checkpoints, state bounded by the heap)
     state_backend: Literal["rocksdb", "hashmap"] = "rocksdb"
