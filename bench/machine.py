@@ -61,11 +61,14 @@ def _descendants(root: int) -> list[int]:
 @dataclass
 class TreeUsage:
     """CPU seconds and peak RSS per process (VmHWM) of a process tree. (A sum of the tree's RSS
-    would count the JVM twice whenever it forks a shell, as Hadoop's local file system does.)"""
+    would count the JVM twice whenever it forks a shell, as Hadoop's local file system does.)
+    A process is named by `labels`, else by its name when the platform gave it one (lf-...),
+    else by its executable."""
 
     cpu_s: dict[int, float] = field(default_factory=dict)
     names: dict[int, str] = field(default_factory=dict)
     hwm_mb: dict[int, float] = field(default_factory=dict)
+    labels: dict[int, str] = field(default_factory=dict)
 
     def sample(self, root: int) -> None:
         for pid in _descendants(root):
@@ -73,11 +76,13 @@ class TreeUsage:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
                 status = Path(f"/proc/{pid}/status").read_text().splitlines()
                 exe = Path(os.readlink(f"/proc/{pid}/exe")).name
+                comm = Path(f"/proc/{pid}/comm").read_text().strip()
             except OSError:
                 continue
             kv = {ln.split(":")[0]: ln.split(":", 1)[1].split() for ln in status if ":" in ln}
             self.cpu_s[pid] = (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
-            self.names[pid] = exe  # java, python3.11 (the process name follows its threads' names)
+            # java, python3.11 (the process name follows its threads' names), or lf-load-online
+            self.names[pid] = self.labels.get(pid) or (comm if comm.startswith("lf-") else exe)
             if "VmHWM" in kv:
                 self.hwm_mb[pid] = max(self.hwm_mb.get(pid, 0.0), int(kv["VmHWM"][0]) / 1024)
 
@@ -85,6 +90,13 @@ class TreeUsage:
         out: dict[str, float] = {}
         for pid, mb in self.hwm_mb.items():
             out[self.names[pid]] = max(out.get(self.names[pid], 0.0), mb)
+        return out
+
+    def cpu_by_name(self, since: dict[int, float] | None = None) -> dict[str, float]:
+        """CPU seconds per name (summed over its processes), after the `since` snapshot of cpu_s."""
+        out: dict[str, float] = {}
+        for pid, cpu in self.cpu_s.items():
+            out[self.names[pid]] = out.get(self.names[pid], 0.0) + cpu - (since or {}).get(pid, 0.0)
         return out
 
 

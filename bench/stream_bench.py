@@ -1,18 +1,27 @@
-"""Benchmark of the whole stream job (every feature, every sink, embedded defaults).
+"""Benchmark of the stream layer (every feature, every sink, embedded defaults).
 
-1. throughput: N generated events replayed through Flink, Kafka, the loader, Redis and
-   chDB; events/s from job submission until every sink holds everything.
-2. latency: a live Kafka stream at a fixed rate; p50/p99 from an event's creation (its
-   event time is the wall clock when produced) to its user's online-store update.
+Each part runs in a process of its own, so each reports its own peak memory:
+- replay: N generated events through the whole job (Flink, Kafka, both loaders, Redis, chDB):
+  events/s until every sink holds everything, feature messages per event per feature, and
+  CPU seconds and peak RSS of every process.
+- flink: the same events through Flink alone with blackhole sinks: events/s of the whole
+  job, and the CPU each feature (and the archive) costs over the bare source, one job each.
+- live: events produced to Kafka at each --rate for --minutes by a separate producer
+  process: latency per hop, whether the Kafka lag grew over the run, and CPU seconds and
+  peak RSS of every process (Flink JVM, loaders, broker, Redis, chDB, producer).
 
-Prints the hardware and peak RSS of the Python process and the Flink JVM.
-    .venv/bin/python bench/stream_bench.py [--events 1000000] [--rate 20000] [--seconds 30]
+Settings come from the environment as everywhere, e.g. LAMBDA_FEATURES_STREAM__STATE_BACKEND=hashmap,
+LAMBDA_FEATURES_STREAM__BUFFER_TIMEOUT_MS=10, LAMBDA_FEATURES_STREAM__CHANGELOG_FOLD_MS=1000.
+    .venv/bin/python bench/stream_bench.py [--events 1000000] [--rate 10000 20000] [--minutes 5]
+                                           [--parts replay flink live]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -21,45 +30,32 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.machine import hardware  # noqa: E402
+from bench.machine import TreeUsage, hardware, load_average  # noqa: E402
 from common.clickhouse import close_clients  # noqa: E402
 from common.kafka import bootstrap, ensure_topics  # noqa: E402
-from common.services import clickhouse_service, local_services  # noqa: E402
+from common.services import local_services  # noqa: E402
 from common.settings import Settings, load_settings  # noqa: E402
+from features.definitions import STREAM_FEATURES  # noqa: E402
 from features.generator import GeneratorConfig, generate  # noqa: E402
-from streaming.job import FileSource, KafkaSource  # noqa: E402
-from streaming.runner import run_job  # noqa: E402
+from streaming.deployment import FlinkRest, kafka_lag  # noqa: E402
+from streaming.job import FileSource, KafkaSource, compiled_queries  # noqa: E402
 from streaming.staging import StagedWriter, StageResult  # noqa: E402
+
+PIPELINE = "lambda-features-bench"
+LIVE_WARMUP_S = 30  # lag samples before this (or a fifth of the run) are left out of the growth verdict
+LAG_EVERY_S = 5
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def peak_rss_mb() -> dict[str, float]:
-    """VmHWM of this process and of its child processes (the Flink JVM)."""
-    out = {}
-    me = os.getpid()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().split(") ")[1].split()
-            pid = int(stat.parent.name)
-            if pid != me and int(fields[1]) != me:
-                continue
-            status = (stat.parent / "status").read_text()
-            name = next(ln.split()[1] for ln in status.splitlines() if ln.startswith("Name:"))
-            hwm = next(int(ln.split()[1]) for ln in status.splitlines() if ln.startswith("VmHWM:"))
-            out[f"{name}[{pid}]"] = hwm / 1024
-        except (FileNotFoundError, StopIteration, IndexError, ValueError):
-            continue
-    return out
 
 
 def settings_for(home: Path) -> Settings:
@@ -72,98 +68,383 @@ def settings_for(home: Path) -> Settings:
     )
 
 
-def throughput(events: int, home: Path) -> None:
-    s = settings_for(home)
+def env_of(s: Settings) -> dict[str, str]:
+    """The environment that gives a child process these settings."""
+    return os.environ | {
+        "LAMBDA_FEATURES_HOME": str(s.home),
+        "LAMBDA_FEATURES_KAFKA__LOCAL_PORT": str(s.kafka.local_port),
+        "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(s.redis.local_port),
+        "LAMBDA_FEATURES_CLICKHOUSE__LOCAL_PORT": str(s.clickhouse.local_port),
+    }
+
+
+def levers(s: Settings) -> str:
+    st, k = s.stream, s.kafka
+    return ", ".join(
+        [
+            f"state backend {st.state_backend}",
+            f"buffer timeout {st.buffer_timeout_ms} ms",
+            f"watermarks {st.watermark_emit} (interval {st.watermark_interval_ms} ms)",
+            f"changelog fold {st.changelog_fold_ms} ms / {st.changelog_fold_rows} keys",
+            f"linger {k.events_linger_ms}/{k.features_linger_ms} ms (events/features hop)",
+            f"fetch wait {k.events_fetch_max_wait_ms}/{k.features_fetch_max_wait_ms} ms",
+            f"parallelism {st.parallelism}",
+            f"Redis flush {s.redis.flush_records} / {s.redis.flush_ms} ms",
+            f"ClickHouse flush {s.clickhouse.flush_rows} / {s.clickhouse.flush_ms} ms",
+        ]
+    )
+
+
+def stage(s: Settings, events: int) -> Path:
     staged = s.staging_dir / "bench.csv"
     t0 = time.monotonic()
     with StagedWriter(staged) as w:
         for i, e in enumerate(generate(GeneratorConfig(seed=1), events), start=1):
             w.write(0, i, e)
-    staging = time.monotonic() - t0
-    summary = run_job(s, FileSource(staged), StageResult(staged, events=events))
-    rss = peak_rss_mb()
-    close_clients()
-    clickhouse_service(s).stop()  # the shared service outlives jobs
-    print(f"\n== throughput: {events:,} generated events, all 7 features, every sink")
-    print(f"staging (Python, generator -> CSV): {staging:.1f}s ({events / staging:,.0f} events/s)")
-    print(
-        f"stream job incl. JVM start, until every sink holds everything: {summary.seconds:.1f}s "
-        f"-> {summary.rate:,.0f} events/s"
-    )
-    print(f"feature changes through the loader: {summary.loader_messages:,}; late events: {summary.late:,}")
-    print("peak RSS MB: " + ", ".join(f"{k} {v:,.0f}" for k, v in rss.items()))
+    took = time.monotonic() - t0
+    print(f"staging (Python, generator -> CSV): {took:.1f}s ({events / took:,.0f} events/s)")
+    return staged
 
 
-def latency(rate: float, seconds: float, home: Path) -> None:
-    s = settings_for(home)
+class Watch:
+    """Samples CPU and peak RSS of this process's tree every 0.5 s (services are children too)."""
+
+    def __init__(self, labels: dict[int, str]) -> None:
+        self.usage = TreeUsage(labels={os.getpid(): "bench (PyFlink client)", **labels})
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self.stop.wait(0.5):
+            self.usage.sample(os.getpid())
+
+    def label(self, pid: int, name: str) -> None:
+        self.usage.labels[pid] = self.usage.names[pid] = name
+
+    def snapshot(self) -> dict[int, float]:
+        self.usage.sample(os.getpid())
+        return dict(self.usage.cpu_s)
+
+    def report(self, since: dict[int, float] | None = None, events: int = 0) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.usage.sample(os.getpid())
+        cpu, peak = self.usage.cpu_by_name(since), self.usage.peak_by_name()
+        print(f"{'process':<28}{'CPU s':>9}{'µs CPU/event':>14}{'peak RSS MB':>13}")
+        for name in sorted(peak, key=lambda n: -cpu.get(n, 0)):
+            per = f"{cpu.get(name, 0) / events * 1e6:,.1f}" if events else ""
+            print(f"{name:<28}{cpu.get(name, 0):>9.1f}{per:>14}{peak[name]:>13,.0f}")
+
+
+def service_labels(s: Settings) -> dict[int, str]:
+    names = {"kafka": "Kafka broker (Tansu)", "redis": "Redis", "clickhouse": "ClickHouse (chDB service)"}
+    out = {}
     for svc in local_services(s):
         svc.start()
-    try:
-        ensure_topics(s, [s.kafka.events_topic], s.kafka.partitions)
-        count = int(rate * seconds)
-        state: dict[str, float] = {}
+        if svc.pid():
+            out[svc.pid()] = names.get(svc.name, svc.name)
+    return out
 
-        def produce() -> None:
-            """A separate producer process, as in production (no GIL shared with the loader)."""
-            time.sleep(25)  # let the job start and reach the end of the (empty) topic
-            env = os.environ | {
-                "LAMBDA_FEATURES_HOME": str(s.home),
-                "LAMBDA_FEATURES_KAFKA__LOCAL_PORT": str(s.kafka.local_port),
-            }
-            started = time.monotonic()
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "cli.main",
-                    "generate",
-                    "--kafka",
-                    "--live",
-                    "--count",
-                    str(count),
-                    "--rate",
-                    str(rate),
-                    "--seed",
-                    "2",
-                ],
-                env=env,
-                cwd=REPO,
-                check=True,
-                capture_output=True,
-            )
-            state["achieved"] = count / (time.monotonic() - started)
+
+def stop_services(s: Settings) -> None:
+    close_clients()
+    for svc in local_services(s):
+        svc.stop()
+
+
+def labelled(w: Watch) -> None:
+    """Name the Flink JVM (java under this process)."""
+    w.usage.sample(os.getpid())
+    for pid, name in list(w.usage.names.items()):
+        if name == "java":
+            w.label(pid, "Flink JVM (mini-cluster)")
+
+
+# -- replay: the whole job ------------------------------------------------------------------
+def part_replay(events: int, home: Path) -> None:
+    from streaming.runner import run_job
+
+    s = settings_for(home)
+    print(f"\n== replay: {events:,} generated events through the whole job, all 7 features, every sink")
+    print(f"levers: {levers(s)}")
+    staged = stage(s, events)
+    try:
+        w = Watch(service_labels(s))
+        summary = run_job(s, FileSource(staged), StageResult(staged, events=events), keep_services=True)
+        labelled(w)
+        print(
+            f"job incl. JVM start, until every sink holds everything: {summary.seconds:.1f}s "
+            f"-> {summary.rate:,.0f} events/s; late events {summary.late:,}"
+        )
+        print("feature messages per event (OLAP loader's count; tombstones are deletes the online loader skips):")
+        prefix = s.kafka.features_topic_prefix
+        for _, q in compiled_queries():
+            n = summary.olap.topic_messages.get(prefix + q.output, 0)
+            kind = "upsert-kafka" if q.updating else "kafka (append)"
+            print(f"  {q.output:<26} {n / events:>7.3f}  ({n:,} messages, {kind})")
+        total = sum(summary.olap.topic_messages.values())
+        print(f"  {'all features':<26} {total / events:>7.3f}; online loader: {summary.online.messages:,} messages")
+        w.report(events=events)
+    finally:
+        stop_services(s)
+
+
+# -- flink: blackhole sinks, per feature ---------------------------------------------------
+def part_flink(events: int, home: Path) -> None:
+    from streaming.flink_env import create_table_env
+    from streaming.job import build_statements
+
+    s = settings_for(home)
+    print(f"\n== flink alone: {events:,} generated events, blackhole sinks (no Kafka, loaders or stores)")
+    print(f"levers: {levers(s)}")
+    staged = stage(s, events)
+    w = Watch({})
+    names = [f.name for f in STREAM_FEATURES]
+    runs = [("warm-up (bare source)", [], False), ("bare source", [], False), ("archive", [], True)]
+    runs += [(n, [n], False) for n in names] + [("all features + archive", names, True)]
+    rows = []
+    for i, (label, features, archive) in enumerate(runs):
+        for d in (s.archive_dir, s.dead_letter_dir, s.home / "checkpoints"):
+            shutil.rmtree(d, ignore_errors=True)
+        before = w.snapshot()
+        t0 = time.monotonic()
+        t_env = create_table_env(s, with_kafka=False, pipeline_name=f"bench-flink-{i}")
+        build_statements(t_env, FileSource(staged), s, "blackhole", archive=archive, features=features).execute().wait()
+        wall = time.monotonic() - t0
+        labelled(w)
+        cpu = w.usage.cpu_by_name(before).get("Flink JVM (mini-cluster)", 0.0)
+        rows.append((label, wall, cpu))
+    bare = rows[1][2]
+    print(f"{'job':<26}{'wall s':>8}{'events/s':>11}{'JVM CPU s':>11}{'over bare s':>13}{'µs CPU/event':>14}")
+    for label, wall, cpu in rows[1:]:
+        over = cpu - bare if label != "bare source" else cpu
+        print(f"{label:<26}{wall:>8.1f}{events / wall:>11,.0f}{cpu:>11.1f}{over:>13.1f}{over / events * 1e6:>14.1f}")
+    print("(over bare: the JVM's CPU beyond the bare source's; for the bare source, its own)")
+    w.report()
+
+
+# -- live: Kafka at a fixed rate -----------------------------------------------------------
+def quantiles(hist: Counter, qs=(50, 90, 99)) -> list[float]:
+    total = sum(hist.values())
+    if not total:
+        return []
+    out, seen, keys = [], 0, sorted(hist)
+    targets = [total * q / 100 for q in qs]
+    it = iter(targets)
+    target = next(it)
+    for k in keys:
+        seen += hist[k]
+        while target is not None and seen >= target:
+            out.append(float(k))
+            target = next(it, None)
+    return out + [float(keys[-1])]
+
+
+def group_lag(s: Settings, group: str, topics: list[str]) -> int | None:
+    """Messages on the topics the group has not committed yet."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from common.kafka import partitions_of
+
+    try:
+        c = Consumer({"bootstrap.servers": bootstrap(s), "group.id": group})
+        try:
+            parts = [TopicPartition(t, p) for t in topics for p in partitions_of(s, t)]
+            lag = 0
+            for tp in c.committed(parts, timeout=5):
+                low, high = c.get_watermark_offsets(tp, timeout=5)
+                lag += max(0, high - (tp.offset if tp.offset >= 0 else low))
+            return lag
+        finally:
+            c.close()
+    except Exception:  # informative only
+        return None
+
+
+def topic_end(s: Settings, topics: list[str]) -> int:
+    from confluent_kafka import Consumer, TopicPartition
+
+    from common.kafka import partitions_of
+
+    c = Consumer({"bootstrap.servers": bootstrap(s), "group.id": "bench-probe"})
+    try:
+        return sum(
+            c.get_watermark_offsets(TopicPartition(t, p), timeout=5)[1] for t in topics for p in partitions_of(s, t)
+        )
+    finally:
+        c.close()
+
+
+def growth(samples: list[tuple[float, int | None]], per_s: float, warmup_s: float) -> str:
+    """Mean lag over the last third of the run against the first third (after warm-up)."""
+    pts = [(t, v) for t, v in samples if v is not None and t >= warmup_s]
+    if len(pts) < 6:
+        return "too few samples"
+    third = len(pts) // 3
+    first, last = statistics.mean(v for _, v in pts[:third]), statistics.mean(v for _, v in pts[-third:])
+    seconds_of_input = (last - first) / per_s if per_s else 0.0
+    verdict = "GREW" if seconds_of_input > 2 else "steady"
+    return f"{verdict}: first third {first:,.0f}, last third {last:,.0f} ({seconds_of_input:+.1f} s of input)"
+
+
+def part_live(rate: float, minutes: float, home: Path) -> None:
+    from streaming.runner import feature_topics, run_job
+
+    s = settings_for(home)
+    seconds = minutes * 60
+    print(f"\n== live: {rate:,.0f} events/s for {minutes:g} min through Kafka, a separate producer process")
+    print(f"levers: {levers(s)}")
+    w = Watch(service_labels(s))
+    ensure_topics(s, [s.kafka.events_topic], s.kafka.partitions)
+    rest_port = free_port()
+    rest = FlinkRest(f"127.0.0.1:{rest_port}")
+    state: dict = {"samples": [], "lag_samples": []}
+
+    def drive() -> None:
+        try:
+            deadline = time.monotonic() + 600
+            while True:  # the job runs and its sources read: production can start
+                try:
+                    job = rest.job(PIPELINE) if rest.reachable() else None
+                except Exception:
+                    job = None
+                if job and job["state"] == "RUNNING":
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the job did not start within 10 minutes")
+                time.sleep(1)
             time.sleep(5)
+            labelled(w)
+            jid = job["jid"]
+            topics = feature_topics(s)
+            online_topics = [s.kafka.features_topic_prefix + q.output for _, q in compiled_queries() if q.updating]
+            state["cpu_before"] = w.snapshot()
+            prod = subprocess.Popen(
+                [sys.executable, "-m", "bench.live_producer", "--rate", str(rate), "--seconds", str(seconds)],
+                cwd=REPO,
+                env=env_of(s),
+                stdout=subprocess.PIPE,
+            )
+            w.label(prod.pid, "producer (Python)")
+            t0 = time.monotonic()
+            ends = [(0.0, topic_end(s, topics), topic_end(s, online_topics))]
+            next_lag = 0.0
+            while prod.poll() is None:
+                t = time.monotonic() - t0
+                try:
+                    m = rest.source_metrics(jid, ("currentEmitEventTimeLag", "pendingRecords"))
+                except Exception:
+                    m = {}
+                if "currentEmitEventTimeLag" in m:
+                    state["samples"].append(m["currentEmitEventTimeLag"]["max"])
+                if t >= next_lag:
+                    pending = m.get("pendingRecords", {}).get("sum")
+                    state["lag_samples"].append(
+                        (
+                            t,
+                            None if pending is None else int(pending),
+                            kafka_lag(s),
+                            group_lag(s, f"{s.kafka.group_id}-online", online_topics),
+                            group_lag(s, f"{s.kafka.group_id}-olap", topics),
+                        )
+                    )
+                    ends.append((t, topic_end(s, topics), topic_end(s, online_topics)))
+                    next_lag += LAG_EVERY_S
+                time.sleep(1)
+            state["producer"] = json.loads(prod.stdout.read().decode().strip().splitlines()[-1])
+            state["cpu_after"] = w.snapshot()
+            span = max(ends[-1][0] - ends[0][0], 1e-9)
+            state["feature_rate"] = (ends[-1][1] - ends[0][1]) / span, (ends[-1][2] - ends[0][2]) / span
+            time.sleep(10)  # drain
+        except Exception as e:
+            state["error"] = repr(e)
+        try:  # the job ends as a deployment's does; run_job then stops the loaders
+            rest.stop_with_savepoint(jid, (s.home / "savepoints").as_uri())
+        except Exception:
             os.kill(os.getpid(), signal.SIGINT)
 
-        threading.Thread(target=produce, daemon=True).start()
-        source = KafkaSource(s.kafka.events_topic, bootstrap(s), s.kafka.group_id, start="earliest")
-        summary = run_job(s, source, keep_services=True, measure_latency=True)
-        lat = sorted(summary.latencies_ms)
-        close_clients()
+    threading.Thread(target=drive, daemon=True).start()
+    try:
+        source = KafkaSource(s.kafka.events_topic, bootstrap(s), s.kafka.group_id, start="latest")
+        summary = run_job(s, source, keep_services=True, measure_latency=True, pipeline=PIPELINE, rest_port=rest_port)
+        if "error" in state:
+            print(f"the live run failed: {state['error']}")
+            return
+        p = state["producer"]
         print(
-            f"\n== latency: {count:,} live events at {state.get('achieved', 0):,.0f} events/s "
-            f"(target {rate:,.0f}), event creation -> Redis update of last_event_time"
+            f"produced {p['events']:,} events in {p['seconds']:.0f}s: {p['events'] / p['seconds']:,.0f} events/s "
+            f"(target {rate:,.0f}); delivery failures {p['failed']}"
         )
-        if lat:
-            q = statistics.quantiles(lat, n=100)
-            print(f"updates measured: {len(lat):,}; p50 {q[49]:.0f} ms, p99 {q[98]:.0f} ms, max {lat[-1]:.0f} ms")
+        lat = summary.online.latency_ms
+        rows = [
+            ("producer -> broker (produce() to ack)", quantiles(Counter({int(k): n for k, n in p["ack_ms"].items()}))),
+            ("event time -> Flink source", quantiles(Counter(round(x) for x in state["samples"]))),
+        ]
+        emit = quantiles(lat.get("event_to_emit", Counter()))
+        rows += [
+            ("source -> feature emit (p50 difference)", [emit[0] - rows[1][1][0]] if emit and rows[1][1] else []),
+            ("  event time -> feature emit", emit),
+            ("feature emit -> online loader", quantiles(lat.get("emit_to_loader", Counter()))),
+            ("online loader -> Redis visible", quantiles(lat.get("loader_to_visible", Counter()))),
+            ("event time -> Redis visible", quantiles(lat.get("event_to_visible", Counter()))),
+        ]
+        print(f"latency per hop, ms ({sum(lat.get('event_to_visible', Counter()).values()):,} last_event_time updates)")
+        print(f"{'hop':<40}{'p50':>8}{'p90':>8}{'p99':>8}{'max':>8}")
+        for name, q in rows:
+            print(f"{name:<40}" + "".join(f"{v:>8.0f}" for v in q) if q else f"{name:<40}{'n/a':>8}")
+        print(
+            "(Flink source: the source's currentEmitEventTimeLag, max over subtasks, sampled every second;"
+            " source -> emit: the median of event time -> feature emit less that of event time -> Flink source)"
+        )
+        lags = state["lag_samples"]
+        warmup = min(LIVE_WARMUP_S, seconds / 5)
+        print(f"Kafka lag over the run ({len(lags)} samples every {LAG_EVERY_S} s; first {warmup:.0f}s left out):")
+        feature_rate, online_rate = state["feature_rate"]
+        for i, (name, per_s) in enumerate(
+            [
+                ("Flink source, pendingRecords", rate),
+                ("Flink's group, committed at checkpoints", rate),
+                ("online loader's group", online_rate),
+                ("OLAP loader's group", feature_rate),
+            ],
+            start=1,
+        ):
+            print(f"  {name:<42} {growth([(x[0], x[i]) for x in lags], per_s, warmup)}")
+        print("process CPU during production, and peak RSS over the whole run:")
+        w.report(since=state["cpu_before"], events=p["events"])
     finally:
-        for svc in local_services(s):
-            svc.stop()
+        stop_services(s)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--events", type=int, default=1_000_000)
-    ap.add_argument("--rate", type=float, default=20_000)
-    ap.add_argument("--seconds", type=float, default=30)
-    ap.add_argument("--skip-latency", action="store_true")
+    ap.add_argument("--events", type=int, default=1_000_000, help="replay and flink: generated events")
+    ap.add_argument("--rate", type=float, nargs="+", default=[10_000, 20_000], help="live: events/s, one run each")
+    ap.add_argument("--minutes", type=float, default=5, help="live: length of each run")
+    ap.add_argument("--parts", nargs="+", default=["replay", "flink", "live"], choices=["replay", "flink", "live"])
+    ap.add_argument("--part", help=argparse.SUPPRESS)  # a part in this process (the parent runs one per process)
+    ap.add_argument("--home", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    print("hardware:", hardware())
+    if args.part:
+        home = Path(args.home)
+        if args.part == "replay":
+            part_replay(args.events, home)
+        elif args.part == "flink":
+            part_flink(args.events, home)
+        else:
+            part_live(args.rate[0], args.minutes, home)
+        return
+    print("hardware:", hardware(), "| load average before:", load_average())
     with tempfile.TemporaryDirectory(prefix="lf-bench-") as tmp:
-        throughput(args.events, Path(tmp) / "throughput")
-        if not args.skip_latency:
-            latency(args.rate, args.seconds, Path(tmp) / "latency")
+        todo = [(p, None) for p in args.parts if p != "live"]
+        todo += [("live", r) for r in args.rate] if "live" in args.parts else []
+        for i, (part, rate) in enumerate(todo):
+            cmd = [sys.executable, __file__, "--part", part, "--home", str(Path(tmp) / f"{i}-{part}")]
+            cmd += ["--events", str(args.events), "--minutes", str(args.minutes)]
+            cmd += ["--rate", str(rate)] if rate else []
+            subprocess.run(cmd, check=False)
+    print("load average after:", load_average())
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ def run(
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     for svc in local_services(s):
         svc.start()
-    serve_metrics(s, s.monitoring.stream_port, "the stream job and its loader")
+    serve_metrics(s, s.monitoring.stream_port, "the stream job")
     ensure_topics(s, [s.kafka.events_topic], s.kafka.partitions)
     summary = run_job(
         s,
@@ -155,34 +155,19 @@ def stop(
 
 
 @app.command("load")
-def load() -> None:
-    """Run the feature loader alone (Kafka changelog topics -> Redis, ClickHouse) until interrupted."""
-    import signal
-    import threading
-
+def load(
+    only: Annotated[str | None, typer.Option(help="run one loader: online (Redis) or olap (ClickHouse)")] = None,
+) -> None:
+    """Run the feature loaders alone (Kafka changelog topics -> Redis, and -> ClickHouse), each
+    in its own process, until interrupted."""
     from common.kafka import ensure_topics
-    from common.metrics import serve_metrics
-    from streaming.job import compiled_queries
-    from streaming.loader import FeatureLoader
+    from streaming.loader_process import ROLES, serve
     from streaming.runner import feature_topics
     from warehouse.schema import create_tables
 
     s = settings()
+    if only and only not in ROLES:
+        raise PlatformError(f"unknown loader --only {only!r}", f"use one of: {', '.join(ROLES)}")
     ensure_topics(s, feature_topics(s), s.kafka.partitions)
     create_tables(s)
-    loader = FeatureLoader(s, [q for _, q in compiled_queries()])
-    serve_metrics(s, s.monitoring.loader_port, "the loader")
-    signal.signal(signal.SIGTERM, lambda *_: loader.stop_event.set())
-    signal.signal(signal.SIGINT, lambda *_: loader.stop_event.set())
-    thread = threading.Thread(target=loader.run, name="feature-loader")
-    thread.start()
-    while thread.is_alive():
-        thread.join(5)
-        logging.info(
-            "loader: %d feature changes, %d Redis writes, %d ClickHouse rows",
-            loader.stats.messages,
-            loader.stats.redis_writes,
-            sum(loader.stats.rows.values()),
-        )
-    if loader.error:
-        raise PlatformError(f"the feature loader failed: {loader.error}")
+    serve(s, [only] if only else ROLES)

@@ -40,7 +40,11 @@ def producer(settings: Settings, **extra: object):
     from confluent_kafka import Producer
 
     # murmur2 is what the Java client uses, so a user's events land where Flink would put them.
-    conf = {"bootstrap.servers": bootstrap(settings), "partitioner": "murmur2_random", "linger.ms": 5}
+    conf = {
+        "bootstrap.servers": bootstrap(settings),
+        "partitioner": "murmur2_random",
+        "linger.ms": settings.kafka.events_linger_ms,
+    }
     conf.update(extra)
     return Producer(conf)
 

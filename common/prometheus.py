@@ -19,11 +19,11 @@ def scrape_targets(settings: Settings) -> dict[str, int]:
     """Scrape job -> port on 127.0.0.1, for every process these settings run."""
     m = settings.monitoring
     targets = {}
-    # the loader runs inside `stream run` on a local mini-cluster, as `stream load` beside a cluster
-    if settings.stream.jobmanager:
-        targets["lambda-features-loader"] = m.loader_port
-    else:
+    # on a local mini-cluster `stream run` runs the job; either way the two loaders are processes of their own
+    if not settings.stream.jobmanager:
         targets["lambda-features-stream"] = m.stream_port
+    targets["lambda-features-loader"] = m.loader_port
+    targets["lambda-features-loader-olap"] = m.olap_loader_port
     if not settings.clickhouse.url:
         targets["lambda-features-clickhouse"] = m.clickhouse_port
     targets["lambda-features-exporter"] = m.exporter_port

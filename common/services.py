@@ -71,8 +71,9 @@ class LocalService:
 
     def start(self) -> bool:
         """Start unless already running; True when this call started it."""
-        if self.pid():
+        if self.pid() and _port_open(self.port):
             return False
+        # alive without its port: another process is starting it and holds the lock until ready
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with (self.run_dir / f"{self.name}.lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # two processes starting it at once: one starts, one waits

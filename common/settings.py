@@ -36,7 +36,18 @@ class StreamSettings(BaseModel):
     jobmanager: str | None = None  # host:port of a Flink cluster; None = local mini-cluster
     rest_port: int = Field(18081, ge=1, le=65535)  # Flink REST API of the supervised local job
     taskmanager_memory: str = "1024m"
-    managed_memory: str = "512m"  # RocksDB's share (local mini-cluster)
+    managed_memory: str = "512m"  # RocksDB's share and the window buffers' (local mini-cluster)
+    # where keyed state lives: RocksDB (off-heap, incremental checkpoints) or the JVM heap
+    # (hashmap: faster per access, full checkpoints, state bounded by the heap)
+    state_backend: Literal["rocksdb", "hashmap"] = "rocksdb"
+    # latency levers: how long an output buffer waits to fill (Flink's default 100 ms; 10
+    # for live serving) and how often periodic watermarks are emitted (watermark_emit on-periodic)
+    buffer_timeout_ms: int = Field(100, ge=0)
+    watermark_interval_ms: int = Field(200, ge=1)
+    # the per-user feature sinks (upsert-kafka) fold each key's changes over this interval
+    # (or until this many keys are buffered) and write the last one; 0 writes every change
+    changelog_fold_ms: int = Field(10, ge=0)
+    changelog_fold_rows: int = Field(2000, ge=1)
     # events outside [min_event_time, job start + max_future_hours] are dead-lettered
     min_event_time: datetime = datetime(2000, 1, 1, tzinfo=UTC)
     max_future_hours: float = Field(24, ge=0)
@@ -54,6 +65,14 @@ class KafkaSettings(BaseModel):
     start: Literal["group-offsets", "earliest", "latest", "timestamp"] = "group-offsets"
     start_timestamp_ms: int | None = None
     partitions: int = Field(2, ge=1)
+    # hop 1, events topic -> Flink's source: producers' linger, the source's fetch wait
+    events_linger_ms: int = Field(5, ge=0)
+    events_fetch_max_wait_ms: int = Field(20, ge=0)
+    events_fetch_min_bytes: int = Field(1, ge=1)
+    # hop 2, Flink's feature sinks -> feature topics -> the loaders
+    features_linger_ms: int = Field(5, ge=0)
+    features_fetch_max_wait_ms: int = Field(10, ge=0)
+    features_fetch_min_bytes: int = Field(1, ge=1)
 
 
 class RedisSettings(BaseModel):
@@ -121,8 +140,9 @@ class MonitoringSettings(BaseModel):
     prometheus_port: int = Field(19090, ge=1, le=65535)
     scrape_interval_s: int = Field(15, ge=1, le=300)
     retention: str = Field("15d", pattern=r"^[0-9]+(ms|s|m|h|d|w|y)$")
-    stream_port: int = Field(19101, ge=1, le=65535)  # `stream run`: the runner and its loader
-    loader_port: int = Field(19102, ge=1, le=65535)  # `stream load`, beside a job on a cluster
+    stream_port: int = Field(19101, ge=1, le=65535)  # `stream run`: the runner
+    loader_port: int = Field(19102, ge=1, le=65535)  # the online loader (Redis), a process of its own
+    olap_loader_port: int = Field(19105, ge=1, le=65535)  # the OLAP loader (ClickHouse), a process of its own
     clickhouse_port: int = Field(19103, ge=1, le=65535)  # the local ClickHouse service
     exporter_port: int = Field(19104, ge=1, le=65535)  # Flink REST, Kafka lag, dead letters, DQ, tiering
 

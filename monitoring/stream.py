@@ -12,7 +12,8 @@ from common.kafka import consumer_lag
 from common.settings import Settings
 from streaming.deployment import STREAM_PIPELINE, FlinkRest, StreamDeployment
 from streaming.flink_metrics import FlinkReader, Sample
-from streaming.runner import feature_topics
+from streaming.job import compiled_queries
+from streaming.loader import LOADERS
 
 
 def _families(samples: list[Sample]) -> Iterator[GaugeMetricFamily]:
@@ -72,13 +73,18 @@ def _gauge(name: str, doc: str, value: float, labels: dict[str, str]) -> GaugeMe
 
 
 def kafka_lag(settings: Settings) -> GaugeMetricFamily:
-    """Per partition: what the stream job (events topic) and the loader (changelog topics) have
-    not committed yet. Flink commits its offsets at each checkpoint."""
+    """Per partition: what the stream job (events topic) and each loader (its changelog topics)
+    have not committed yet. Flink commits its offsets at each checkpoint."""
     k = settings.kafka
     lag = GaugeMetricFamily(
         "lf_kafka_consumer_lag", "Messages a consumer group has not committed", labels=["group", "topic", "partition"]
     )
-    for group, topics in ((k.group_id, [k.events_topic]), (k.group_id + "-loader", feature_topics(settings))):
+    queries = [q for _, q in compiled_queries()]
+    loaders = [
+        (f"{k.group_id}-{role}", [k.features_topic_prefix + q.output for q in queries if loader.wants(q)])
+        for role, loader in LOADERS.items()
+    ]
+    for group, topics in ((k.group_id, [k.events_topic]), *loaders):
         for (topic, partition), n in sorted(consumer_lag(settings, group, topics).items()):
             lag.add_metric([group, topic, str(partition)], n)
     return lag

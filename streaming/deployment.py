@@ -1,6 +1,6 @@
 """The long-running stream job as a deployment: start it, see how it is, redeploy it when
 its definition changes, stop it. Local: a detached `lambda-features stream run` process
-(mini-cluster and loader). Cluster: a job submitted to the JobManager plus a local loader."""
+(mini-cluster and loaders). Cluster: a job submitted to the JobManager plus local loaders."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ def definition_fingerprint(settings: Settings) -> str:
     parts = [*views((0, 0)), *(f"{q.output}: {view}\n{q.select}" for view, q in compiled_queries())]
     s = settings.stream
     parts += [str(s.watermark_delay_ms), s.watermark_emit, str(s.state_ttl_hours), str(s.parallelism)]
+    parts += [s.state_backend]  # a checkpoint restores into the backend that wrote it; a savepoint into either
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
@@ -107,6 +108,25 @@ class FlinkRest:
 
     def checkpoint_interval_ms(self, jid: str) -> int | None:
         return self._get(f"/jobs/{jid}/checkpoints/config").get("interval")
+
+    def source_metrics(self, jid: str, suffixes: tuple[str, ...]) -> dict[str, dict[str, float]]:
+        """Source operator metrics whose names end in one of the suffixes (e.g.
+        currentEmitEventTimeLag, pendingRecords), each aggregated over the subtasks:
+        {suffix: {"min", "max", "avg", "sum"}}."""
+        out: dict[str, dict[str, float]] = {}
+        for v in self._get(f"/jobs/{jid}")["vertices"]:
+            if "Source" not in v["name"]:
+                continue
+            path = f"/jobs/{jid}/vertices/{v['id']}/subtasks/metrics"
+            available = [m["id"] for m in self._get(path)]
+            wanted = {m: s for m in available for s in suffixes if m.endswith("." + s)}
+            if not wanted:
+                continue
+            r = requests.get(self.base + path, params={"get": ",".join(wanted)}, timeout=self.timeout)
+            r.raise_for_status()
+            for m in r.json():
+                out[wanted[m["id"]]] = {k: float(m[k]) for k in ("min", "max", "avg", "sum") if k in m}
+        return out
 
     def cancel(self, jid: str) -> None:
         requests.patch(f"{self.base}/jobs/{jid}", params={"mode": "cancel"}, timeout=self.timeout).raise_for_status()

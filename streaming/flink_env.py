@@ -32,7 +32,6 @@ def create_table_env(
 ):  # -> TableEnvironment
     """A streaming TableEnvironment configured from the settings. A local mini-cluster serves
     Flink's REST API on `rest_port` (0: any free port)."""
-    s = settings.stream
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("FLINK_LOG_DIR", str(logs))
@@ -44,6 +43,18 @@ def create_table_env(
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
     conf = Configuration()
+    for k, v in flink_config(settings, with_kafka, pipeline_name, restore_path, rest_port).items():
+        conf.set_string(k, v)
+    env_settings = EnvironmentSettings.new_instance().in_streaming_mode().with_configuration(conf).build()
+    return TableEnvironment.create(env_settings)
+
+
+def flink_config(
+    settings: Settings, with_kafka: bool, pipeline_name: str, restore_path: str | None = None, rest_port: int = 0
+) -> dict[str, str]:
+    """The Flink configuration of the job, from the settings."""
+    s = settings.stream
+    tmp = settings.home / "tmp"
     values = {
         "pipeline.name": pipeline_name,
         "parallelism.default": str(s.parallelism),
@@ -54,21 +65,26 @@ def create_table_env(
         "execution.checkpointing.incremental": "true",
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "execution.checkpointing.num-retained": "2",
-        "state.backend.type": "rocksdb",
-        # RocksDB's cache and write buffers come from managed memory: starved, it halves
-        # the job's speed (measured: 500k events 41 s -> 26 s with 512m, heap timers, reuse).
-        "taskmanager.memory.managed.size": s.managed_memory,
-        "state.backend.rocksdb.timer-service.factory": "HEAP",
+        "state.backend.type": s.state_backend,
         "pipeline.object-reuse": "true",
+        "execution.buffer-timeout.interval": f"{s.buffer_timeout_ms} ms",
+        "pipeline.auto-watermark-interval": f"{s.watermark_interval_ms} ms",
+        # managed memory holds RocksDB's cache and write buffers, and with either backend
+        # the window aggregations' buffers (with none, they fail to open). Starved,
+        # RocksDB halves the job's speed (measured: 500k events 41 s -> 26 s with 512m).
+        "taskmanager.memory.managed.size": s.managed_memory,
         "io.tmp.dirs": str(tmp),
         "taskmanager.memory.process.size": s.taskmanager_memory,
         "rest.bind-address": "127.0.0.1",
-        # No mini-batch: its processing-time assigner emits wall-clock watermarks, which
-        # would mark every event late (CURRENT_WATERMARK) in a replay of older data.
+        # No mini-batch: with it, EXPLAIN shows a processing-time assigner under the archive
+        # and last_event_time (docs/streaming.md): wall-clock watermarks would mark every
+        # replayed event late.
         "table.exec.mini-batch.enabled": "false",
         "rest.address": "127.0.0.1",
         "rest.port": str(rest_port),
     }
+    if s.state_backend == "rocksdb":
+        values["state.backend.rocksdb.timer-service.factory"] = "HEAP"
     if s.jobmanager:
         host, _, port = s.jobmanager.rpartition(":")
         values |= {"execution.target": "remote", "rest.address": host, "rest.port": port or "8081"}
@@ -78,7 +94,4 @@ def create_table_env(
         values["execution.state-recovery.ignore-unclaimed-state"] = "true"
     if with_kafka:
         values["pipeline.jars"] = ";".join(j.as_uri() for j in kafka_connector_jars(settings))
-    for k, v in values.items():
-        conf.set_string(k, v)
-    env_settings = EnvironmentSettings.new_instance().in_streaming_mode().with_configuration(conf).build()
-    return TableEnvironment.create(env_settings)
+    return values

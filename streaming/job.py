@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,7 +85,8 @@ def source_ddl(source: Source, settings: Settings, bounds: tuple[int, int]) -> s
         "properties.group.id": source.group_id,
         "properties.auto.offset.reset": "earliest",
         "properties.session.timeout.ms": "6000",
-        "properties.fetch.max.wait.ms": "20",
+        "properties.fetch.max.wait.ms": str(settings.kafka.events_fetch_max_wait_ms),
+        "properties.fetch.min.bytes": str(settings.kafka.events_fetch_min_bytes),
         "scan.startup.mode": start,
         "format": "json",
         "json.ignore-parse-errors": "true",
@@ -137,21 +139,22 @@ def feature_sink_ddl(q: FlinkQuery, mode: SinkMode, settings: Settings) -> str:
     common = {
         "topic": settings.kafka.features_topic_prefix + q.output,
         "properties.bootstrap.servers": bootstrap(settings),
-        "properties.linger.ms": "5",
+        "properties.linger.ms": str(settings.kafka.features_linger_ms),
         "value.format": "json",
         "value.json.timestamp-format.standard": "ISO-8601",
         "value.json.encode.decimal-as-plain-number": "true",
     }
     if q.updating:
         # Upserts keyed by the feature's keys: one partition per key keeps its changes in
-        # order; the sink folds the changes of a key over each flush interval, and drops
-        # the -U half of every update.
+        # order; the sink folds the changes of a key over each fold interval (writing the
+        # last), and drops the -U half of every update.
         keys = ", ".join(f"`{k}`" for k in q.feature.keys)
+        fold_ms = settings.stream.changelog_fold_ms
         opts = common | {
             "connector": "upsert-kafka",
             "key.format": "json",
-            "sink.buffer-flush.max-rows": "2000",
-            "sink.buffer-flush.interval": f"{settings.redis.flush_ms} ms",
+            "sink.buffer-flush.max-rows": str(settings.stream.changelog_fold_rows if fold_ms else 0),
+            "sink.buffer-flush.interval": f"{fold_ms} ms",
         }
         cols += f", PRIMARY KEY ({keys}) NOT ENFORCED"
     else:
@@ -198,19 +201,33 @@ def feature_sql(view_ddl: str, q: FlinkQuery, sink_mode: SinkMode, settings: Set
 
 
 def job_sql(
-    source: Source, settings: Settings, sink_mode: SinkMode, bounds: tuple[int, int], archive: bool = True
+    source: Source,
+    settings: Settings,
+    sink_mode: SinkMode,
+    bounds: tuple[int, int],
+    archive: bool = True,
+    features: Collection[str] | None = None,
 ) -> list[str]:
-    """Every statement of the job, in order."""
+    """Every statement of the job, in order (of only these features, when given)."""
     stmts = base_sql(source, settings, bounds, archive)
     for view_ddl, q in compiled_queries():
-        stmts += feature_sql(view_ddl, q, sink_mode, settings)
+        if features is None or q.feature.name in features:
+            stmts += feature_sql(view_ddl, q, sink_mode, settings)
     return stmts
 
 
-def build_statements(t_env, source: Source, settings: Settings, sink_mode: SinkMode, archive: bool = True):
-    """Register every table and return the StatementSet of the whole job."""
+def build_statements(
+    t_env,
+    source: Source,
+    settings: Settings,
+    sink_mode: SinkMode,
+    archive: bool = True,
+    features: Collection[str] | None = None,
+):
+    """Register every table and return the StatementSet of the whole job (of only these
+    features, when given: the benchmark's cost per feature)."""
     stmts = t_env.create_statement_set()
-    for sql in job_sql(source, settings, sink_mode, time_bounds(settings), archive):
+    for sql in job_sql(source, settings, sink_mode, time_bounds(settings), archive, features):
         if sql.startswith("INSERT INTO "):
             stmts.add_insert_sql(sql)
         else:

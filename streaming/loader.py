@@ -1,23 +1,26 @@
-"""Feature changelogs (Kafka topics written by the stream job) -> Redis and ClickHouse.
+"""Feature changelogs (Kafka topics written by the stream job) -> the stores, by two loaders
+that share nothing but the topics:
 
-Batched: Redis every `redis.flush_records` changes or `redis.flush_ms`; ClickHouse every
-`clickhouse.flush_rows` rows or `clickhouse.flush_ms`; Kafka offsets are committed only
-after both stores hold what came before them, so a restart replays, never skips.
-Writes are idempotent (Redis HSET of the latest value, ReplacingMergeTree in ClickHouse).
-ClickHouse gets the messages' JSON as it is (JSONEachRow); only the per-user features are
-decoded here, for Redis.
+- online: the per-user features -> Redis, every `redis.flush_records` changes or `redis.flush_ms`;
+- OLAP: every feature -> ClickHouse, every `clickhouse.flush_rows` rows or `clickhouse.flush_ms`.
+
+Each has its own consumer group and commits its offsets only after its own store holds what
+came before them, so a restart replays, never skips, and a slow ClickHouse insert never holds
+back an online update. Writes are idempotent (Redis HSET of the latest value,
+ReplacingMergeTree in ClickHouse). ClickHouse gets the messages' JSON as it is
+(JSONEachRow); only the per-user features are decoded, for Redis.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -32,6 +35,9 @@ from warehouse.tables import stream_table, time_columns
 log = logging.getLogger(__name__)
 END_MARKER = "__end__"
 _END_PREFIX = b'{"__end__"'
+COMMIT_INTERVAL_S = 1.0  # offsets are committed after a flush, at most this often (and at the end)
+REPORT_EVERY_S = 1.0
+LATENCY_HOPS = ("event_to_emit", "emit_to_loader", "loader_to_visible", "event_to_visible")
 
 
 def _time(v: str | None) -> datetime | None:
@@ -71,47 +77,108 @@ def online_fields(settings: Settings, q: FlinkQuery, row: dict[str, Any]) -> dic
 @dataclass
 class LoaderStats:
     messages: int = 0
-    rows: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    topic_messages: Counter = field(default_factory=Counter)  # every message, tombstones included
+    rows: Counter = field(default_factory=Counter)  # ClickHouse rows per table
     redis_writes: int = 0
     tombstones_skipped: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
+    # per hop, milliseconds -> count (online loader, measure_latency)
+    latency_ms: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+
+    def __add__(self, other: LoaderStats) -> LoaderStats:
+        hops = set(self.latency_ms) | set(other.latency_ms)
+        latency = {h: self.latency_ms.get(h, Counter()) + other.latency_ms.get(h, Counter()) for h in hops}
+        return LoaderStats(
+            self.messages + other.messages,
+            self.topic_messages + other.topic_messages,
+            self.rows + other.rows,
+            self.redis_writes + other.redis_writes,
+            self.tombstones_skipped + other.tombstones_skipped,
+            defaultdict(Counter, latency),
+        )
+
+    def as_json(self, latency: bool = True) -> dict:
+        hists = self.latency_ms if latency else {}
+        return {
+            "messages": self.messages,
+            "topic_messages": dict(self.topic_messages),
+            "rows": dict(self.rows),
+            "redis_writes": self.redis_writes,
+            "tombstones_skipped": self.tombstones_skipped,
+            "latency_ms": {hop: {str(k): n for k, n in h.items()} for hop, h in hists.items()},
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> LoaderStats:
+        lat: dict[str, Counter] = defaultdict(Counter)
+        for hop, h in d.get("latency_ms", {}).items():
+            lat[hop] = Counter({int(k): n for k, n in h.items()})
+        return cls(
+            d["messages"],
+            Counter(d["topic_messages"]),
+            Counter(d["rows"]),
+            d["redis_writes"],
+            d["tombstones_skipped"],
+            lat,
+        )
 
 
-class FeatureLoader:
-    """Consumes every feature topic and writes the stores; run it in a thread."""
+class ChangelogLoader:
+    """Consumes its feature topics from its group's committed offsets, buffers, flushes into
+    its store, then commits. Bounded runs (run_id set) end once an end marker of that run
+    arrived on every partition; otherwise it runs until `should_stop()`."""
+
+    role: ClassVar[str]
 
     def __init__(
-        self, settings: Settings, queries: list[FlinkQuery], run_id: str | None = None, measure_latency: bool = False
+        self,
+        settings: Settings,
+        queries: list[FlinkQuery],
+        run_id: str | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.settings = settings
-        self.queries = {settings.kafka.features_topic_prefix + q.output: q for q in queries}
+        self.queries = {settings.kafka.features_topic_prefix + q.output: q for q in queries if self.wants(q)}
         self.run_id = run_id
-        self.measure_latency = measure_latency
+        self.should_stop = should_stop
         self.stats = LoaderStats()
-        self.stop_event = threading.Event()
-        self.done = threading.Event()
-        self.error: BaseException | None = None
+        self.on_progress: Callable[[LoaderStats], None] = lambda stats: None  # about every REPORT_EVERY_S
 
-    # -- the loop ------------------------------------------------------------------
+    @property
+    def group_id(self) -> str:
+        return f"{self.settings.kafka.group_id}-{self.role}"
+
+    @staticmethod
+    def wants(q: FlinkQuery) -> bool:
+        """Whether this loader consumes the query's topic."""
+        return True
+
+    def add(self, topic: str, value: bytes, kafka_ts_ms: int, received_ms: float) -> None:
+        """Buffer one change."""
+        raise NotImplementedError
+
+    def due(self, since_flush_s: float) -> bool:
+        """Whether the buffer should go to the store now."""
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Write the buffer to the store; it holds it all when this returns."""
+        raise NotImplementedError
+
+    def poll_timeout_s(self) -> float:
+        raise NotImplementedError
+
     def run(self) -> None:
-        try:
-            self._run()
-        except BaseException as e:  # surfaced by the caller, which owns the exit status
-            self.error = e
-            log.exception("feature loader failed")
-        finally:
-            self.done.set()
-
-    def _run(self) -> None:
         from confluent_kafka import OFFSET_STORED, Consumer, TopicPartition
 
+        k = self.settings.kafka
         consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap(self.settings),
-                "group.id": self.settings.kafka.group_id + "-loader",
+                "group.id": self.group_id,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
-                "fetch.wait.max.ms": 10,
+                "fetch.wait.max.ms": k.features_fetch_max_wait_ms,
+                "fetch.min.bytes": k.features_fetch_min_bytes,
             }
         )
         md = consumer.list_topics(timeout=10)
@@ -120,98 +187,141 @@ class FeatureLoader:
         ]
         consumer.assign(assignment)
         pending_ends = {(tp.topic, tp.partition) for tp in assignment}
-        redis = get_redis(self.settings)
-        ch = get_client(self.settings)
-        rcfg, ccfg = self.settings.redis, self.settings.clickhouse
-        online: dict[tuple[str, str], str] = {}
-        rows: dict[str, list[bytes]] = defaultdict(list)
-        n_rows = 0
         offsets: dict[tuple[str, int], int] = {}
-        last_redis = last_ch = time.monotonic()
-        latency_pending: list[float] = []
+        committed: dict[tuple[str, int], int] = {}
+        last_flush = last_commit = last_report = time.monotonic()
+        try:
+            while True:
+                msgs = consumer.consume(num_messages=1000, timeout=self.poll_timeout_s())
+                received = time.time() * 1000
+                for m in msgs:
+                    if m.error():
+                        log.warning("kafka error: %s", m.error())
+                        continue
+                    offsets[(m.topic(), m.partition())] = m.offset() + 1
+                    value = m.value()
+                    if value is not None and value.startswith(_END_PREFIX):
+                        if self.run_id is None or orjson.loads(value)[END_MARKER] == self.run_id:
+                            pending_ends.discard((m.topic(), m.partition()))
+                        continue
+                    self.stats.messages += 1
+                    self.stats.topic_messages[m.topic()] += 1
+                    if value is None:
+                        # the delete half of a transient -D/+I: the insert follows, and
+                        # applying it would make the value briefly vanish online
+                        self.stats.tombstones_skipped += 1
+                        continue
+                    self.add(m.topic(), value, m.timestamp()[1], received)
+                now = time.monotonic()
+                finished = not pending_ends or self.should_stop()
+                if finished or self.due(now - last_flush):
+                    self.flush()
+                    last_flush = now
+                    if offsets != committed and (finished or now - last_commit >= COMMIT_INTERVAL_S):
+                        consumer.commit(
+                            offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                            asynchronous=not finished,
+                        )
+                        committed, last_commit = dict(offsets), now
+                if finished:
+                    break
+                if now - last_report >= REPORT_EVERY_S:
+                    self.on_progress(self.stats)
+                    last_report = now
+        finally:
+            consumer.close()
 
-        def flush_online() -> None:
-            nonlocal online, last_redis
-            if online:
-                self._flush_redis(redis, online)
-                wall = time.time() * 1000
-                self.stats.latencies_ms.extend(wall - t for t in latency_pending)
-                latency_pending.clear()
-                online = {}
-            last_redis = time.monotonic()
 
-        while True:
-            msgs = consumer.consume(num_messages=1000, timeout=rcfg.flush_ms / 1000)
-            for m in msgs:
-                if m.error():
-                    log.warning("kafka error: %s", m.error())
-                    continue
-                self.stats.messages += 1
-                offsets[(m.topic(), m.partition())] = m.offset() + 1
-                value = m.value()
-                if value is None:
-                    # the delete half of a transient -D/+I: the insert follows, and
-                    # applying it would make the value briefly vanish online
-                    self.stats.tombstones_skipped += 1
-                    continue
-                if value.startswith(_END_PREFIX):
-                    if self.run_id is None or orjson.loads(value)[END_MARKER] == self.run_id:
-                        pending_ends.discard((m.topic(), m.partition()))
-                    continue
-                rows[m.topic()].append(value)
-                n_rows += 1
-                q = self.queries[m.topic()]
-                if q.feature.online_column:
-                    fields = online_fields(self.settings, q, orjson.loads(value))
-                    online.update(fields)
-                    if self.measure_latency and q.feature.name == "last_event_time":
-                        latency_pending.append(float(next(iter(fields.values()))))
-                    if len(online) >= rcfg.flush_records:
-                        flush_online()
-            now = time.monotonic()
-            if (now - last_redis) * 1000 >= rcfg.flush_ms:
-                flush_online()
-            finished = not pending_ends or self.stop_event.is_set()
-            if n_rows >= ccfg.flush_rows or (now - last_ch) * 1000 >= ccfg.flush_ms or finished:
-                flush_online()  # offsets are committed only once both stores hold their messages
-                self._flush_clickhouse(ch, rows)
-                rows = defaultdict(list)
-                n_rows = 0
-                if offsets:
-                    consumer.commit(
-                        offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False
-                    )
-                last_ch = now
-            if finished:
-                break
-        consumer.close()
+class OnlineLoader(ChangelogLoader):
+    """The per-user features into the users' Redis hashes."""
 
-    def _flush_redis(self, redis, online: dict[tuple[str, str], str]) -> None:
+    role = "online"
+
+    def __init__(self, *args: Any, measure_latency: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.measure_latency = measure_latency
+        self.redis = get_redis(self.settings)
+        self.pending: dict[tuple[str, str], str] = {}
+        self.timings: list[tuple[int, int, float]] = []  # (event time, Kafka timestamp, received), ms
+
+    @staticmethod
+    def wants(q: FlinkQuery) -> bool:
+        return q.feature.online_column is not None
+
+    def poll_timeout_s(self) -> float:
+        return self.settings.redis.flush_ms / 1000
+
+    def add(self, topic: str, value: bytes, kafka_ts_ms: int, received_ms: float) -> None:
+        q = self.queries[topic]
+        fields = online_fields(self.settings, q, orjson.loads(value))
+        self.pending.update(fields)
+        if self.measure_latency and q.feature.name == "last_event_time":
+            self.timings.append((int(next(iter(fields.values()))), kafka_ts_ms, received_ms))
+
+    def due(self, since_flush_s: float) -> bool:
+        r = self.settings.redis
+        return len(self.pending) >= r.flush_records or since_flush_s * 1000 >= r.flush_ms
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
         started = time.perf_counter()
         by_key: dict[str, dict[str, str]] = defaultdict(dict)
-        for (key, fld), v in online.items():
+        for (key, fld), v in self.pending.items():
             by_key[key][fld] = v
-        pipe = redis.pipeline(transaction=False)
+        pipe = self.redis.pipeline(transaction=False)
         for key, mapping in by_key.items():
             pipe.hset(key, mapping=mapping)
             pipe.expire(key, self.settings.redis.key_ttl_s)
-        queue_heartbeat(pipe, self.settings, online.items())
+        queue_heartbeat(pipe, self.settings, self.pending.items())
         sent = time.perf_counter()
         pipe.execute()
         done = time.perf_counter()
-        metrics.redis_flushed(online.items(), done - started, done - sent)
-        self.stats.redis_writes += len(online)
+        metrics.redis_flushed(self.pending.items(), done - started, done - sent)
+        visible = time.time() * 1000
+        self.stats.redis_writes += len(self.pending)
+        self.pending = {}
+        lat = self.stats.latency_ms
+        for event, emitted, received in self.timings:
+            lat["event_to_emit"][emitted - event] += 1
+            lat["emit_to_loader"][round(received - emitted)] += 1
+            lat["loader_to_visible"][round(visible - received)] += 1
+            lat["event_to_visible"][round(visible - event)] += 1
+        self.timings = []
 
-    def _flush_clickhouse(self, ch, rows: dict[str, list[bytes]]) -> None:
+
+class OlapLoader(ChangelogLoader):
+    """Every feature into its ClickHouse stream table."""
+
+    role = "olap"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.client = get_client(self.settings)
+        self.rows: dict[str, list[bytes]] = defaultdict(list)
+        self.n_rows = 0
+
+    def poll_timeout_s(self) -> float:
+        return min(0.1, self.settings.clickhouse.flush_ms / 1000)
+
+    def add(self, topic: str, value: bytes, kafka_ts_ms: int, received_ms: float) -> None:
+        self.rows[topic].append(value)
+        self.n_rows += 1
+
+    def due(self, since_flush_s: float) -> bool:
+        c = self.settings.clickhouse
+        return self.n_rows >= c.flush_rows or since_flush_s * 1000 >= c.flush_ms
+
+    def flush(self) -> None:
         db = self.settings.clickhouse.database
         flush_started = time.perf_counter()
-        for topic, batch in rows.items():
+        for topic, batch in self.rows.items():
             if not batch:
                 continue
             q = self.queries[topic]
             table = stream_table(q.feature)
             started = time.perf_counter()
-            ch.raw_insert(
+            self.client.raw_insert(
                 f"{db}.{table}",
                 [c.name for c in q.columns],
                 insert_block=b"\n".join(batch),
@@ -220,12 +330,17 @@ class FeatureLoader:
             )
             self.stats.rows[table] += len(batch)
             metrics.clickhouse_flushed(q.feature.name, time_columns(q.feature), batch, time.perf_counter() - started)
-        if any(rows.values()):
-            metrics.clickhouse_flush_done(sum(map(len, rows.values())), time.perf_counter() - flush_started)
+        if self.n_rows:
+            metrics.clickhouse_flush_done(self.n_rows, time.perf_counter() - flush_started)
+        self.rows = defaultdict(list)
+        self.n_rows = 0
+
+
+LOADERS: dict[str, type[ChangelogLoader]] = {c.role: c for c in (OnlineLoader, OlapLoader)}
 
 
 def send_end_markers(settings: Settings, topics: list[str], run_id: str) -> None:
-    """After a bounded job finished: one marker per partition tells the loader it has all."""
+    """After a bounded job finished: one marker per partition tells the loaders they have all."""
     from common.kafka import partitions_of, producer
 
     p = producer(settings)

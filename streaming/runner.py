@@ -1,5 +1,5 @@
-"""Run the stream job with its sinks: start local services, the loader, the Flink job,
-and report what landed where."""
+"""Run the stream job with its sinks: start local services, the two loader processes, the
+Flink job, and report what landed where."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from features.definitions import STREAM_FEATURES
 from streaming.checkpoints import latest_checkpoint
 from streaming.flink_env import create_table_env, kafka_connector_jars
 from streaming.job import FileSource, Source, build_statements, compiled_queries
-from streaming.loader import FeatureLoader, send_end_markers
+from streaming.loader import LoaderStats, send_end_markers
+from streaming.loader_process import Loaders
 from streaming.staging import StageResult
 from warehouse.schema import create_tables
 from warehouse.tables import stream_table
@@ -39,8 +40,8 @@ class RunSummary:
     seconds: float = 0.0
     table_rows: dict[str, int] = field(default_factory=dict)
     redis_keys: int = 0
-    loader_messages: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
+    online: LoaderStats = field(default_factory=LoaderStats)  # what the online loader did
+    olap: LoaderStats = field(default_factory=LoaderStats)  # and the OLAP loader
     locations: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -70,19 +71,21 @@ def count_json_lines(folder: Path, flag: str | None = None) -> tuple[int, int]:
     return total, flagged
 
 
-def _progress(loader: FeatureLoader, stop: threading.Event, started: float) -> None:
-    last = 0
-    while not stop.wait(5):
-        n = loader.stats.messages
-        log.info(
-            "loader: %d feature changes consumed (%.0f/s), %d Redis writes, %d ClickHouse rows, %.0fs",
-            n,
-            (n - last) / 5,
-            loader.stats.redis_writes,
-            sum(loader.stats.rows.values()),
-            time.monotonic() - started,
-        )
-        last = n
+def _supervise(loaders: Loaders, stop: threading.Event, started: float, on_failure) -> None:
+    """Restart loaders that die; log progress every 5 s; on_failure(error) when one keeps failing."""
+    last = started
+    while not stop.wait(0.5):
+        try:
+            loaders.check()
+        except PlatformError as e:
+            on_failure(e)
+            return
+        except Exception as e:  # supervising must not end silently
+            on_failure(PlatformError(f"supervising the feature loaders failed: {e!r}"))
+            return
+        if time.monotonic() - last >= 5:
+            last = time.monotonic()
+            log.info("%s, %.0fs", loaders.progress(), last - started)
 
 
 def run_job(
@@ -95,7 +98,7 @@ def run_job(
     measure_latency: bool = False,
     rest_port: int = 0,
 ) -> RunSummary:
-    """Run the whole job with its loader. A bounded source returns once every sink has it
+    """Run the whole job with its two loaders. A bounded source returns once every sink has it
     all; an unbounded one runs until interrupted (Ctrl-C, SIGTERM) or stopped with a savepoint,
     and then stops cleanly. `restore` is True (the pipeline's latest checkpoint) or a path."""
     run_id = uuid.uuid4().hex[:12]
@@ -112,14 +115,24 @@ def run_job(
         topics = feature_topics(settings)
         ensure_topics(settings, topics, settings.kafka.partitions)
         create_tables(settings)
-        queries = [q for _, q in compiled_queries()]
-        loader = FeatureLoader(settings, queries, run_id=run_id if bounded else None, measure_latency=measure_latency)
-        thread = threading.Thread(target=loader.run, name="feature-loader", daemon=True)
-        thread.start()
+        loaders = Loaders(settings, run_id=run_id if bounded else None, measure_latency=measure_latency)
+        loaders.start()
+        stack.callback(loaders.stop)
         started = time.monotonic()
-        stop_progress = threading.Event()
-        stack.callback(stop_progress.set)
-        threading.Thread(target=_progress, args=(loader, stop_progress, started), daemon=True).start()
+        stop_supervising = threading.Event()
+        stack.callback(stop_supervising.set)
+        failed: list[PlatformError] = []
+        job: list = []  # the Flink job's client, once submitted
+
+        def loader_failed(e: PlatformError) -> None:
+            failed.append(e)
+            if job:  # ends result.wait() below
+                job[0].cancel()
+
+        supervisor = threading.Thread(
+            target=_supervise, args=(loaders, stop_supervising, started, loader_failed), daemon=True
+        )
+        supervisor.start()
         restore_path = (
             restore if isinstance(restore, str) else (latest_checkpoint(settings, pipeline) if restore else None)
         )
@@ -130,37 +143,44 @@ def run_job(
         )
         stmts = build_statements(t_env, source, settings, "kafka")
         result = stmts.execute()
-        log.info("stream job %s (%s) submitted", pipeline, result.get_job_client().get_job_id())
+        job.append(result.get_job_client())
+        log.info("stream job %s (%s) submitted", pipeline, job[0].get_job_id())
 
-        def stopped() -> RunSummary:
-            loader.stop_event.set()
-            thread.join()
+        def end_loaders(wait: bool) -> None:
+            """Stop supervising; then let the loaders end their bounded run, or stop them."""
+            stop_supervising.set()
+            supervisor.join()
+            if wait:
+                loaders.wait()
+            else:
+                loaders.stop()
             summary.seconds = time.monotonic() - started
-            summary.loader_messages = loader.stats.messages
-            summary.latencies_ms = loader.stats.latencies_ms
-            return summary
+            summary.online, summary.olap = loaders.stats("online"), loaders.stats("olap")
 
         try:
             result.wait()
+            if failed:
+                raise failed[0]
             if not bounded:  # an unbounded job ends only when stopped with a savepoint
-                log.info("the Flink job was stopped with a savepoint; stopping the loader")
-                return stopped()
+                log.info("the Flink job was stopped with a savepoint; stopping the loaders")
+                end_loaders(wait=False)
+                return summary
         except KeyboardInterrupt:
             log.info("stopping: cancelling the Flink job; it resumes from its last checkpoint")
-            result.get_job_client().cancel().result()
-            return stopped()
+            job[0].cancel().result()
+            end_loaders(wait=False)
+            return summary
+        except PlatformError:
+            raise
         except Exception as e:
-            loader.stop_event.set()
+            if failed:
+                raise failed[0] from None
             raise PlatformError(
                 f"the stream job failed: {str(e).splitlines()[0][:500]}",
                 f"see the Flink log under {settings.home / 'logs'}",
             ) from None
         send_end_markers(settings, topics, run_id)
-        thread.join()
-        if loader.error:
-            raise PlatformError(f"the feature loader failed: {loader.error}")
-        summary.seconds = time.monotonic() - started
-        summary.loader_messages = loader.stats.messages
+        end_loaders(wait=True)
         summary.archived, summary.late = count_json_lines(settings.archive_dir, "late")
         summary.stream_dead_letters, _ = count_json_lines(settings.dead_letter_dir / "stream")
         if not stage:

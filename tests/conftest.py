@@ -18,7 +18,7 @@ from common.settings import Settings, load_settings
 REPO = Path(__file__).resolve().parent.parent
 
 
-MONITORING_PORTS = ("prometheus", "stream", "loader", "clickhouse", "exporter")
+MONITORING_PORTS = ("prometheus", "stream", "loader", "olap_loader", "clickhouse", "exporter")
 
 
 def monitoring_ports() -> dict[str, int]:

@@ -372,7 +372,7 @@ def test_a_deployed_stream_job_is_monitored_end_to_end(platform_env):
         assert [(x.labels["reason"], x.value) for x in dead] == [("missing user_id", 1)]
 
         loader = _wait(
-            lambda: _scrape(s.monitoring.stream_port).get("lf_online_freshness_seconds_count"), 120, "loader"
+            lambda: _scrape(s.monitoring.loader_port).get("lf_online_freshness_seconds_count"), 120, "loader"
         )
         assert loader[0].value > 0
         assert newest_online_event_ms(get_redis(s), s) is not None

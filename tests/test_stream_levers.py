@@ -1,0 +1,65 @@
+"""The speed settings reach the job's configuration and DDL, and bad values are named."""
+
+from __future__ import annotations
+
+import pytest
+
+from common.errors import PlatformError
+from common.settings import load_settings
+from streaming.flink_env import flink_config
+from streaming.job import KafkaSource, compiled_queries, feature_sink_ddl, source_ddl
+from streaming.loader import LOADERS, LoaderStats
+
+
+def test_state_backend_and_latency_settings_reach_flink(tmp_path):
+    s = load_settings(home=tmp_path, stream={"state_backend": "rocksdb", "watermark_interval_ms": 50})
+    rocks = flink_config(s, with_kafka=False, pipeline_name="p")
+    assert rocks["state.backend.type"] == "rocksdb" and rocks["taskmanager.memory.managed.size"] == "512m"
+    assert rocks["pipeline.auto-watermark-interval"] == "50 ms"
+    assert rocks["table.exec.mini-batch.enabled"] == "false"
+    s = load_settings(home=tmp_path, stream={"state_backend": "hashmap", "buffer_timeout_ms": 10})
+    heap = flink_config(s, with_kafka=False, pipeline_name="p")
+    # the window aggregations' buffers need managed memory with either backend
+    assert heap["state.backend.type"] == "hashmap" and heap["taskmanager.memory.managed.size"] == "512m"
+    assert "state.backend.rocksdb.timer-service.factory" not in heap
+    assert heap["execution.buffer-timeout.interval"] == "10 ms"
+
+
+def test_state_backend_is_checked(monkeypatch):
+    monkeypatch.setenv("LAMBDA_FEATURES_STREAM__STATE_BACKEND", "ondisk")
+    with pytest.raises(PlatformError, match="LAMBDA_FEATURES_STREAM__STATE_BACKEND"):
+        load_settings()
+
+
+def test_kafka_hops_and_fold_reach_the_ddl(tmp_path):
+    s = load_settings(
+        home=tmp_path,
+        stream={"changelog_fold_ms": 1000, "changelog_fold_rows": 50_000},
+        kafka={"events_fetch_max_wait_ms": 5, "events_fetch_min_bytes": 1024, "features_linger_ms": 0},
+    )
+    src = source_ddl(KafkaSource("t", "b:9092", "g"), s, (0, 1))
+    assert "'properties.fetch.max.wait.ms' = '5'" in src and "'properties.fetch.min.bytes' = '1024'" in src
+    queries = {q.output: q for _, q in compiled_queries()}
+    cart = feature_sink_ddl(queries["cart_amount"], "kafka", s)
+    assert "'connector' = 'upsert-kafka'" in cart and "'properties.linger.ms' = '0'" in cart
+    assert "'sink.buffer-flush.interval' = '1000 ms'" in cart and "'sink.buffer-flush.max-rows' = '50000'" in cart
+    unfolded = load_settings(home=tmp_path, stream={"changelog_fold_ms": 0})
+    cart = feature_sink_ddl(queries["cart_amount"], "kafka", unfolded)
+    assert "'sink.buffer-flush.interval' = '0 ms'" in cart and "'sink.buffer-flush.max-rows' = '0'" in cart
+
+
+def test_online_loader_reads_only_per_user_features():
+    queries = [q for _, q in compiled_queries()]
+    online = {q.output for q in queries if LOADERS["online"].wants(q)}
+    assert online == {"cart_amount", "last_searches", "last_event_time"}
+    assert all(LOADERS["olap"].wants(q) for q in queries)
+
+
+def test_loader_stats_survive_the_pipe_and_add_up():
+    a = LoaderStats(messages=3, redis_writes=2)
+    a.topic_messages["t"] += 3
+    a.latency_ms["event_to_visible"][120] += 2
+    b = LoaderStats.from_json(a.as_json())
+    assert b == a
+    assert (a + b).latency_ms["event_to_visible"][120] == 4 and (a + b).topic_messages["t"] == 6
+    assert LoaderStats.from_json(a.as_json(latency=False)).latency_ms == {}
