@@ -56,19 +56,26 @@ def read_spine(spark, path: Path):
     if isinstance(kind, TimestampType | TimestampNTZType):
         ts = F.unix_millis(F.col("ts").cast("timestamp"))
     elif isinstance(kind, NumericType):
-        ts = F.col("ts").cast("bigint")  # epoch milliseconds
+        ts = F.col("ts").try_cast("bigint")  # epoch milliseconds
     elif isinstance(kind, StringType):
-        ts = F.unix_millis(F.to_timestamp("ts"))
+        ts = F.unix_millis(F.try_to_timestamp(F.col("ts")))  # try_: Spark's ANSI mode raises on bad text
     else:
         raise PlatformError(f"the spine's ts column is {kind.simpleString()}", "use a timestamp, epoch ms or ISO text")
     return df.withColumn("_row", F.monotonically_increasing_id()).withColumn("_ts", ts)
+
+
+def user_id():
+    """The spine's user_id as an integer; null where it is none (counted as an error)."""
+    from pyspark.sql import functions as F
+
+    return F.col(USER).try_cast("bigint")
 
 
 def check_spine(spine, path: Path) -> tuple[int, int, int, list[date]]:
     """(rows, first ts, last ts, distinct days of ts); rows without user_id or ts are an error."""
     from pyspark.sql import functions as F
 
-    uid = F.col(USER).cast("bigint")
+    uid = user_id()
     stats = spine.agg(
         F.count("*"), F.min("_ts"), F.max("_ts"), F.sum(F.when(uid.isNull() | F.col("_ts").isNull(), 1).otherwise(0))
     ).first()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from batch.asof import DAY_MS, latest, latest_global, running
 from batch.reconcile import STATE_DAYS, load_events
-from batch.spine import USER, check_spine, check_spine_columns, read_spine
+from batch.spine import USER, check_spine, check_spine_columns, read_spine, user_id
 from common.errors import PlatformError
 from common.settings import Settings
 from features.definitions import (
@@ -400,7 +400,7 @@ def build(settings: Settings, spine_path: Path, names: list[str], out: Path, as_
             ", ".join(f.name for f in features),
             "as known at ts" if as_known_at else "by event time",
         )
-        keys = spine.select("_row", F.col(USER).cast("bigint").alias(USER), "_ts")
+        keys = spine.select("_row", user_id().alias(USER), "_ts")
         watermark = settings.stream.watermark_delay_ms
         reconcile_delay = settings.orchestration.reconcile_delay_minutes * 60_000
         as_of_days = sorted({d - timedelta(days=1) for d in ts_days})

@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--spine", type=int, default=1_000_000)
     ap.add_argument("--memory", default="3g")
     ap.add_argument("--archive-only", action="store_true", help="write the archive and stop")
+    ap.add_argument("--modes", default="time,known", help="time (by event time), known (--as-known-at), or both")
     a = ap.parse_args()
     root = Path(tempfile.gettempdir()) / "lf-training-bench"
     home = root / f"home-{a.events}-{a.days}"
@@ -53,10 +54,11 @@ def main() -> None:
     pq.write_table(pa.table({"user_id": users, "ts": ts, "label": rng.integers(0, 2, a.spine)}), spine)
     env = {**os.environ, "LAMBDA_FEATURES_HOME": str(home), "LAMBDA_FEATURES_BATCH__DRIVER_MEMORY": a.memory}
     print(hardware(), "| load before:", load_average())
-    for mode, features, extra in (
-        ("by event time", STREAM, []),
-        ("as known at ts", STREAM + ",top_brands_30d,purchase_stats_30d", ["--as-known-at"]),
-    ):
+    runs = {
+        "time": ("by event time", STREAM, []),
+        "known": ("as known at ts", STREAM + ",top_brands_30d,purchase_stats_30d", ["--as-known-at"]),
+    }
+    for mode, features, extra in (runs[m] for m in a.modes.split(",")):
         out = root / "out.parquet"
         shutil.rmtree(out, ignore_errors=True)
         t0 = time.monotonic()

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_cli_errors import check_clear_error, run_cli
+from tests.test_cli_errors import run_cli
+
+
+def check_clear_error(p, text: str) -> None:
+    """Exit status 2 and the text in the message, however the console wrapped its lines."""
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert text in " ".join(p.stdout.split()) and "Traceback" not in p.stdout + p.stderr, p.stdout
 
 
 def spine(tmp_path, text: str):
@@ -25,7 +31,7 @@ def test_missing_ts_column(tmp_path):
     args = ["--spine", spine(tmp_path, "user_id,when,label\n1,1767225600000,1\n"), "--features", "cart_amount"]
     p = run_cli(["training-set", *args, "--out", str(tmp_path / "o.parquet")], tmp_path)
     check_clear_error(p, "has no `ts` column")
-    assert "user_id, when, label" in " ".join(p.stdout.split())
+    assert "(it has: user_id, when, label)" in " ".join(p.stdout.split())
 
 
 def test_missing_spine_and_existing_out(tmp_path):
