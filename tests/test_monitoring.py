@@ -249,10 +249,12 @@ def _wait(predicate, timeout_s: float, what: str):
 @pytest.mark.slow
 def test_prometheus_scrapes_the_platforms_processes(settings):
     """The real Prometheus, started as `services start` does on free ports, scrapes the
-    ClickHouse service, the exporter and this process (as a loader), and loads every rule."""
+    ClickHouse service, the exporter and this process (as the runner and the loaders), and loads every rule."""
     s = settings.model_copy(update={"monitoring": settings.monitoring.model_copy(update={"scrape_interval_s": 5})})
     metrics.redis_flushed([(("user:1", "last_event_time"), str(int(time.time() * 1000) - 250))], 0.002, 0.001)
-    own = serve_metrics(s, s.monitoring.stream_port, "this test, as the stream job")
+    m = s.monitoring
+    # this process plays the stream runner and both loaders, one endpoint each
+    own = [serve_metrics(s, port, "this test") for port in (m.stream_port, m.loader_port, m.olap_loader_port)]
     services = [clickhouse_service(s), exporter_service(s), prometheus_service(s)]
     api = f"http://127.0.0.1:{s.monitoring.prometheus_port}/api/v1"
     try:
@@ -275,6 +277,8 @@ def test_prometheus_scrapes_the_platforms_processes(settings):
             raise AssertionError(f"targets not up: {seen}") from None
         assert set(health) == {
             "lambda-features-stream",
+            "lambda-features-loader",
+            "lambda-features-loader-olap",
             "lambda-features-clickhouse",
             "lambda-features-exporter",
             "prometheus",
@@ -303,8 +307,9 @@ def test_prometheus_scrapes_the_platforms_processes(settings):
     finally:
         for svc in reversed(services):
             svc.stop()
-        if own:
-            own.stop()
+        for server in own:
+            if server:
+                server.stop()
     assert all(svc.pid() is None for svc in services)
 
 
