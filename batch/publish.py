@@ -49,20 +49,14 @@ def read_lake(settings: Settings, f: Feature, day: date) -> list[dict]:
 
 def publish_online(settings: Settings, day: date) -> int:
     """Write every user's 30-day feature fields as of `day`; returns the users written."""
-    from common.redis_store import PUBLISHED_KEY, get_redis, time_field, user_key
+    from common.redis_store import PUBLISHED_KEY, get_redis, time_field, user_key, write_hashes
 
     online: dict[str, dict[str, str]] = {}
     for f in BATCH_FEATURES:
         for user, value in online_values(f, read_lake(settings, f, day)).items():
             online.setdefault(user_key(settings, user), {}).update({f.name: value, time_field(f): day.isoformat()})
     redis = get_redis(settings)
-    pipe = redis.pipeline(transaction=False)
-    for n, (key, mapping) in enumerate(online.items(), start=1):
-        pipe.hset(key, mapping=mapping)
-        pipe.expire(key, settings.redis.key_ttl_s)
-        if n % 10_000 == 0:
-            pipe.execute()
-    pipe.execute()
+    write_hashes(redis, settings, online)
     # the newest day published: an older as-of day in a user's hash is a value the batch no longer gives
     newest = redis.hgetall(PUBLISHED_KEY)
     later = {f.name: day.isoformat() for f in BATCH_FEATURES if newest.get(f.name, "") < day.isoformat()}

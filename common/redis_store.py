@@ -75,3 +75,14 @@ def time_field(f: Feature) -> str | None:
     if f.layer == "batch":
         return f"{f.name}:as_of"
     return None if f.online_column == f.time_column else f"{f.name}:event_time"
+
+
+def write_hashes(redis, settings: Settings, by_key: dict[str, dict[str, str]], chunk: int = 10_000) -> None:
+    """HSET each key's fields and renew its TTL, pipelined `chunk` keys at a time."""
+    pipe = redis.pipeline(transaction=False)
+    for n, (key, mapping) in enumerate(by_key.items(), start=1):
+        pipe.hset(key, mapping=mapping)
+        pipe.expire(key, settings.redis.key_ttl_s)
+        if n % chunk == 0:
+            pipe.execute()
+    pipe.execute()

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from batch.publish import publish_online
-from common.redis_store import get_redis
+from common.redis_store import get_redis, write_hashes
 from common.settings import Settings
 from features.definitions import BATCH_FEATURES, CART_AMOUNT, LAST_EVENT_TIME, LAST_SEARCHES
 from streaming.loader import online_fields
@@ -52,13 +52,7 @@ def write_stream(settings: Settings, rows: Iterable[tuple]) -> None:
         for (key, field), value in online_fields(settings, q, row).items():
             by_key.setdefault(key, {})[field] = value
     redis = get_redis(settings)
-    pipe = redis.pipeline(transaction=False)
-    for n, (key, mapping) in enumerate(by_key.items(), start=1):
-        pipe.hset(key, mapping=mapping)
-        pipe.expire(key, settings.redis.key_ttl_s)
-        if n % 10_000 == 0:
-            pipe.execute()
-    pipe.execute()
+    write_hashes(redis, settings, by_key)
 
 
 def publish_batch(settings: Settings, day: date, brands: dict[int, list[str]], stats: dict[int, tuple]) -> None:
