@@ -320,11 +320,13 @@ def part_live(rate: float, minutes: float, home: Path) -> None:
             topics = feature_topics(s)
             online_topics = [s.kafka.features_topic_prefix + q.output for _, q in compiled_queries() if q.updating]
             state["cpu_before"] = w.snapshot()
+            report_path = s.home / "producer.json"
+            report = report_path.open("wb")
             prod = subprocess.Popen(
                 [sys.executable, "-m", "bench.live_producer", "--rate", str(rate), "--seconds", str(seconds)],
                 cwd=REPO,
                 env=env_of(s),
-                stdout=subprocess.PIPE,
+                stdout=report,  # a file: its one line can outgrow a pipe that nobody reads until it exits
             )
             w.label(prod.pid, "producer (Python)")
             t0 = time.monotonic()
@@ -352,7 +354,8 @@ def part_live(rate: float, minutes: float, home: Path) -> None:
                     ends.append((t, topic_end(s, topics), topic_end(s, online_topics)))
                     next_lag += LAG_EVERY_S
                 time.sleep(1)
-            state["producer"] = json.loads(prod.stdout.read().decode().strip().splitlines()[-1])
+            report.close()
+            state["producer"] = json.loads(report_path.read_text().strip().splitlines()[-1])
             state["cpu_after"] = w.snapshot()
             span = max(ends[-1][0] - ends[0][0], 1e-9)
             state["feature_rate"] = (ends[-1][1] - ends[0][1]) / span, (ends[-1][2] - ends[0][2]) / span
