@@ -28,6 +28,7 @@ EVENT_DDL = ", ".join(f"`{c.name}` {c.flink}" for c in (*SOURCE_COLUMNS, *EVENT_
 EVENT_NAMES = ", ".join(f"`{c.name}`" for c in (*EVENT_COLUMNS, *SOURCE_COLUMNS))
 # Processing time in epoch ms. In streaming mode CURRENT_TIMESTAMP is evaluated once per
 # record, so both halves read the same instant (Flink has no direct millisecond cast).
+RECORDS_TABLE = "kafka_records"  # the events topic read again as bytes, for records the json format cannot read
 RAW_CHARS = 1000  # of an unreadable record, kept in its dead letter
 ARRIVED_AT_MS = (
     "CAST(TIMESTAMPDIFF(SECOND, TO_TIMESTAMP_LTZ(0, 3), CURRENT_TIMESTAMP) AS BIGINT) * 1000 "
@@ -135,7 +136,7 @@ def records_ddl(source: KafkaSource, settings: Settings) -> list[str]:
     """The events topic again, as bytes (its own consumer group), and the view of the records
     the json format cannot read, with the reason: no value, not UTF-8, not a JSON object."""
     opts = _kafka_options(source, settings, f"{source.group_id}-records") | {"format": "raw"}
-    return [f"CREATE TEMPORARY TABLE kafka_records (`value` BYTES, {_POSITION}) WITH ({_with(opts)})", UNPARSED_VIEW]
+    return [f"CREATE TEMPORARY TABLE {RECORDS_TABLE} (`value` BYTES, {_POSITION}) WITH ({_with(opts)})", UNPARSED_VIEW]
 
 
 _TEXT = "DECODE(`value`, 'UTF-8')"
@@ -146,7 +147,7 @@ UNPARSED_VIEW = (
     "CASE WHEN `value` IS NULL THEN 'empty record' "
     f"WHEN ENCODE({_TEXT}, 'UTF-8') <> `value` THEN 'not UTF-8' "
     f"WHEN NOT IS_JSON({_TEXT}, OBJECT) THEN 'malformed JSON' ELSE CAST(NULL AS STRING) END AS reason "
-    "FROM kafka_records"
+    f"FROM {RECORDS_TABLE}"
 )
 
 
