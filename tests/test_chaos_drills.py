@@ -24,6 +24,7 @@ from common.services import LocalService, clickhouse_service, kafka_service, loc
 from common.settings import Settings
 from streaming.job import compiled_queries
 from streaming.loader import LOADERS
+from tests.netns import broker_in_a_namespace
 from tests.stream_drill import (
     Feeder,
     assert_same_sinks,
@@ -131,32 +132,56 @@ def test_redis_then_clickhouse_down_for_20s_mid_stream(clean, tmp_path):
     assert_same_sinks(drilled, clean, EVENTS, s.kafka.partitions)
 
 
-def test_broker_down_for_30s_mid_stream(clean, tmp_path):
-    s, env = make_settings(tmp_path / "drill", LAMBDA_FEATURES_MONITORING__SCRAPE_INTERVAL_S="1")
+def broker_unreachable_for_30s(s: Settings, env: dict[str, str], clean: dict, cut, heal) -> None:
+    """While events flow, cut() the broker off for 30 s, then heal(): the exporter sees it and
+    Prometheus fires the alert; the job and its loaders carry on by themselves."""
     job = None
-    broker = kafka_service(s)
     try:
         job, alive, feeder = start_drill(s, env)
         assert feeder.pacing
-        pid = broker.pid()
-        os.kill(pid, signal.SIGSTOP)
+        cut()
         try:
             began = time.monotonic()
             wait_for(lambda: firing(s, "LambdaFeaturesKafkaUnreachable"), 25, "the alert on the broker", alive)
             time.sleep(max(0.0, 30 - (time.monotonic() - began)))
         finally:
-            os.kill(pid, signal.SIGCONT)
+            heal()
         assert feeder.pacing, "the stream was not mid-way when the broker came back"
         feeder.finish()
         wait_caught_up(s, EVENTS, alive)
-        stop(job)
+        out = stop(job)
         drilled = snapshot(s)
     finally:
         if job and job.poll() is None:
             os.killpg(job.pid, signal.SIGKILL)
         for svc in local_services(s):
             svc.stop()
+    assert b"died" not in out, out.decode()[-3000:]  # no loader restarted: they waited
     assert_same_sinks(drilled, clean, EVENTS, s.kafka.partitions)
+
+
+def test_broker_down_for_30s_mid_stream(clean, tmp_path):
+    s, env = make_settings(tmp_path / "drill", LAMBDA_FEATURES_MONITORING__SCRAPE_INTERVAL_S="1")
+    broker = kafka_service(s)
+    frozen: list[int] = []
+
+    def cut() -> None:
+        frozen.append(broker.pid())
+        os.kill(frozen[0], signal.SIGSTOP)
+
+    broker_unreachable_for_30s(s, env, clean, cut, lambda: os.kill(frozen[0], signal.SIGCONT))
+
+
+def test_network_partition_between_the_job_and_the_broker(clean, tmp_path):
+    """Drill 5: the broker in a network namespace of this test's own, reached over a veth pair;
+    the pair's far end goes down for 30 s, so every packet to the broker is lost."""
+    with broker_in_a_namespace(tmp_path) as (bootstrap_address, cut, heal):
+        s, env = make_settings(
+            tmp_path / "drill",
+            LAMBDA_FEATURES_MONITORING__SCRAPE_INTERVAL_S="1",
+            LAMBDA_FEATURES_KAFKA__BOOTSTRAP=bootstrap_address,
+        )
+        broker_unreachable_for_30s(s, env, clean, cut, heal)
 
 
 def test_autoscaler_rescales_from_1_to_2_mid_stream(clean, tmp_path, monkeypatch):
