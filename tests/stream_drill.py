@@ -132,6 +132,36 @@ def stream_run(env: dict[str, str]) -> subprocess.Popen:
     return cli(["stream", "run", "--start", "earliest"], env)
 
 
+class DrainedJob:
+    """`stream run` whose output is read as it comes (a long drill must not fill the pipe)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.proc = stream_run(env)
+        self.pid = self.proc.pid
+        self.out = bytearray()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.out += line
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def alive(self) -> None:
+        assert self.proc.poll() is None, bytes(self.out).decode()[-3000:]
+
+    def stop(self) -> bytes:
+        """A clean stop: SIGTERM cancels the job; its loaders flush, commit and exit."""
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(180)
+        self.reader.join(10)
+        assert self.proc.returncode == 0, bytes(self.out).decode()[-3000:]
+        return bytes(self.out)
+
+
 def archived(settings: Settings) -> int:
     return sum(len(p.read_bytes().splitlines()) for p in settings.archive_dir.rglob("part-*"))
 
@@ -159,27 +189,12 @@ def wait_for(predicate: Callable[[], object], timeout_s: float, what: str, alive
         time.sleep(0.5)
 
 
-def job_alive(job: subprocess.Popen) -> Callable[[], None]:
-    def check() -> None:
-        assert job.poll() is None, job.stdout.read().decode()[-3000:]
-
-    return check
-
-
 def wait_caught_up(settings: Settings, expected: int, alive: Callable[[], None], timeout_s: float = 600) -> None:
     """Every event and tick archived (so every feature change is on its topic: the job flushes
     them at the checkpoint that commits the archive), and both loaders committed them all
     (each commits only what its store holds)."""
     total = expected + settings.kafka.partitions
     wait_for(lambda: archived(settings) >= total and loader_lag(settings) == 0, timeout_s, "every sink", alive)
-
-
-def stop(job: subprocess.Popen) -> bytes:
-    """A clean stop: SIGTERM cancels the job; its loaders flush, commit and exit."""
-    job.send_signal(signal.SIGTERM)
-    out, _ = job.communicate(timeout=180)
-    assert job.returncode == 0, out.decode()[-3000:]
-    return out
 
 
 def snapshot(settings: Settings) -> dict:

@@ -7,7 +7,9 @@ each ending with every sink equal to an uninterrupted run's over the same events
   fires LambdaFeaturesStoreUnwritable for that store during the outage;
 - drill 2: the broker stopped for 30 s (SIGSTOP: Tansu keeps its topics in memory, so it is
   frozen, not ended) and continued: the job and its loaders carry on by themselves, and
-  Prometheus fires LambdaFeaturesKafkaUnreachable meanwhile.
+  Prometheus fires LambdaFeaturesKafkaUnreachable meanwhile;
+- drill 5: the same with the broker in a network namespace whose link is cut for 30 s;
+- rescaling on backlog: the supervisor's autoscaler rescales the job from 1 to 2 subtasks.
 """
 
 from __future__ import annotations
@@ -26,17 +28,15 @@ from streaming.job import compiled_queries
 from streaming.loader import LOADERS
 from tests.netns import broker_in_a_namespace
 from tests.stream_drill import (
+    DrainedJob,
     Feeder,
     assert_same_sinks,
     events,
     firing,
-    job_alive,
     loader_pid,
     make_settings,
     produce,
     snapshot,
-    stop,
-    stream_run,
     wait_caught_up,
     wait_for,
 )
@@ -55,9 +55,9 @@ def clean(tmp_path_factory):
     evs = events(EVENTS, SEED)
     try:
         produce(s, evs, tick_after=max(e["event_time"] for e in evs))
-        job = stream_run(env)
-        wait_caught_up(s, EVENTS, job_alive(job))
-        stop(job)
+        job = DrainedJob(env)
+        wait_caught_up(s, EVENTS, job.alive)
+        job.stop()
         yield snapshot(s)
     finally:
         for svc in local_services(s):
@@ -73,17 +73,19 @@ def start_drill(s: Settings, env: dict[str, str]):
     produce(s, evs[:FIRST])
     feeder = Feeder(s, evs[FIRST:], RATE)
     feeder.start()
-    job = stream_run(env)
-    alive = job_alive(job)
-    redis = get_redis(s)
-    wait_for(lambda: redis.dbsize() > 100, 300, "the online loader to write", alive)
+    job = DrainedJob(env)
+    try:
+        redis = get_redis(s)
+        wait_for(lambda: redis.dbsize() > 100, 300, "the online loader to write", job.alive)
+    except BaseException:
+        os.killpg(job.pid, signal.SIGKILL)
+        raise
     feeder.go.set()
-    return job, alive, feeder
+    return job, job.alive, feeder
 
 
 def committed(s: Settings, role: str) -> dict:
-    """The loader's committed position on each of its topics' partitions (as lag: what it
-    has not committed of what is there)."""
+    """The loader's committed offset on each partition of its topics."""
     topics = [s.kafka.features_topic_prefix + q.output for _, q in compiled_queries() if LOADERS[role].wants(q)]
     from confluent_kafka import Consumer, TopicPartition
 
@@ -122,7 +124,7 @@ def test_redis_then_clickhouse_down_for_20s_mid_stream(clean, tmp_path):
         store_outage(s, job, alive, feeder, clickhouse_service(s), "clickhouse", "olap")
         feeder.finish()
         wait_caught_up(s, EVENTS, alive)
-        stop(job)
+        job.stop()
         drilled = snapshot(s)
     finally:
         if job and job.poll() is None:
@@ -149,7 +151,7 @@ def broker_unreachable_for_30s(s: Settings, env: dict[str, str], clean: dict, cu
         assert feeder.pacing, "the stream was not mid-way when the broker came back"
         feeder.finish()
         wait_caught_up(s, EVENTS, alive)
-        out = stop(job)
+        out = job.stop()
         drilled = snapshot(s)
     finally:
         if job and job.poll() is None:
