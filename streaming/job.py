@@ -146,7 +146,7 @@ UNPARSED_VIEW = (
     "CREATE TEMPORARY VIEW unparsed_records AS SELECT src_part, src_off, `value`, "
     "CASE WHEN `value` IS NULL THEN 'empty record' "
     f"WHEN ENCODE({_TEXT}, 'UTF-8') <> `value` THEN 'not UTF-8' "
-    f"WHEN NOT IS_JSON({_TEXT}, OBJECT) THEN 'malformed JSON' ELSE CAST(NULL AS STRING) END AS reason "
+    f"WHEN NOT ({_TEXT} IS JSON OBJECT) THEN 'malformed JSON' ELSE CAST(NULL AS STRING) END AS reason "
     f"FROM {RECORDS_TABLE}"
 )
 

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from common.kafka import bootstrap, ensure_topics
+from common.kafka import ensure_topics
 from common.redis_store import get_redis
 from common.services import LocalService, clickhouse_service, kafka_service, local_services, redis_service
 from common.settings import Settings
@@ -31,6 +31,7 @@ from tests.stream_drill import (
     DrainedJob,
     Feeder,
     assert_same_sinks,
+    committed_offsets,
     events,
     firing,
     loader_pid,
@@ -87,14 +88,8 @@ def start_drill(s: Settings, env: dict[str, str]):
 def committed(s: Settings, role: str) -> dict:
     """The loader's committed offset on each partition of its topics."""
     topics = [s.kafka.features_topic_prefix + q.output for _, q in compiled_queries() if LOADERS[role].wants(q)]
-    from confluent_kafka import Consumer, TopicPartition
-
-    c = Consumer({"bootstrap.servers": bootstrap(s), "group.id": f"{s.kafka.group_id}-{role}"})
-    try:
-        parts = [TopicPartition(t, p) for t in topics for p in range(s.kafka.partitions)]
-        return {(tp.topic, tp.partition): tp.offset for tp in c.committed(parts, timeout=10)}
-    finally:
-        c.close()
+    parts = [(t, p) for t in topics for p in range(s.kafka.partitions)]
+    return committed_offsets(s, f"{s.kafka.group_id}-{role}", parts)
 
 
 def store_outage(s: Settings, job, alive, feeder: Feeder, svc: LocalService, store: str, role: str) -> None:
