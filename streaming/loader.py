@@ -348,9 +348,11 @@ class OlapLoader(ChangelogLoader):
         return min(0.1, self.settings.clickhouse.flush_ms / 1000)
 
     def unreachable(self, error: BaseException) -> bool:
-        from clickhouse_connect.driver.exceptions import OperationalError
+        from clickhouse_connect.driver.exceptions import DatabaseError, ProgrammingError
 
-        return isinstance(error, OperationalError)  # no connection; not a query the server refused
+        # no connection, or an error the server answered (a server that is stopping fails the
+        # inserts under way); not a mistake of the client's
+        return isinstance(error, DatabaseError) and not isinstance(error, ProgrammingError)
 
     def add(self, topic: str, value: bytes, kafka_ts_ms: int, received_ms: float) -> None:
         self.rows[topic].append(value)

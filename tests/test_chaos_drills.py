@@ -122,8 +122,10 @@ def test_redis_then_clickhouse_down_for_20s_mid_stream(clean, tmp_path):
         job.stop()
         drilled = snapshot(s)
     finally:
-        if job and job.poll() is None:
-            os.killpg(job.pid, signal.SIGKILL)
+        if job:
+            print(bytes(job.out).decode()[-20_000:])  # shown when the test fails
+            if job.poll() is None:
+                os.killpg(job.pid, signal.SIGKILL)
         for svc in local_services(s):
             svc.stop()
     assert_same_sinks(drilled, clean, EVENTS, s.kafka.partitions)
@@ -149,8 +151,10 @@ def broker_unreachable_for_30s(s: Settings, env: dict[str, str], clean: dict, cu
         out = job.stop()
         drilled = snapshot(s)
     finally:
-        if job and job.poll() is None:
-            os.killpg(job.pid, signal.SIGKILL)
+        if job:
+            print(bytes(job.out).decode()[-20_000:])  # shown when the test fails
+            if job.poll() is None:
+                os.killpg(job.pid, signal.SIGKILL)
         for svc in local_services(s):
             svc.stop()
     assert b"died" not in out, out.decode()[-3000:]  # no loader restarted: they waited
