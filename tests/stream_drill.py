@@ -26,7 +26,7 @@ from features.generator import GeneratorConfig, generate
 from streaming.job import compiled_queries
 from streaming.loader import LOADERS
 from streaming.loader_process import process_name
-from tests.conftest import cli, isolated
+from tests.conftest import cli, free_port, isolated
 from warehouse.tables import stream_table
 
 TABLES = tuple(stream_table(f) for f in STREAM_FEATURES)
@@ -34,12 +34,11 @@ TICK_USER = 0
 
 
 def make_settings(home: Path, **env_extra: str) -> tuple[Settings, dict[str, str]]:
-    """Frequent checkpoints and archive rollovers, so a drill sees its outputs soon."""
+    """Frequent checkpoints and archive rollovers, so a drill sees its outputs soon; Flink's REST
+    API on a free port too."""
+    extra = {"LAMBDA_FEATURES_STREAM__REST_PORT": str(free_port())} | env_extra
     return isolated(
-        home,
-        LAMBDA_FEATURES_STREAM__CHECKPOINT_INTERVAL_MS="1000",
-        LAMBDA_FEATURES_STREAM__ARCHIVE_ROLLOVER_S="2",
-        **env_extra,
+        home, LAMBDA_FEATURES_STREAM__CHECKPOINT_INTERVAL_MS="1000", LAMBDA_FEATURES_STREAM__ARCHIVE_ROLLOVER_S="2", **extra
     )
 
 

@@ -194,12 +194,10 @@ def test_autoscaler_rescales_from_1_to_2_mid_stream(clean, tmp_path, monkeypatch
     from orchestration.definitions import build_definitions
     from orchestration.instance import dagster_instance
     from streaming.deployment import STREAM_PIPELINE, FlinkRest, StreamDeployment
-    from tests.conftest import free_port
 
     s, env = make_settings(
         tmp_path / "drill",
         LAMBDA_FEATURES_STREAM__PARALLELISM="1",
-        LAMBDA_FEATURES_STREAM__REST_PORT=str(free_port()),
         LAMBDA_FEATURES_MONITORING__ENABLED="false",
         LAMBDA_FEATURES_ORCHESTRATION__AUTOSCALE="true",
         LAMBDA_FEATURES_ORCHESTRATION__TARGET_UTILIZATION="0.01",
