@@ -36,10 +36,12 @@ TICK_USER = 0
 def make_settings(home: Path, **env_extra: str) -> tuple[Settings, dict[str, str]]:
     """Frequent checkpoints and archive rollovers, so a drill sees its outputs soon; Flink's REST
     API on a free port too."""
-    extra = {"LAMBDA_FEATURES_STREAM__REST_PORT": str(free_port())} | env_extra
-    return isolated(
-        home, LAMBDA_FEATURES_STREAM__CHECKPOINT_INTERVAL_MS="1000", LAMBDA_FEATURES_STREAM__ARCHIVE_ROLLOVER_S="2", **extra
-    )
+    extra = {
+        "LAMBDA_FEATURES_STREAM__CHECKPOINT_INTERVAL_MS": "1000",
+        "LAMBDA_FEATURES_STREAM__ARCHIVE_ROLLOVER_S": "2",
+        "LAMBDA_FEATURES_STREAM__REST_PORT": str(free_port()),
+    }
+    return isolated(home, **(extra | env_extra))
 
 
 def events(count: int, seed: int = 11) -> list[dict]:
