@@ -119,12 +119,14 @@ def submit(
 
 
 @app.command("deploy")
-def deploy() -> None:
+def deploy(
+    parallelism: Annotated[int | None, typer.Option(min=1, help="rescale to this many subtasks")] = None,
+) -> None:
     """Make the current feature definitions run: start the job, restart it from its latest
-    checkpoint, or redeploy it through a savepoint when the definitions changed."""
+    checkpoint, or redeploy it through a savepoint when the definitions (or the parallelism) changed."""
     from streaming.deployment import StreamDeployment
 
-    result = StreamDeployment(settings()).deploy()
+    result = StreamDeployment(settings()).deploy(parallelism=parallelism)
     console.print(f"stream job {result.action}: {result.status.state}, job {result.status.job_id}")
     if result.savepoint:
         console.print(f"through savepoint {result.savepoint}")

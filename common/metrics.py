@@ -53,6 +53,20 @@ FEATURE_LAST_WRITE = Gauge(
     "lf_feature_last_write_timestamp_seconds", "When the loader last wrote the feature", ["feature", "store"]
 )
 
+STORE_UP = Gauge(
+    "lf_loader_store_up", "1 when the loader's last write to its store succeeded, 0 while it retries", ["store"]
+)
+STORE_ERRORS = Counter(
+    "lf_loader_store_errors_total", "Writes of the loader that failed to reach its store (each retried)", ["store"]
+)
+
+
+def store_write(store: str, ok: bool) -> None:
+    """After a write to the store: it succeeded, or it failed and will be retried."""
+    STORE_UP.labels(store).set(1 if ok else 0)
+    if not ok:
+        STORE_ERRORS.labels(store).inc()
+
 
 @dataclass
 class _Flushes:

@@ -53,6 +53,9 @@ class StreamSettings(BaseModel):
     min_event_time: datetime = datetime(2000, 1, 1, tzinfo=UTC)
     max_future_hours: float = Field(24, ge=0)
     kafka_connector_dir: str | None = None  # folder with flink-connector-kafka.jar, kafka-clients.jar
+    # a feature loader that cannot write to its store retries this long (committing nothing)
+    # before it exits and its owner restarts it
+    loader_retry_s: float = Field(300, gt=0)
 
 
 class KafkaSettings(BaseModel):
@@ -113,6 +116,15 @@ class OrchestrationSettings(BaseModel):
     start_date: date = date(2026, 1, 1)  # the first daily partition
     reconcile_delay_minutes: int = Field(60, ge=0, lt=24 * 60)  # after midnight UTC, for late events
     supervise_interval_s: int = Field(30, ge=5)
+    # rescaling on backlog (streaming/autoscaler.py): the supervisor always computes the
+    # parallelism the stream job needs; with autoscale on, it rescales the job to it
+    autoscale: bool = False
+    min_parallelism: int = Field(1, ge=1)
+    max_parallelism: int = Field(8, ge=1)  # and never more than the events topic's partitions
+    target_utilization: float = Field(0.7, gt=0, le=1)  # of each subtask's capacity
+    utilization_boundary: float = Field(0.3, ge=0, lt=1)  # no rescale while within the target ± this
+    catch_up_s: float = Field(300, gt=0)  # a backlog is to be read within this, beside the input
+    rescale_cooldown_s: float = Field(600, ge=0)  # after a (re)start, before the next rescale
     ui_port: int = Field(3000, ge=1, le=65535)
 
 

@@ -41,24 +41,59 @@ EVENT_FIELDS: tuple[str, ...] = tuple(c.name for c in EVENT_COLUMNS)
 ARRIVAL_COLUMN = Column("arrived_at", "BIGINT", "Nullable(Int64)")
 
 
-def validation_rules(min_ms: int, max_ms: int) -> list[tuple[str, str]]:
+def validation_rules(min_ms: int, max_ms: int, col=lambda name: name) -> list[tuple[str, str]]:
     """(reason, SQL predicate that is TRUE for a bad record), in the order they are reported.
 
-    Shared by every source: parse errors are caught by the adapters, these rules are
-    applied once, in the stream job, to every record whatever its source.
+    Shared by every source: parse errors are caught by the adapters (files) or in the stream
+    job (Kafka: `type_rules` and malformed records), these rules are applied once, in the
+    stream job, to every record whatever its source. `col` gives the SQL of a typed column.
     """
     types = ", ".join(f"'{t}'" for t in EVENT_TYPES)
+    user, etime, etype, price = (col(c) for c in ("user_id", "event_time", "event_type", "price"))
     return [
-        ("missing user_id", "user_id IS NULL"),
-        ("missing event_time", "event_time IS NULL"),
-        ("missing event_type", "event_type IS NULL"),
-        ("unknown event_type", f"event_type NOT IN ({types})"),
-        ("negative price", "price < 0"),
-        ("event_time out of range", f"event_time < {min_ms} OR event_time > {max_ms}"),
+        ("missing user_id", f"{user} IS NULL"),
+        ("missing event_time", f"{etime} IS NULL"),
+        ("missing event_type", f"{etype} IS NULL"),
+        ("unknown event_type", f"{etype} NOT IN ({types})"),
+        ("negative price", f"{price} < 0"),
+        ("event_time out of range", f"{etime} < {min_ms} OR {etime} > {max_ms}"),
     ]
+
+
+def _cases(rules: list[tuple[str, str]]) -> str:
+    whens = " ".join(f"WHEN {pred} THEN '{reason}'" for reason, pred in rules)
+    return f"CASE {whens} ELSE CAST(NULL AS STRING) END"
 
 
 def rejection_sql(min_ms: int, max_ms: int) -> str:
     """A SQL expression giving the first failed rule's reason, or NULL for a good record."""
-    whens = " ".join(f"WHEN {pred} THEN '{reason}'" for reason, pred in validation_rules(min_ms, max_ms))
-    return f"CASE {whens} ELSE CAST(NULL AS STRING) END"
+    return _cases(validation_rules(min_ms, max_ms))
+
+
+# Kafka records are read with every field as text, so a field of the wrong type is
+# dead-lettered by the job (with its reason) instead of dropping the record in the format.
+TYPED_COLUMNS: tuple[Column, ...] = tuple(c for c in EVENT_COLUMNS if c.flink != "STRING")
+
+
+def typed_sql(c: Column) -> str:
+    """A field read as text, as its column's type (NULL when it is not of that type)."""
+    return f"TRY_CAST(`{c.name}` AS {c.flink})" if c in TYPED_COLUMNS else f"`{c.name}`"
+
+
+def type_rules() -> list[tuple[str, str]]:
+    """(reason, predicate over the text fields) for a field present but not of its type."""
+    kind = {"BIGINT": "an integer", "DOUBLE": "a number"}
+    return [
+        (f"{c.name} not {kind[c.flink]}", f"`{c.name}` IS NOT NULL AND {typed_sql(c)} IS NULL") for c in TYPED_COLUMNS
+    ]
+
+
+def type_error_sql() -> str:
+    """The first wrong-typed field's reason, or NULL."""
+    return _cases(type_rules())
+
+
+def text_rejection_sql(min_ms: int, max_ms: int) -> str:
+    """The first failed rule over the text fields: wrong types first, then validation_rules."""
+    by_name = {c.name: c for c in EVENT_COLUMNS}
+    return _cases(type_rules() + validation_rules(min_ms, max_ms, lambda n: typed_sql(by_name[n])))

@@ -10,6 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from common.kafka import consumer_lag
 from common.settings import Settings
+from streaming.autoscaler import assess
 from streaming.deployment import STREAM_PIPELINE, FlinkRest, StreamDeployment
 from streaming.flink_metrics import FlinkReader, Sample
 from streaming.job import compiled_queries
@@ -31,8 +32,10 @@ class FlinkPart:
     """The newest job of the stream pipeline at the Flink REST address the settings name."""
 
     def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.rest = FlinkRest(StreamDeployment(settings).rest_address)
         self.reader = FlinkReader(self.rest, STREAM_PIPELINE)
+        self.previous: tuple[str, tuple[float, float]] | None = None  # the autoscaler's last poll, by job
 
     def collect(self) -> Iterator[Metric]:
         running = GaugeMetricFamily("lf_stream_job_running", "1 while the stream job is RUNNING", labels=["job_name"])
@@ -58,6 +61,12 @@ class FlinkPart:
         if job.checkpoint_interval_s:
             yield _gauge("lf_stream_checkpoint_interval_seconds", "The stream job's checkpoint interval",
                          job.checkpoint_interval_s, labels)  # fmt: skip
+        previous = self.previous[1] if self.previous and self.previous[0] == job.job_id else None
+        decision, kept = assess(job, self.settings, previous, time.time())
+        self.previous = (job.job_id, kept)
+        yield _gauge("lf_stream_parallelism", "The stream job's parallelism", decision.current, labels)
+        yield _gauge("lf_stream_needed_parallelism", "The parallelism the autoscaler finds the job needs",
+                     decision.parallelism, labels)  # fmt: skip
 
 
 def _counter(name: str, doc: str, value: float, labels: dict[str, str]) -> CounterMetricFamily:

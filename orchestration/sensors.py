@@ -1,5 +1,10 @@
-"""The stream supervisor: observes the running job and restarts it when it dies."""
+"""The stream supervisor: observes the running job, restarts it when it dies, and rescales it
+on backlog when ORCHESTRATION__AUTOSCALE is on."""
 
+import json
+import time
+
+import requests
 from dagster import (
     AssetObservation,
     DefaultSensorStatus,
@@ -16,10 +21,11 @@ from dagster import (
 from common.settings import Settings
 from orchestration.checks import freshness_evaluation
 from orchestration.resources import FlinkResource
+from streaming.autoscaler import Decision
 from streaming.deployment import StreamStatus
 
 
-def observation(st: StreamStatus) -> AssetObservation:
+def observation(st: StreamStatus, decision: Decision | None = None) -> AssetObservation:
     cp = st.last_checkpoint or {}
     metadata = {
         "state": st.state,
@@ -42,7 +48,43 @@ def observation(st: StreamStatus) -> AssetObservation:
     metadata |= {k: MetadataValue.float(round(v, 3)) for k, v in progress.items() if v is not None}
     if cp.get("at_ms"):
         metadata["last checkpoint at"] = MetadataValue.timestamp(cp["at_ms"] / 1000)
+    if decision:
+        metadata["parallelism"] = MetadataValue.int(decision.current)
+        metadata["needed parallelism"] = MetadataValue.int(decision.parallelism)
+        metadata["autoscaler"] = decision.reason
     return AssetObservation(asset_key="stream_job", metadata=metadata)
+
+
+def autoscale(settings: Settings, st: StreamStatus, cursor: str | None) -> tuple[Decision | None, str | None]:
+    """The autoscaler's decision on the running job (None until its metrics are served), and
+    the cursor that keeps this poll for the next one (the input rate is measured between two)."""
+    from streaming.autoscaler import assess
+    from streaming.deployment import STREAM_PIPELINE, FlinkRest
+    from streaming.flink_metrics import FlinkReader
+
+    try:
+        job = FlinkReader(FlinkRest(st.rest or ""), STREAM_PIPELINE).job()
+    except requests.RequestException:
+        return None, cursor
+    if job is None or not job.samples:
+        return None, None
+    kept = json.loads(cursor) if cursor else {}
+    previous = (kept["t"], kept["arrived"]) if kept.get("job") == job.job_id else None
+    decision, (t, arrived) = assess(job, settings, previous, time.time())
+    return decision, json.dumps({"job": job.job_id, "t": t, "arrived": arrived})
+
+
+def rescale_request(settings: Settings, st: StreamStatus, decision: Decision) -> RunRequest | None:
+    """A run of stream_deploy that rescales the job, when the autoscaler is on and it is due."""
+    from streaming.autoscaler import due
+
+    if not due(decision, settings.orchestration, time.time() - (st.started_at or 0)):
+        return None
+    return RunRequest(
+        run_key=f"rescale-{st.started_at}-to-{decision.parallelism}",  # once per running instance
+        run_config={"ops": {"stream_job": {"config": {"parallelism": decision.parallelism}}}},
+        tags={"lambda-features/reason": f"rescale {decision.current} -> {decision.parallelism}"},
+    )
 
 
 def stream_supervisor_sensor(settings: Settings, deploy_job: JobDefinition) -> SensorDefinition:
@@ -51,7 +93,8 @@ def stream_supervisor_sensor(settings: Settings, deploy_job: JobDefinition) -> S
         minimum_interval_seconds=settings.orchestration.supervise_interval_s,
         default_status=DefaultSensorStatus.RUNNING,
         description="Polls the stream job (Flink REST API, Kafka lag), records an observation of "
-        "stream_job, and requests a redeployment (restart from the latest checkpoint) when it died.",
+        "stream_job with the parallelism it needs, and requests a redeployment: a restart from the latest "
+        "checkpoint when it died, a rescale through a savepoint when ORCHESTRATION__AUTOSCALE is on.",
     )
     def stream_supervisor(context: SensorEvaluationContext, flink: FlinkResource):
         st = flink.deployment().status()
@@ -68,9 +111,15 @@ def stream_supervisor_sensor(settings: Settings, deploy_job: JobDefinition) -> S
                     tags={"lambda-features/reason": f"stream job {st.state}"},
                 )
             )
-        events = [observation(st)]
+        decision, cursor = None, None
+        if st.state == "RUNNING":
+            decision, cursor = autoscale(flink.settings(), st, context.cursor)
+            if decision and not runs and (rescale := rescale_request(flink.settings(), st, decision)):
+                context.log.info("rescaling the stream job: %s", decision.reason)
+                runs.append(rescale)
+        events = [observation(st, decision)]
         if st.state == "RUNNING":
             events.append(freshness_evaluation(flink.settings()))
-        return SensorResult(run_requests=runs, asset_events=events)
+        return SensorResult(run_requests=runs, asset_events=events, cursor=cursor)
 
     return stream_supervisor

@@ -19,7 +19,7 @@ import requests
 
 from common.errors import PlatformError
 from common.services import process_running
-from common.settings import Settings
+from common.settings import ENV_PREFIX, Settings
 from streaming.checkpoints import latest_checkpoint, savepoint_on_disk
 
 log = logging.getLogger(__name__)
@@ -30,13 +30,15 @@ REPO = Path(__file__).resolve().parent.parent
 
 def definition_fingerprint(settings: Settings) -> str:
     """What the running job computes: its compiled SQL and the settings that shape its state."""
-    from streaming.job import compiled_queries, views
+    from streaming.job import UNPARSED_VIEW, compiled_queries, typed_view, views
 
-    # the acceptance rules and every feature's input filter too; (0, 0) for the accepted
-    # times, which move with the job's start and are no part of its definition
-    parts = [*views((0, 0)), *(f"{q.output}: {view}\n{q.select}" for view, q in compiled_queries())]
+    # the acceptance rules, how Kafka records are read, and every feature's input filter too;
+    # (0, 0) for the accepted times, which move with the job's start and are no part of its definition
+    parts = [UNPARSED_VIEW, typed_view(), *views((0, 0))]
+    parts += [f"{q.output}: {view}\n{q.select}" for view, q in compiled_queries()]
     s = settings.stream
-    parts += [str(s.watermark_delay_ms), s.watermark_emit, str(s.state_ttl_hours), str(s.parallelism)]
+    # not the parallelism: a rescale restores the same state with more or fewer subtasks
+    parts += [str(s.watermark_delay_ms), s.watermark_emit, str(s.state_ttl_hours)]
     parts += [s.state_backend]  # a checkpoint restores into the backend that wrote it; a savepoint into either
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
@@ -192,6 +194,7 @@ class StreamStatus:
     online_freshness_s: float | None = None  # now minus the newest event time in the online store
     restored_from: str | None = None
     started_at: float | None = None
+    parallelism: int | None = None  # as deployed
     log: str | None = None
 
     @property
@@ -209,7 +212,7 @@ class StreamStatus:
 
 @dataclass
 class DeployResult:
-    action: str  # unchanged, started, restarted, redeployed
+    action: str  # unchanged, started, restarted, redeployed, rescaled
     status: StreamStatus
     savepoint: str | None = None
 
@@ -250,6 +253,7 @@ class StreamDeployment:
             pid=state.get("pid"),
             restored_from=state.get("restored_from"),
             started_at=state.get("started_at"),
+            parallelism=state.get("parallelism"),
             log=str(self.log_file),
         )
         if state.get("stopped"):
@@ -300,38 +304,56 @@ class StreamDeployment:
             return None
         return time.time() - newest / 1000 if newest is not None else None
 
-    def deploy(self, wait_s: float = 180) -> DeployResult:
-        """Make the current definition run: nothing when it already does, a restart from the
-        latest checkpoint when the job died, a stop-with-savepoint and restore when it changed."""
+    def parallelism(self, requested: int | None = None) -> int:
+        """What the job is to run with: as requested, else as deployed when the autoscaler
+        chooses it (ORCHESTRATION__AUTOSCALE), else STREAM__PARALLELISM."""
+        deployed = self._state().get("parallelism")
+        if requested:
+            return requested
+        if self.settings.orchestration.autoscale and deployed:
+            return deployed
+        return self.settings.stream.parallelism
+
+    def deploy(self, wait_s: float = 180, parallelism: int | None = None) -> DeployResult:
+        """Make the current definition run with its parallelism: nothing when it already does, a
+        restart from the latest checkpoint when the job died, a stop-with-savepoint and restore
+        when the definition or the parallelism changed (`parallelism`: a rescale to it)."""
         st = self.status(with_lag=False)
+        wanted = self.parallelism(parallelism)
         if st.running:
-            if st.deployed_fingerprint == st.fingerprint:
+            same = st.deployed_fingerprint == st.fingerprint
+            if same and (st.parallelism or self.settings.stream.parallelism) == wanted:
                 return DeployResult("unchanged", st)
             savepoint = self.stop(savepoint=True)
-            self._start(restore=savepoint or True)
-            return DeployResult("redeployed", self._wait_running(wait_s), savepoint)
+            self._start(restore=savepoint or True, parallelism=wanted)
+            return DeployResult("redeployed" if not same else "rescaled", self._wait_running(wait_s), savepoint)
         action = "restarted" if st.needs_restart else "started"
-        self._start(restore=self._state().get("savepoint") or True)
+        self._start(restore=self._state().get("savepoint") or True, parallelism=wanted)
         return DeployResult(action, self._wait_running(wait_s))
 
-    def _start(self, restore: str | bool) -> None:
+    def _start(self, restore: str | bool, parallelism: int) -> None:
         restored_from = restore if isinstance(restore, str) else latest_checkpoint(self.settings, STREAM_PIPELINE)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         out = self.log_file.open("ab")
         args = [sys.executable, "-m", "cli.main", "stream"]
+        env = os.environ | {f"{ENV_PREFIX}STREAM__PARALLELISM": str(parallelism)}
         if self.settings.stream.jobmanager:
             submit = args + ["submit"] + (["--restore-from", restored_from] if restored_from else [])
-            subprocess.run(submit, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, check=False, timeout=600)
+            subprocess.run(submit, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, check=False, timeout=600)
             args += ["load"]
         else:
             args += ["run"] + (["--restore-from", restored_from] if restored_from else ["--fresh"])
-        proc = subprocess.Popen(args, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        log.info("started `%s` (pid %d) from %s; log %s", " ".join(args[3:]), proc.pid, restored_from, out.name)
+        proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        log.info(
+            "started `%s` (pid %d, parallelism %d) from %s; log %s",
+            " ".join(args[3:]), proc.pid, parallelism, restored_from, out.name,
+        )  # fmt: skip
         self._save(
             pid=proc.pid,
             fingerprint=definition_fingerprint(self.settings),
             started_at=time.time(),
             restored_from=restored_from,
+            parallelism=parallelism,
         )
 
     def _wait_running(self, wait_s: float) -> StreamStatus:

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 
 from streaming.deployment import FlinkRest
+from streaming.job import RECORDS_TABLE
 
 JOBMANAGER_METRICS = ("numRunningJobs", "numRegisteredTaskManagers", "taskSlotsAvailable", "taskSlotsTotal")
 JOB_METRICS = (
@@ -77,6 +78,11 @@ def _is_source(operator: str) -> bool:
     return operator.startswith("Source__")
 
 
+def is_event_source(operator: str) -> bool:
+    """The source of the events (not the second read of the topic that finds unreadable records)."""
+    return _is_source(operator) and not operator.endswith(RECORDS_TABLE)
+
+
 def _is_feature_sink(operator: str) -> bool:
     """The Kafka writers of the feature changelogs (not the file writers of the archive and dead letters)."""
     return operator.endswith("Writer") and not operator.endswith("StreamingFileWriter")
@@ -123,11 +129,11 @@ class JobMetrics:
     @property
     def events_in(self) -> float:
         """Records the Kafka source read (rejected ones included)."""
-        return self._sum("numRecordsOut", _is_source)
+        return self._sum("numRecordsOut", is_event_source)
 
     @property
     def events_in_per_s(self) -> float:
-        return self._sum("numRecordsOutPerSecond", _is_source)
+        return self._sum("numRecordsOutPerSecond", is_event_source)
 
     @property
     def feature_changes_out(self) -> float:

@@ -12,7 +12,15 @@ from common.archive import DAY_KEY, HOUR_KEY
 from common.kafka import bootstrap
 from common.settings import Settings
 from features.definitions import STREAM_FEATURES
-from features.events import ARRIVAL_COLUMN, EVENT_COLUMNS, SOURCE_COLUMNS, rejection_sql
+from features.events import (
+    ARRIVAL_COLUMN,
+    EVENT_COLUMNS,
+    SOURCE_COLUMNS,
+    rejection_sql,
+    text_rejection_sql,
+    type_error_sql,
+    typed_sql,
+)
 from streaming.sql import FlinkQuery, compile_feature
 from streaming.staging import NULL
 
@@ -20,6 +28,8 @@ EVENT_DDL = ", ".join(f"`{c.name}` {c.flink}" for c in (*SOURCE_COLUMNS, *EVENT_
 EVENT_NAMES = ", ".join(f"`{c.name}`" for c in (*EVENT_COLUMNS, *SOURCE_COLUMNS))
 # Processing time in epoch ms. In streaming mode CURRENT_TIMESTAMP is evaluated once per
 # record, so both halves read the same instant (Flink has no direct millisecond cast).
+RECORDS_TABLE = "kafka_records"  # the events topic read again as bytes, for records the json format cannot read
+RAW_CHARS = 1000  # of an unreadable record, kept in its dead letter
 ARRIVED_AT_MS = (
     "CAST(TIMESTAMPDIFF(SECOND, TO_TIMESTAMP_LTZ(0, 3), CURRENT_TIMESTAMP) AS BIGINT) * 1000 "
     "+ EXTRACT(MILLISECOND FROM CURRENT_TIMESTAMP)"
@@ -57,21 +67,8 @@ def time_bounds(settings: Settings, now: datetime | None = None) -> tuple[int, i
     return lo, hi
 
 
-def source_ddl(source: Source, settings: Settings, bounds: tuple[int, int]) -> str:
-    """The `raw_events` table. A rejected record gets rowtime 0, so it can never move the
-    watermark or open a window."""
-    reject = rejection_sql(*bounds)
-    ts = f"ts AS TO_TIMESTAMP_LTZ(CASE WHEN ({reject}) IS NULL THEN event_time ELSE 0 END, 3)"
-    wm = f"WATERMARK FOR ts AS ts - INTERVAL '{settings.stream.watermark_delay_ms / 1000:.3f}' SECOND"
-    emit = f"'scan.watermark.emit.strategy' = '{settings.stream.watermark_emit}'"
-    if isinstance(source, FileSource):
-        return (
-            f"CREATE TEMPORARY TABLE raw_events ({EVENT_DDL}, {ts}, {wm}) WITH ("
-            f"'connector' = 'filesystem', 'path' = '{source.path.resolve().as_uri()}', 'format' = 'csv', "
-            f"'csv.null-literal' = '{NULL}', 'csv.allow-comments' = 'false', "
-            f"{emit})"
-        )
-    event_cols = ", ".join(f"`{c.name}` {c.flink}" for c in EVENT_COLUMNS)
+def _kafka_options(source: KafkaSource, settings: Settings, group_id: str) -> dict[str, str]:
+    """The Kafka connector's options of a table over the events topic (its format aside)."""
     start = {
         "group-offsets": "group-offsets",
         "earliest": "earliest-offset",
@@ -82,17 +79,12 @@ def source_ddl(source: Source, settings: Settings, bounds: tuple[int, int]) -> s
         "connector": "kafka",
         "topic": source.topic,
         "properties.bootstrap.servers": source.bootstrap,
-        "properties.group.id": source.group_id,
+        "properties.group.id": group_id,
         "properties.auto.offset.reset": "earliest",
         "properties.session.timeout.ms": "6000",
         "properties.fetch.max.wait.ms": str(settings.kafka.events_fetch_max_wait_ms),
         "properties.fetch.min.bytes": str(settings.kafka.events_fetch_min_bytes),
         "scan.startup.mode": start,
-        "format": "json",
-        "json.ignore-parse-errors": "true",
-        "json.fail-on-missing-field": "false",
-        "scan.watermark.emit.strategy": settings.stream.watermark_emit,
-        "scan.watermark.idle-timeout": "5 s",
     }
     if source.start == "timestamp":
         opts["scan.startup.timestamp-millis"] = str(source.start_timestamp_ms or 0)
@@ -101,18 +93,77 @@ def source_ddl(source: Source, settings: Settings, bounds: tuple[int, int]) -> s
         opts["scan.bounded.specific-offsets"] = ";".join(
             f"partition:{p},offset:{o}" for p, o in sorted(source.stop_offsets.items())
         )
-    with_ = ", ".join(f"'{k}' = '{v}'" for k, v in opts.items())
+    return opts
+
+
+def _with(opts: dict[str, str]) -> str:
+    return ", ".join(f"'{k}' = '{v}'" for k, v in opts.items())
+
+
+_POSITION = "`src_part` INT METADATA FROM 'partition' VIRTUAL, `src_off` BIGINT METADATA FROM 'offset' VIRTUAL"
+
+
+def source_ddl(source: Source, settings: Settings, bounds: tuple[int, int]) -> str:
+    """The source table: `raw_events` (files) or `kafka_events` (every field as text; the view
+    `raw_events` types them). A rejected record gets rowtime 0, so it can never move the
+    watermark or open a window."""
+    wm = f"WATERMARK FOR ts AS ts - INTERVAL '{settings.stream.watermark_delay_ms / 1000:.3f}' SECOND"
+    emit = f"'scan.watermark.emit.strategy' = '{settings.stream.watermark_emit}'"
+    if isinstance(source, FileSource):
+        ts = f"ts AS TO_TIMESTAMP_LTZ(CASE WHEN ({rejection_sql(*bounds)}) IS NULL THEN event_time ELSE 0 END, 3)"
+        return (
+            f"CREATE TEMPORARY TABLE raw_events ({EVENT_DDL}, {ts}, "
+            f"`type_error` AS CAST(NULL AS STRING), {wm}) WITH ("
+            f"'connector' = 'filesystem', 'path' = '{source.path.resolve().as_uri()}', 'format' = 'csv', "
+            f"'csv.null-literal' = '{NULL}', 'csv.allow-comments' = 'false', "
+            f"{emit})"
+        )
+    text_cols = ", ".join(f"`{c.name}` STRING" for c in EVENT_COLUMNS)
+    event_time = typed_sql(next(c for c in EVENT_COLUMNS if c.name == "event_time"))
+    ts = f"ts AS TO_TIMESTAMP_LTZ(CASE WHEN ({text_rejection_sql(*bounds)}) IS NULL THEN {event_time} ELSE 0 END, 3)"
+    opts = _kafka_options(source, settings, source.group_id) | {
+        "format": "json",
+        # only bytes that are no JSON object fail here; kafka_records dead-letters them
+        "json.ignore-parse-errors": "true",
+        "json.fail-on-missing-field": "false",
+        "scan.watermark.emit.strategy": settings.stream.watermark_emit,
+        "scan.watermark.idle-timeout": "5 s",
+    }
+    return f"CREATE TEMPORARY TABLE kafka_events ({text_cols}, {_POSITION}, {ts}, {wm}) WITH ({_with(opts)})"
+
+
+def records_ddl(source: KafkaSource, settings: Settings) -> list[str]:
+    """The events topic again, as bytes (its own consumer group), and the view of the records
+    the json format cannot read, with the reason: no value, not UTF-8, not a JSON object."""
+    opts = _kafka_options(source, settings, f"{source.group_id}-records") | {"format": "raw"}
+    return [f"CREATE TEMPORARY TABLE {RECORDS_TABLE} (`value` BYTES, {_POSITION}) WITH ({_with(opts)})", UNPARSED_VIEW]
+
+
+_TEXT = "DECODE(`value`, 'UTF-8')"
+# What the json format of kafka_events cannot read (it drops those records): no value, bytes
+# that are not UTF-8, text that is not a JSON object.
+UNPARSED_VIEW = (
+    "CREATE TEMPORARY VIEW unparsed_records AS SELECT src_part, src_off, `value`, "
+    "CASE WHEN `value` IS NULL THEN 'empty record' "
+    f"WHEN ENCODE({_TEXT}, 'UTF-8') <> `value` THEN 'not UTF-8' "
+    f"WHEN NOT ({_TEXT} IS JSON OBJECT) THEN 'malformed JSON' ELSE CAST(NULL AS STRING) END AS reason "
+    f"FROM {RECORDS_TABLE}"
+)
+
+
+def typed_view() -> str:
+    """`raw_events` over `kafka_events`: each field as its type, and the first wrong type."""
+    cols = ", ".join(f"{typed_sql(c)} AS `{c.name}`" for c in EVENT_COLUMNS)
     return (
-        f"CREATE TEMPORARY TABLE raw_events ({event_cols}, "
-        f"`src_part` INT METADATA FROM 'partition' VIRTUAL, `src_off` BIGINT METADATA FROM 'offset' VIRTUAL, "
-        f"{ts}, {wm}) WITH ({with_})"
+        f"CREATE TEMPORARY VIEW raw_events AS SELECT src_part, src_off, {cols}, ts, "
+        f"{type_error_sql()} AS type_error FROM kafka_events"
     )
 
 
 def views(bounds: tuple[int, int]) -> list[str]:
     reject = rejection_sql(*bounds)
     return [
-        f"CREATE TEMPORARY VIEW checked_events AS SELECT *, {reject} AS reason FROM raw_events",
+        f"CREATE TEMPORARY VIEW checked_events AS SELECT *, COALESCE(type_error, {reject}) AS reason FROM raw_events",
         # late: at or behind the watermark on arrival; windows would drop it.
         f"CREATE TEMPORARY VIEW events AS SELECT {EVENT_NAMES}, ts, "
         "COALESCE(ts <= CURRENT_WATERMARK(ts), FALSE) AS late FROM checked_events WHERE reason IS NULL",
@@ -171,14 +222,26 @@ def base_sql(source: Source, settings: Settings, bounds: tuple[int, int], archiv
     """The job's statements before any feature, in order: the source, the views, the
     dead-letter sink and (archive=True) the raw-event archive, each sink with its INSERT."""
     stmts = [source_ddl(source, settings, bounds), *views(bounds)]
-    dead_cols = f"`reason` STRING, {EVENT_DDL}"
+    dead_cols = f"`reason` STRING, {EVENT_DDL}, `raw` STRING"
+    event_cols = ", ".join(f"`{c.name}`" for c in EVENT_COLUMNS)
+    dead = (
+        f"SELECT reason, src_part, src_off, {event_cols}, CAST(NULL AS STRING) "
+        "FROM checked_events WHERE reason IS NOT NULL"
+    )
+    if isinstance(source, KafkaSource):
+        stmts[1:1] = [*records_ddl(source, settings), typed_view()]
+        nulls = ", ".join(f"CAST(NULL AS {c.flink})" for c in EVENT_COLUMNS)
+        # the record as it came (at most RAW_CHARS characters), to see what was sent
+        raw = f"SUBSTRING({_TEXT}, 1, {RAW_CHARS})"
+        dead += (
+            f" UNION ALL SELECT reason, src_part, src_off, {nulls}, {raw} "
+            "FROM unparsed_records WHERE reason IS NOT NULL"
+        )
     stmts += [
         _filesystem_sink(
             "dead_letters", dead_cols, settings.dead_letter_dir / "stream", settings.stream.archive_rollover_s
         ),
-        "INSERT INTO dead_letters SELECT reason, src_part, src_off, "
-        + ", ".join(f"`{c.name}`" for c in EVENT_COLUMNS)
-        + " FROM checked_events WHERE reason IS NOT NULL",
+        f"INSERT INTO dead_letters {dead}",
     ]
     if archive:
         # the layout of common/archive.py: the event time's UTC day and hour

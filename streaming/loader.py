@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 import orjson
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
 
 from common import metrics
 from common.clickhouse import get_client
@@ -128,6 +129,7 @@ class ChangelogLoader:
     arrived on every partition; otherwise it runs until `should_stop()`."""
 
     role: ClassVar[str]
+    store: ClassVar[str]  # the store's label in the metrics
 
     def __init__(
         self,
@@ -166,6 +168,37 @@ class ChangelogLoader:
 
     def poll_timeout_s(self) -> float:
         raise NotImplementedError
+
+    def unreachable(self, error: BaseException) -> bool:
+        """Whether the error means the store cannot be reached now (worth retrying)."""
+        raise NotImplementedError
+
+    def flush_retrying(self) -> None:
+        """flush(), retried while the store cannot be reached, for up to STREAM__LOADER_RETRY_S
+        (or until told to stop); nothing is committed meanwhile. Raises the last error after."""
+        limit = self.settings.stream.loader_retry_s
+
+        def give_up(state: RetryCallState) -> bool:
+            return (state.seconds_since_start or 0) >= limit or self.should_stop()
+
+        def failed(state: RetryCallState) -> None:
+            metrics.store_write(self.store, ok=False)
+            log.warning(
+                "cannot write to %s (attempt %d, %.0fs): %s; retrying in %.1fs",
+                self.store, state.attempt_number, state.seconds_since_start or 0,
+                state.outcome.exception() if state.outcome else "?", state.upcoming_sleep,
+            )  # fmt: skip
+
+        for attempt in Retrying(
+            retry=retry_if_exception(self.unreachable),
+            stop=give_up,
+            wait=wait_exponential(multiplier=0.05, max=2),
+            before_sleep=failed,
+            reraise=True,
+        ):
+            with attempt:
+                self.flush()
+        metrics.store_write(self.store, ok=True)
 
     def run(self) -> None:
         from confluent_kafka import OFFSET_STORED, Consumer, TopicPartition
@@ -215,7 +248,7 @@ class ChangelogLoader:
                 now = time.monotonic()
                 finished = not pending_ends or self.should_stop()
                 if finished or self.due(now - last_flush):
-                    self.flush()
+                    self.flush_retrying()
                     last_flush = now
                     if offsets != committed and (finished or now - last_commit >= COMMIT_INTERVAL_S):
                         consumer.commit(
@@ -236,9 +269,11 @@ class OnlineLoader(ChangelogLoader):
     """The per-user features into the users' Redis hashes."""
 
     role = "online"
+    store = "redis"
 
     def __init__(self, *args: Any, measure_latency: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        metrics.store_write(self.store, ok=True)
         self.measure_latency = measure_latency
         self.redis = get_redis(self.settings)
         self.pending: dict[tuple[str, str], str] = {}
@@ -250,6 +285,12 @@ class OnlineLoader(ChangelogLoader):
 
     def poll_timeout_s(self) -> float:
         return self.settings.redis.flush_ms / 1000
+
+    def unreachable(self, error: BaseException) -> bool:
+        import redis
+
+        # refused, reset, timed out, or still loading its data after a restart
+        return isinstance(error, (redis.ConnectionError, redis.TimeoutError))
 
     def add(self, topic: str, value: bytes, kafka_ts_ms: int, received_ms: float) -> None:
         q = self.queries[topic]
@@ -294,15 +335,24 @@ class OlapLoader(ChangelogLoader):
     """Every feature into its ClickHouse stream table."""
 
     role = "olap"
+    store = "clickhouse"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        metrics.store_write(self.store, ok=True)
         self.client = get_client(self.settings)
         self.rows: dict[str, list[bytes]] = defaultdict(list)
         self.n_rows = 0
 
     def poll_timeout_s(self) -> float:
         return min(0.1, self.settings.clickhouse.flush_ms / 1000)
+
+    def unreachable(self, error: BaseException) -> bool:
+        from clickhouse_connect.driver.exceptions import DatabaseError, ProgrammingError
+
+        # no connection, or an error the server answered (a server that is stopping fails the
+        # inserts under way); not a mistake of the client's
+        return isinstance(error, DatabaseError) and not isinstance(error, ProgrammingError)
 
     def add(self, topic: str, value: bytes, kafka_ts_ms: int, received_ms: float) -> None:
         self.rows[topic].append(value)
@@ -315,7 +365,9 @@ class OlapLoader(ChangelogLoader):
     def flush(self) -> None:
         db = self.settings.clickhouse.database
         flush_started = time.perf_counter()
-        for topic, batch in self.rows.items():
+        rows = self.n_rows
+        for topic in list(self.rows):
+            batch = self.rows[topic]
             if not batch:
                 continue
             q = self.queries[topic]
@@ -330,8 +382,10 @@ class OlapLoader(ChangelogLoader):
             )
             self.stats.rows[table] += len(batch)
             metrics.clickhouse_flushed(q.feature.name, time_columns(q.feature), batch, time.perf_counter() - started)
-        if self.n_rows:
-            metrics.clickhouse_flush_done(self.n_rows, time.perf_counter() - flush_started)
+            del self.rows[topic]  # in the store: a retry of this flush does not insert it again
+            self.n_rows -= len(batch)
+        if rows:
+            metrics.clickhouse_flush_done(rows, time.perf_counter() - flush_started)
         self.rows = defaultdict(list)
         self.n_rows = 0
 

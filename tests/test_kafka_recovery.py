@@ -14,80 +14,30 @@ import os
 import signal
 import subprocess
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-import orjson
 import pytest
 
-from common.clickhouse import close_clients, get_client
-from common.kafka import bootstrap, ensure_topics, partitions_of, producer
+from common.clickhouse import close_clients
+from common.kafka import bootstrap, partitions_of
 from common.redis_store import get_redis
 from common.services import local_services, process_running
 from common.settings import Settings
-from features.adapters import to_json
-from features.definitions import STREAM_FEATURES
-from features.generator import GeneratorConfig, generate
-from streaming.loader_process import process_name
-from tests.conftest import cli, isolated
-from warehouse.tables import stream_table
+from tests.stream_drill import (
+    TICK_USER,
+    archived,
+    assert_same_sinks,
+    events,
+    loader_pid,
+    make_settings,
+    produce,
+    snapshot,
+    stream_run,
+)
 
 pytestmark = pytest.mark.slow
 EVENTS = 150_000
-TABLES = tuple(stream_table(f) for f in STREAM_FEATURES)
-
-
-def make_settings(home: Path) -> tuple[Settings, dict[str, str]]:
-    return isolated(
-        home, LAMBDA_FEATURES_STREAM__CHECKPOINT_INTERVAL_MS="1000", LAMBDA_FEATURES_STREAM__ARCHIVE_ROLLOVER_S="2"
-    )
-
-
-TICK_USER = 0
-
-
-def events() -> list[dict]:
-    # no lateness: Flink does not checkpoint watermarks, so a restored job cannot tell
-    # which replayed events an uninterrupted one would have seen as late
-    return list(generate(GeneratorConfig(seed=11, late=0.0, events_per_second=100), EVENTS))
-
-
-def produce(settings: Settings, batch: list[dict], tick_after: int | None = None) -> None:
-    """Events into this home's broker; with tick_after (the last event time), one tick per
-    partition after them, far enough ahead to fire every window."""
-    for svc in local_services(settings):
-        svc.start()
-    ensure_topics(settings, [settings.kafka.events_topic], settings.kafka.partitions)
-    p = producer(settings)
-    for e in batch:
-        p.produce(settings.kafka.events_topic, to_json(e), key=str(e["user_id"]).encode())
-        p.poll(0)
-    for part in range(settings.kafka.partitions) if tick_after else ():
-        t = tick_after + 7_200_000
-        tick = {"event_id": f"tick-{part}", "user_id": TICK_USER, "event_type": "login", "event_time": t}
-        p.produce(settings.kafka.events_topic, orjson.dumps(tick), partition=part)
-    assert p.flush(60) == 0
-
-
-def stream_run(env: dict[str, str]) -> subprocess.Popen:
-    return cli(["stream", "run", "--start", "earliest"], env)
-
-
-def archived(settings: Settings) -> int:
-    return sum(len(p.read_bytes().splitlines()) for p in settings.archive_dir.rglob("part-*"))
-
-
-def loader_pid(job: subprocess.Popen, role: str) -> int | None:
-    """The pid of the job's loader process of that role (a child named by process_name)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            name, rest = stat.read_text().rsplit(") ", 1)
-        except OSError:
-            continue
-        if name.split(" (", 1)[1] == process_name(role) and int(rest.split()[1]) == job.pid:
-            return int(stat.parent.name)
-    return None
 
 
 def kill_loader(job: subprocess.Popen, role: str) -> None:
@@ -163,26 +113,10 @@ def run_until_caught_up(
     return out
 
 
-def snapshot(settings: Settings) -> dict:
-    """Every sink's final content."""
-    r = get_redis(settings)
-    online = {k: r.hgetall(k) for k in r.scan_iter("user:*", count=1000)}
-    for svc in local_services(settings):
-        svc.stop()
-    ch = get_client(settings)
-    tables = {t: sorted(ch.query(f"SELECT * FROM features.{t} FINAL").result_rows, key=repr) for t in TABLES}
-    close_clients()
-    archived: Counter = Counter()
-    for part in settings.archive_dir.rglob("part-*"):
-        for line in part.read_bytes().splitlines():
-            archived[orjson.loads(line)["event_id"]] += 1
-    return {"online": online, "tables": tables, "archive": archived}
-
-
 def test_sigkill_mid_stream_then_restore_equals_uninterrupted(tmp_path):
     killed, env_k = make_settings(tmp_path / "killed")
     clean, env_c = make_settings(tmp_path / "clean")
-    evs = events()
+    evs = events(EVENTS)
     users = len({e["user_id"] for e in evs} | {TICK_USER})
     last = max(e["event_time"] for e in evs)
     try:
@@ -204,13 +138,7 @@ def test_sigkill_mid_stream_then_restore_equals_uninterrupted(tmp_path):
         assert b"restoring lambda-features-stream" in out
         run_until_caught_up(clean, env_c, users)
 
-        a, b = snapshot(killed), snapshot(clean)
-        assert sum(a["archive"].values()) == EVENTS + killed.kafka.partitions
-        assert a["archive"] == b["archive"]  # each event archived exactly once
-        for t in TABLES:
-            assert a["tables"][t] == b["tables"][t], t
-        assert len(a["tables"]["uv_1m_stream"]) > 20  # the tick fired the windows
-        assert a["online"] == b["online"]
+        assert_same_sinks(snapshot(killed), snapshot(clean), EVENTS, killed.kafka.partitions)
     finally:
         for s in (killed, clean):
             for svc in local_services(s):

@@ -33,6 +33,7 @@ class StreamJobConfig(Config):
 
     replay: list[str] = []
     format: str = "jsonl"
+    parallelism: int = 0  # deploy with this parallelism (a rescale); 0: as deployed or STREAM__PARALLELISM
 
 
 def _replay(settings: Settings, config: StreamJobConfig) -> MaterializeResult:
@@ -66,12 +67,13 @@ def stream_job_asset(settings: Settings) -> AssetsDefinition:
         code_version=definition_fingerprint(settings),
         description="The PyFlink job computing every streaming feature from the Kafka events topic. "
         "Materializing deploys it: nothing when this definition already runs, a restart from the latest "
-        "checkpoint when it died, a stop-with-savepoint and restore when the feature definitions changed.",
+        "checkpoint when it died, a stop-with-savepoint and restore when the feature definitions or the "
+        "parallelism changed.",
     )
     def stream_job(context: AssetExecutionContext, config: StreamJobConfig, flink: FlinkResource) -> MaterializeResult:
         if config.replay:
             return _replay(flink.settings(), config)
-        result = flink.deployment().deploy()
+        result = flink.deployment().deploy(parallelism=config.parallelism or None)
         st = result.status
         context.log.info("stream job %s: %s (job %s)", result.action, st.state, st.job_id)
         return MaterializeResult(
@@ -84,6 +86,7 @@ def stream_job_asset(settings: Settings) -> AssetsDefinition:
                 "definition": st.fingerprint,
                 "restored from": st.restored_from or "",
                 "savepoint": result.savepoint or "",
+                "parallelism": st.parallelism or 0,
                 "log": MetadataValue.path(st.log or ""),
             }
         )
