@@ -36,6 +36,38 @@ SOURCE_COLUMNS: tuple[Column, ...] = (
     Column("src_off", "BIGINT", "Int64"),
 )
 EVENT_FIELDS: tuple[str, ...] = tuple(c.name for c in EVENT_COLUMNS)
+# the types an extra event attribute may have, as Flink and ClickHouse name them
+ATTRIBUTE_TYPES: dict[str, str] = {
+    "STRING": "Nullable(String)",
+    "BIGINT": "Nullable(Int64)",
+    "DOUBLE": "Nullable(Float64)",
+    "BOOLEAN": "Nullable(Bool)",
+}
+
+
+@dataclass(frozen=True)
+class EventAttribute:
+    """An event column a feature repository adds to the canonical event (always nullable).
+
+    Where each input format finds it: JSON (JSON lines files and Kafka messages) under
+    `json_field` (default: the name), REES46 CSV in the column `rees46_column` (one of its
+    header's names; None: absent). Taobao rows carry no extra attribute."""
+
+    name: str
+    type: str = "STRING"  # one of ATTRIBUTE_TYPES
+    json_field: str | None = None
+    rees46_column: str | None = None
+    description: str = ""
+
+    @property
+    def column(self) -> Column:
+        return Column(self.name, self.type, ATTRIBUTE_TYPES.get(self.type, self.type))
+
+    @property
+    def json_name(self) -> str:
+        return self.json_field or self.name
+
+
 # When the stream received the event (processing time, epoch ms), archived beside it: what
 # "arrived by time T" is measured by. Archives written before it was recorded lack it.
 ARRIVAL_COLUMN = Column("arrived_at", "BIGINT", "Nullable(Int64)")

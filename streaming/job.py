@@ -10,14 +10,26 @@ from typing import Literal
 
 from common.archive import DAY_KEY, HOUR_KEY
 from common.kafka import bootstrap
+from common.repository import load_features
 from common.settings import Settings
-from features.definitions import STREAM_FEATURES
-from features.events import ARRIVAL_COLUMN, EVENT_COLUMNS, SOURCE_COLUMNS, rejection_sql
+from features.events import ARRIVAL_COLUMN, SOURCE_COLUMNS, Column, rejection_sql
 from streaming.sql import FlinkQuery, compile_feature
 from streaming.staging import NULL
 
-EVENT_DDL = ", ".join(f"`{c.name}` {c.flink}" for c in (*SOURCE_COLUMNS, *EVENT_COLUMNS))
-EVENT_NAMES = ", ".join(f"`{c.name}`" for c in (*EVENT_COLUMNS, *SOURCE_COLUMNS))
+
+def _ddl(columns: tuple[Column, ...]) -> str:
+    return ", ".join(f"`{c.name}` {c.flink}" for c in columns)
+
+
+def _names(columns: tuple[Column, ...]) -> str:
+    return ", ".join(f"`{c.name}`" for c in columns)
+
+
+def event_columns(settings: Settings) -> tuple[Column, ...]:
+    """The event's columns in this deployment: the canonical ones and the repository's attributes."""
+    return load_features(settings).event_columns
+
+
 # Processing time in epoch ms. In streaming mode CURRENT_TIMESTAMP is evaluated once per
 # record, so both halves read the same instant (Flink has no direct millisecond cast).
 ARRIVED_AT_MS = (
@@ -60,18 +72,19 @@ def time_bounds(settings: Settings, now: datetime | None = None) -> tuple[int, i
 def source_ddl(source: Source, settings: Settings, bounds: tuple[int, int]) -> str:
     """The `raw_events` table. A rejected record gets rowtime 0, so it can never move the
     watermark or open a window."""
+    events = event_columns(settings)
     reject = rejection_sql(*bounds)
     ts = f"ts AS TO_TIMESTAMP_LTZ(CASE WHEN ({reject}) IS NULL THEN event_time ELSE 0 END, 3)"
     wm = f"WATERMARK FOR ts AS ts - INTERVAL '{settings.stream.watermark_delay_ms / 1000:.3f}' SECOND"
     emit = f"'scan.watermark.emit.strategy' = '{settings.stream.watermark_emit}'"
     if isinstance(source, FileSource):
         return (
-            f"CREATE TEMPORARY TABLE raw_events ({EVENT_DDL}, {ts}, {wm}) WITH ("
+            f"CREATE TEMPORARY TABLE raw_events ({_ddl((*SOURCE_COLUMNS, *events))}, {ts}, {wm}) WITH ("
             f"'connector' = 'filesystem', 'path' = '{source.path.resolve().as_uri()}', 'format' = 'csv', "
             f"'csv.null-literal' = '{NULL}', 'csv.allow-comments' = 'false', "
             f"{emit})"
         )
-    event_cols = ", ".join(f"`{c.name}` {c.flink}" for c in EVENT_COLUMNS)
+    event_cols = _ddl(events)
     start = {
         "group-offsets": "group-offsets",
         "earliest": "earliest-offset",
@@ -109,12 +122,12 @@ def source_ddl(source: Source, settings: Settings, bounds: tuple[int, int]) -> s
     )
 
 
-def views(bounds: tuple[int, int]) -> list[str]:
+def views(bounds: tuple[int, int], events: tuple[Column, ...]) -> list[str]:
     reject = rejection_sql(*bounds)
     return [
         f"CREATE TEMPORARY VIEW checked_events AS SELECT *, {reject} AS reason FROM raw_events",
         # late: at or behind the watermark on arrival; windows would drop it.
-        f"CREATE TEMPORARY VIEW events AS SELECT {EVENT_NAMES}, ts, "
+        f"CREATE TEMPORARY VIEW events AS SELECT {_names((*events, *SOURCE_COLUMNS))}, ts, "
         "COALESCE(ts <= CURRENT_WATERMARK(ts), FALSE) AS late FROM checked_events WHERE reason IS NULL",
         "CREATE TEMPORARY VIEW events_on_time AS SELECT * FROM events WHERE NOT late",
     ]
@@ -163,33 +176,37 @@ def feature_sink_ddl(q: FlinkQuery, mode: SinkMode, settings: Settings) -> str:
     return f"CREATE TEMPORARY TABLE sink_{q.output} ({cols}) WITH ({with_})"
 
 
-def compiled_queries() -> list[tuple[str, FlinkQuery]]:
-    return [compile_feature(f) for f in STREAM_FEATURES]
+def compiled_queries(settings: Settings) -> list[tuple[str, FlinkQuery]]:
+    """(input view DDL, query) of every stream feature of the settings' repository."""
+    return [compile_feature(f) for f in load_features(settings).stream]
 
 
 def base_sql(source: Source, settings: Settings, bounds: tuple[int, int], archive: bool = True) -> list[str]:
     """The job's statements before any feature, in order: the source, the views, the
     dead-letter sink and (archive=True) the raw-event archive, each sink with its INSERT."""
-    stmts = [source_ddl(source, settings, bounds), *views(bounds)]
-    dead_cols = f"`reason` STRING, {EVENT_DDL}"
+    events = event_columns(settings)
+    stmts = [source_ddl(source, settings, bounds), *views(bounds, events)]
+    dead_cols = f"`reason` STRING, {_ddl((*SOURCE_COLUMNS, *events))}"
     stmts += [
         _filesystem_sink(
             "dead_letters", dead_cols, settings.dead_letter_dir / "stream", settings.stream.archive_rollover_s
         ),
         "INSERT INTO dead_letters SELECT reason, src_part, src_off, "
-        + ", ".join(f"`{c.name}`" for c in EVENT_COLUMNS)
+        + _names(events)
         + " FROM checked_events WHERE reason IS NOT NULL",
     ]
     if archive:
         # the layout of common/archive.py: the event time's UTC day and hour
         arrival = f"`{ARRIVAL_COLUMN.name}` {ARRIVAL_COLUMN.flink}"
-        arch_cols = f"{EVENT_DDL}, `late` BOOLEAN, {arrival}, `{DAY_KEY}` STRING, `{HOUR_KEY}` STRING"
+        arch_cols = (
+            f"{_ddl((*SOURCE_COLUMNS, *events))}, `late` BOOLEAN, {arrival}, `{DAY_KEY}` STRING, `{HOUR_KEY}` STRING"
+        )
         stmts += [
             _filesystem_sink(
                 "archive", arch_cols, settings.archive_dir, settings.stream.archive_rollover_s, (DAY_KEY, HOUR_KEY)
             ),
             "INSERT INTO archive SELECT src_part, src_off, "
-            + ", ".join(f"`{c.name}`" for c in EVENT_COLUMNS)
+            + _names(events)
             + f", late, {ARRIVED_AT_MS}, DATE_FORMAT(ts, 'yyyy-MM-dd'), DATE_FORMAT(ts, 'HH') FROM events",
         ]
     return stmts
@@ -210,7 +227,7 @@ def job_sql(
 ) -> list[str]:
     """Every statement of the job, in order (of only these features, when given)."""
     stmts = base_sql(source, settings, bounds, archive)
-    for view_ddl, q in compiled_queries():
+    for view_ddl, q in compiled_queries(settings):
         if features is None or q.feature.name in features:
             stmts += feature_sql(view_ddl, q, sink_mode, settings)
     return stmts

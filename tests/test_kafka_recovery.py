@@ -27,7 +27,7 @@ from common.redis_store import get_redis
 from common.services import local_services, process_running
 from common.settings import Settings
 from features.adapters import to_json
-from features.definitions import STREAM_FEATURES
+from features.ecommerce import STREAM_FEATURES
 from features.generator import GeneratorConfig, generate
 from streaming.loader_process import process_name
 from tests.conftest import cli, isolated
