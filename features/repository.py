@@ -11,7 +11,7 @@ import re
 import sys
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 
@@ -368,3 +368,8 @@ def _window_problems(f: Feature, agg: WindowAggregate, names: list[str], events:
         if not agg.top_n.order_by:
             out.append("aggregation.top_n.order_by: empty")
     return out
+
+
+def fingerprint(f: Feature) -> str:
+    """What a feature computes and where it lands: its whole definition but its description."""
+    return hashlib.sha256(repr(replace(f, description="")).encode()).hexdigest()[:16]

@@ -46,6 +46,16 @@ def tables_of(f: Feature) -> tuple[str, ...]:
     return (stream_table(f), f"{f.name}_batch") if f.layer == "stream" else (f.name,)
 
 
+def objects_of(f: Feature) -> tuple[list[str], list[str]]:
+    """A feature's ClickHouse tables and the views over them (cold views, tiles view, serving view)."""
+    tables = list(tables_of(f))
+    views = [cold_view(t) for t in tables] if f.windowed else []
+    if f.layer == "stream":
+        views += [f"{f.name}_stream"] if hop_of(f) else []
+        views.append(f.name)
+    return tables, views
+
+
 def feature_tables(settings: Settings) -> dict[str, Feature]:
     """Every table holding a feature's rows, by name: stream and batch tables, and the 30-day tables."""
     repo = load_features(settings)
