@@ -173,13 +173,16 @@ def history(settings: Settings, today: date | None = None) -> tuple[tuple[date, 
     return (first, last), [d for d in days if archive.is_archived(settings, d)]
 
 
-def build_plan(settings: Settings, drop_removed: bool = False, today: date | None = None) -> Plan:
-    """Compare the repository with the registry; raise a PlatformError when an engine rejects it."""
+def build_plan(
+    settings: Settings, drop_removed: bool = False, today: date | None = None, checks: dict[str, dict] | None = None
+) -> Plan:
+    """Compare the repository with the registry; raise a PlatformError when an engine rejects it.
+    `checks`: the engines' results when already known (run_engine_checks' form)."""
     from streaming.deployment import definition_fingerprint
 
     repo = load_features(settings)
     reg = registry.read(settings)
-    checks = run_engine_checks(settings)
+    checks = checks or run_engine_checks(settings)
     problems = engine_problems(checks)
     if problems:
         raise PlatformError(
