@@ -61,9 +61,8 @@ def _backfill(settings: Settings, plan: Plan, say: Callable[[str], None]) -> Non
     and replaces itself (new features get their history, the others the same rows again)."""
     assert plan.backfill_range
     first, last = plan.backfill_range
-    online = any(
-        load_features(settings).feature(n).online_column for n in plan.backfill if n in load_features(settings).names
-    )
+    repo = load_features(settings)
+    online = any(f.layer == "batch" and f.online_column for f in repo.features if f.name in plan.backfill)
     args = ["batch", "backfill", "--start", first.isoformat(), "--end", last.isoformat()]
     args += [] if online else ["--no-publish"]
     say(f"backfill: lambda-features {' '.join(args)}")
