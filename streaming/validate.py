@@ -7,6 +7,7 @@ each feature's operator IDs: what a savepoint's state is mapped back to on a red
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
 
@@ -63,8 +64,10 @@ def _operators(env, outputs: dict[str, str]) -> dict[str, list[str]]:
                 todo += parents[v]
         return seen
 
+    names = {vid: str(v.getName()) for vid, v in by_id.items()}
     sinks = {
-        feature: [vid for vid, v in by_id.items() if f"sink_{out}" in v.getName()] for out, feature in outputs.items()
+        feature: [vid for vid, name in names.items() if re.search(rf"\bsink_{re.escape(out)}\b", name)]
+        for out, feature in outputs.items()
     }
     reach = {feature: set().union(*(ancestors(v) for v in vids)) for feature, vids in sinks.items() if vids}
     out: dict[str, list[str]] = {}
