@@ -97,10 +97,15 @@ def apply(settings: Settings, plan: Plan, say: Callable[[str], None] = log.info)
 
         deployment = StreamDeployment(settings)
         if deployment.status(with_lag=False).running:
-            result = deployment.deploy()
+            result = deployment.deploy(fresh=plan.fresh)
             say(f"stream job: {result.action} (savepoint {result.savepoint or 'none'})")
         else:
-            say("stream job: not running; its next start runs the new definition")
+            if plan.fresh:
+                deployment.fresh_next()
+            say(
+                "stream job: not running; its next deploy runs the new definition"
+                + (" with no state" if plan.fresh else "")
+            )
     if plan.backfill and plan.backfill_days:
         _backfill(settings, plan, say)
     now = datetime.now(UTC).isoformat(timespec="seconds")

@@ -36,6 +36,8 @@ class Plan:
     keep: list[str] = field(default_factory=list)  # a removed feature's tables, kept
     drop_removed: bool = False
     redeploy: bool = False  # the stream job's definition changed
+    fresh: bool = False  # redeploy with no state: a savepoint would give a changed feature its old state
+    stale: list[str] = field(default_factory=list)  # changed features whose operators keep their IDs
     keeps_state: list[str] = field(default_factory=list)
     starts_empty: list[str] = field(default_factory=list)  # unchanged, but Flink cannot map their state back
     drops_state: list[str] = field(default_factory=list)  # removed: their state is left behind in the savepoint
@@ -74,7 +76,14 @@ class Plan:
         out += ["ClickHouse:"] + [f"  + create {o}" for o in self.create] + [f"  - drop {o}" for o in self.drop]
         out += [f"  = keep {o} (removed feature; apply --drop-removed drops it)" for o in self.keep]
         if self.redeploy:
-            out.append("stream job: redeploy through a savepoint (a running job is stopped with one and restored)")
+            if self.fresh:
+                out.append(
+                    "stream job: redeploy with no state (a savepoint is taken, not restored): the changed "
+                    f"feature(s) {', '.join(self.stale)} keep their operator IDs, so a restore would give them "
+                    "their old state"
+                )
+            else:
+                out.append("stream job: redeploy through a savepoint (a running job is stopped with one and restored)")
             out += [f"  state kept: {', '.join(self.keeps_state)}"] if self.keeps_state else []
             out += [f"  state starts empty (new or changed): {', '.join(self.new_state)}"] if self.new_state else []
             out += (
@@ -214,6 +223,14 @@ def build_plan(
             now = set(plan.operators.get(f.name, []))
             (plan.keeps_state if now and now <= before else plan.starts_empty).append(f.name)
     plan.drops_state = [n for n in plan.removed if reg.features[n].layer == "stream"]
+    plan.stale = [
+        n
+        for n in plan.changed
+        if n in plan.operators and set(plan.operators[n]) <= set(reg.operators.get(n, [])) and plan.operators[n]
+    ]
+    if plan.stale:
+        plan.fresh = True
+        plan.starts_empty, plan.keeps_state = plan.starts_empty + plan.keeps_state, []
     if not reg.empty and not plan.redeploy:
         plan.starts_empty = []
     plan.backfill = plan.added + plan.changed

@@ -301,22 +301,35 @@ class StreamDeployment:
             return None
         return time.time() - newest / 1000 if newest is not None else None
 
-    def deploy(self, wait_s: float = 180) -> DeployResult:
+    def deploy(self, wait_s: float = 180, fresh: bool = False) -> DeployResult:
         """Make the current definition run: nothing when it already does, a restart from the
-        latest checkpoint when the job died, a stop-with-savepoint and restore when it changed."""
+        latest checkpoint when the job died, a stop-with-savepoint and restore when it changed.
+        fresh=True (or fresh_next() before): start with no state at all, the savepoint taken
+        all the same (a changed feature whose operators keep their IDs would get its old state back)."""
         st = self.status(with_lag=False)
+        fresh = fresh or bool(self._state().get("fresh"))
         if st.running:
-            if st.deployed_fingerprint == st.fingerprint:
+            if st.deployed_fingerprint == st.fingerprint and not fresh:
                 return DeployResult("unchanged", st)
             savepoint = self.stop(savepoint=True)
-            self._start(restore=savepoint or True)
-            return DeployResult("redeployed", self._wait_running(wait_s), savepoint)
+            self._start(restore=False if fresh else savepoint or True)
+            return DeployResult("redeployed fresh" if fresh else "redeployed", self._wait_running(wait_s), savepoint)
         action = "restarted" if st.needs_restart else "started"
-        self._start(restore=self._state().get("savepoint") or True)
+        self._start(restore=False if fresh else self._state().get("savepoint") or True)
         return DeployResult(action, self._wait_running(wait_s))
 
+    def fresh_next(self) -> None:
+        """Make the next deploy start the job with no state (the job is not running now)."""
+        state = self._state()
+        if state:  # never deployed: it starts empty anyway
+            self._save(**(state | {"fresh": True}))
+
     def _start(self, restore: str | bool) -> None:
-        restored_from = restore if isinstance(restore, str) else latest_checkpoint(self.settings, STREAM_PIPELINE)
+        """Start the job from this savepoint, from the latest checkpoint (True), or empty (False)."""
+        if isinstance(restore, str):
+            restored_from: str | None = restore
+        else:
+            restored_from = latest_checkpoint(self.settings, STREAM_PIPELINE) if restore else None
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         out = self.log_file.open("ab")
         args = [sys.executable, "-m", "cli.main", "stream"]

@@ -47,7 +47,7 @@ def _operators(env, outputs: dict[str, str]) -> dict[str, list[str]]:
     """Per feature, the operator IDs of the job-graph vertices only its sink reads from
     (walking up from `sink_<output>` until a vertex other features share)."""
     job_graph = env._j_stream_execution_environment.getStreamGraph(False).getJobGraph()
-    vertices = list(job_graph.getVertices())
+    vertices = list(job_graph.getVerticesAsArray())
     by_id = {str(v.getID()): v for v in vertices}
     parents = {str(v.getID()): [str(e.getSource().getProducer().getID()) for e in v.getInputs()] for v in vertices}
     children: dict[str, set[str]] = {vid: set() for vid in by_id}

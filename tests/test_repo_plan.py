@@ -125,3 +125,15 @@ def test_attributes_where_each_format_has_them(tmp_path: Path):
     src.write_text('{"user_id": 1, "event_type": "click", "event_time": 5, "chan": "web", "member": false}\n')
     staged = stage_files("jsonl", [src], tmp_path / "staged.csv", tmp_path / "dl", attrs)
     assert staged.path.read_text().strip().endswith(",web,\\N,false,\\N")
+
+
+def test_a_changed_feature_whose_operators_keep_their_ids_redeploys_with_no_state(tmp_path: Path):
+    """Measured (docs/features.md): a changed filter leaves the job graph's shape, so Flink would
+    restore the feature's old state into its new definition; the plan starts the job empty instead."""
+    ops = {"app_clicks_10m": ["a"], "long_sessions": ["s"]}
+    _register(load_settings(home=tmp_path, feature_repo=V1), ops)
+    s = load_settings(home=tmp_path, feature_repo=V2)
+    plan = build_plan(s, today=TODAY, checks=_checks(ops | {"web_clicks_1h": ["w"]}))
+    assert plan.fresh and plan.stale == ["app_clicks_10m"] and plan.keeps_state == []
+    assert "long_sessions" in plan.starts_empty
+    assert any("redeploy with no state" in line for line in plan.lines())
