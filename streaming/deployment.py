@@ -37,7 +37,8 @@ def definition_fingerprint(settings: Settings) -> str:
     parts = [*views((0, 0), event_columns(settings))]
     parts += [f"{q.output}: {view}\n{q.select}" for view, q in compiled_queries(settings)]
     s = settings.stream
-    parts += [str(s.watermark_delay_ms), s.watermark_emit, str(s.state_ttl_hours), str(s.parallelism)]
+    # :g, so 168 and 168.0 (the default, and the same value read from a setting) are one definition
+    parts += [str(s.watermark_delay_ms), s.watermark_emit, f"{s.state_ttl_hours:g}", str(s.parallelism)]
     parts += [s.state_backend]  # a checkpoint restores into the backend that wrote it; a savepoint into either
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 

@@ -43,3 +43,9 @@ def test_a_changed_input_filter_changes_the_definition(tmp_path):
         "for f in SHIPPED]\n"
     )
     assert definition_fingerprint(load_settings(home=tmp_path, feature_repo=favs)) != before
+
+
+def test_a_setting_given_its_default_value_is_the_same_definition(tmp_path):
+    """state_ttl_hours read from a setting is 168.0, its default 168: one definition, no redeploy."""
+    given = load_settings(home=tmp_path, stream={"state_ttl_hours": 168, "checkpoint_interval_ms": 2000})
+    assert definition_fingerprint(given) == definition_fingerprint(load_settings(home=tmp_path))
