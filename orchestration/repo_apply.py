@@ -96,7 +96,10 @@ def apply(settings: Settings, plan: Plan, say: Callable[[str], None] = log.info)
         from streaming.deployment import StreamDeployment
 
         deployment = StreamDeployment(settings)
-        if deployment.status(with_lag=False).running:
+        st = deployment.status(with_lag=False)
+        # a local job is this home's only when this home deployed it: another home's job may
+        # answer on the same REST port
+        if st.running and (settings.stream.jobmanager or st.deployed_fingerprint is not None):
             result = deployment.deploy(fresh=plan.fresh)
             say(f"stream job: {result.action} (savepoint {result.savepoint or 'none'})")
         else:

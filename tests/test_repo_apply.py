@@ -20,7 +20,7 @@ from features.adapters import to_json
 from features.generator import GeneratorConfig, generate
 from orchestration.repo_plan import build_plan
 from tests import reference
-from tests.conftest import cli, env_of
+from tests.conftest import cli, env_of, free_port
 from tests.feature_repos import channels
 from tests.pipeline import ms
 
@@ -56,7 +56,10 @@ def _rows(settings, sql: str) -> list[tuple]:
 
 
 def test_plan_apply_replay_change_and_backfill(settings, tmp_path: Path):
-    env = env_of(settings) | {"LAMBDA_FEATURES_FEATURE_REPO": str(V1)}
+    env = env_of(settings) | {
+        "LAMBDA_FEATURES_FEATURE_REPO": str(V1),
+        "LAMBDA_FEATURES_STREAM__REST_PORT": str(free_port()),
+    }
     applied = _run(["apply", "--yes"], env)
     assert "+ add app_clicks_10m" in applied and "+ create table features.channel_clicks_30m_tiles_stream" in applied
     assert "stream job: not running" in applied and "applied" in applied
