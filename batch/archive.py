@@ -9,17 +9,29 @@ from datetime import UTC, date, datetime, timedelta
 
 from common import archive
 from common.errors import PlatformError
+from common.repository import load_features
 from common.settings import Settings
-from features.events import ARRIVAL_COLUMN, EVENT_COLUMNS, SOURCE_COLUMNS
+from features.events import ARRIVAL_COLUMN, SOURCE_COLUMNS
 
 log = logging.getLogger(__name__)
-SPARK_TYPES = {"STRING": "string", "BIGINT": "bigint", "DOUBLE": "double", "INT": "int"}
-# arrived_at is null in archives written before the stream recorded it
-ARCHIVE_DDL = (
-    ", ".join(f"`{c.name}` {SPARK_TYPES[c.flink]}" for c in (*EVENT_COLUMNS, *SOURCE_COLUMNS, ARRIVAL_COLUMN))
-    + ", late boolean"
-)
+SPARK_TYPES = {"STRING": "string", "BIGINT": "bigint", "DOUBLE": "double", "INT": "int", "BOOLEAN": "boolean"}
 CORRUPT = "_corrupt_record"
+
+
+def archive_ddl(settings: Settings) -> str:
+    """The archive's schema in Spark: the event's columns (the repository's attributes too; null
+    in archives written before they were declared), its source position, arrival and late flag.
+    arrived_at is null in archives written before the stream recorded it."""
+    columns = (*load_features(settings).event_columns, *SOURCE_COLUMNS, ARRIVAL_COLUMN)
+    return ", ".join(f"`{c.name}` {SPARK_TYPES[c.flink]}" for c in columns) + ", late boolean"
+
+
+def empty_events(spark, settings: Settings):
+    """No events, with the columns (`ts` and `dt` too) of what load_events gives."""
+    from pyspark.sql import functions as F
+
+    empty = spark.createDataFrame([], archive_ddl(settings)).withColumn("ts", F.timestamp_millis("event_time"))
+    return empty.withColumn("dt", F.to_date("ts"))
 
 
 def load_events(spark, settings: Settings, days: list[date], missing: list[str]):
@@ -33,9 +45,8 @@ def load_events(spark, settings: Settings, days: list[date], missing: list[str])
         else:
             missing.append(d.isoformat())
     if not paths:
-        empty = spark.createDataFrame([], ARCHIVE_DDL).withColumn("ts", F.timestamp_millis("event_time"))
-        return empty.withColumn("dt", F.to_date("ts"))
-    reader = spark.read.schema(f"{ARCHIVE_DDL}, {CORRUPT} string")
+        return empty_events(spark, settings)
+    reader = spark.read.schema(f"{archive_ddl(settings)}, {CORRUPT} string")
     # cached: parsed once, and Spark checks the corrupt column only on a cache. Hashed by user:
     # the per-user features group, rank and sessionize by user_id (and more), so their
     # queries run on the cached partitions without another shuffle

@@ -15,8 +15,9 @@ from batch.sql import merge_sql, spark_sql, spread_sql
 from batch.stores import reach_stores
 from common import archive, lake
 from common.errors import PlatformError
+from common.repository import load_features
 from common.settings import Settings
-from features.definitions import BATCH_FEATURES, RollingStats, RollingTopN
+from features.definitions import RollingStats, RollingTopN
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +32,10 @@ class Features30dResult:
     users_published: int | None = None  # None: not published
 
 
-def window_days(day: date) -> dict[str, list[date]]:
+def window_days(settings: Settings, day: date) -> dict[str, list[date]]:
     """Per 30-day feature, the days it covers as of `day`, oldest first."""
     out = {}
-    for f in BATCH_FEATURES:
+    for f in load_features(settings).batch:
         agg = f.aggregation
         assert isinstance(agg, RollingTopN | RollingStats)
         out[f.name] = [day - timedelta(days=k) for k in range(agg.days - 1, -1, -1)]
@@ -49,19 +50,23 @@ def compute(spark, settings: Settings, days: list[date], rescan: bool = False) -
 
     results = {day: Features30dResult(day) for day in days}
     for day, result in results.items():
-        result.missing_days = [d.isoformat() for d in sorted(covered(day)) if not archive.is_archived(settings, d)]
-    needed = sorted(d for d in set().union(*(covered(day) for day in days)) if archive.is_archived(settings, d))
+        result.missing_days = [
+            d.isoformat() for d in sorted(covered(settings, day)) if not archive.is_archived(settings, d)
+        ]
+    needed = sorted(
+        d for d in set().union(*(covered(settings, day) for day in days)) if archive.is_archived(settings, d)
+    )
     frames = {}
     if rescan:
         assert len(days) == 1, "a rescan is a check of one day"
         load_events(spark, settings, needed, []).createOrReplaceTempView("events")
-        for f in BATCH_FEATURES:
+        for f in load_features(settings).batch:
             frames[f.name] = spark.sql(spark_sql(f, days[0].isoformat())).withColumn("dt", F.col("as_of"))
         return frames, results
     computed = [d.isoformat() for d in ensure_partials(spark, settings, needed)]
     for day, result in results.items():
-        result.partials_computed = [d for d in computed if date.fromisoformat(d) in covered(day)]
-    for f in BATCH_FEATURES:
+        result.partials_computed = [d for d in computed if date.fromisoformat(d) in covered(settings, day)]
+    for f in load_features(settings).batch:
         read_partials(spark, settings, f, needed).createOrReplaceTempView("daily")
         spread = spread_sql("daily", "dt", f.aggregation.days, days[0].isoformat(), days[-1].isoformat())  # type: ignore[union-attr]
         spark.sql(spread).createOrReplaceTempView("partials")
@@ -69,17 +74,18 @@ def compute(spark, settings: Settings, days: list[date], rescan: bool = False) -
     return frames, results
 
 
-def covered(day: date) -> set[date]:
+def covered(settings: Settings, day: date) -> set[date]:
     """The days the 30-day features as of `day` read (the longest span among them)."""
-    return {d for span in window_days(day).values() for d in span}
+    return {d for span in window_days(settings, day).values() for d in span}
 
 
 def compute_and_write(spark, settings: Settings, days: list[date], rescan: bool = False) -> dict:
     """Compute the 30-day features as of these days into the lake (as_of=D, each replaced)."""
     frames, results = compute(spark, settings, days, rescan)
-    jobs = [(frames[f.name], lake.feature_dir(settings, f.name), lake.AS_OF_KEY, days) for f in BATCH_FEATURES]
+    batch = load_features(settings).batch
+    jobs = [(frames[f.name], lake.feature_dir(settings, f.name), lake.AS_OF_KEY, days) for f in batch]
     write_days(settings, jobs)
-    for f in BATCH_FEATURES:
+    for f in batch:
         for day, result in results.items():
             out = lake.as_of_dir(settings, f.name, day)
             result.rows[f.name], result.lake[f.name] = lake.parquet_rows(out), str(out)
@@ -93,7 +99,7 @@ def run(settings: Settings, day: date, publish: bool = True, rescan: bool = Fals
     the online store unless publish=False (Dagster publishes after its checks pass)."""
     archive.require_ended(day)
     reach_stores(settings, online=publish)
-    if not any(archive.is_archived(settings, d) for d in covered(day)):
+    if not any(archive.is_archived(settings, d) for d in covered(settings, day)):
         raise PlatformError(
             f"no archived events in the 30 days up to {day} under {settings.archive_dir}",
             "run the stream job over those days first, or pick another --date",
@@ -113,7 +119,7 @@ def load_clickhouse(settings: Settings, result: Features30dResult) -> None:
     create_tables(settings)
     ch = get_client(settings)
     db = settings.clickhouse.database
-    for f in BATCH_FEATURES:
+    for f in load_features(settings).batch:
         cols = ", ".join(f"`{c.name}`" for c in f.columns)
         ch.command(f"ALTER TABLE {db}.{f.name} DROP PARTITION '{result.day.isoformat()}'")
         ch.command(

@@ -16,8 +16,9 @@ from batch.archive import load_events
 from batch.spark import write_days
 from batch.sql import partial_sql
 from common import archive, lake
+from common.repository import load_features
 from common.settings import Settings
-from features.definitions import BATCH_FEATURES, Feature
+from features.definitions import Feature
 
 log = logging.getLogger(__name__)
 STAMP = "_archive.json"  # '_' prefix: Spark and pyarrow skip it when reading the Parquet
@@ -42,11 +43,11 @@ def write_partials(spark, settings: Settings, days: list[date], events=None) -> 
     # one file per day: partials are small, and 30 of them are read for every as-of day
     jobs = [
         (spark.sql(partial_sql(f)).repartition("dt"), lake.partials_dir(settings, f.name), lake.DAY_KEY, days)
-        for f in BATCH_FEATURES
+        for f in load_features(settings).batch
     ]
     write_days(settings, jobs)
     for day in days:  # stamped only once every partial of the day is written
-        for f in BATCH_FEATURES:
+        for f in load_features(settings).batch:
             stamp = orjson.dumps({"archive": stamps[day], "day": day.isoformat()})
             (lake.partial_dir(settings, f.name, day) / STAMP).write_bytes(stamp)
     log.info("daily partials written for %d day(s): %s..%s", len(days), days[0], days[-1])
@@ -54,7 +55,7 @@ def write_partials(spark, settings: Settings, days: list[date], events=None) -> 
 
 def ensure_partials(spark, settings: Settings, days: list[date]) -> list[date]:
     """Make the partials of these (archived) days current; returns the days recomputed."""
-    stale = [d for d in days if not all(is_fresh(settings, f, d) for f in BATCH_FEATURES)]
+    stale = [d for d in days if not all(is_fresh(settings, f, d) for f in load_features(settings).batch)]
     write_partials(spark, settings, stale)
     return stale
 

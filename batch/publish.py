@@ -10,8 +10,9 @@ import orjson
 
 from common import lake
 from common.errors import PlatformError
+from common.repository import load_features
 from common.settings import Settings
-from features.definitions import BATCH_FEATURES, Feature, RollingStats, RollingTopN
+from features.definitions import Feature, RollingStats, RollingTopN
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +53,14 @@ def publish_online(settings: Settings, day: date) -> int:
     from common.redis_store import PUBLISHED_KEY, get_redis, time_field, user_key, write_hashes
 
     online: dict[str, dict[str, str]] = {}
-    for f in BATCH_FEATURES:
+    for f in load_features(settings).batch:
         for user, value in online_values(f, read_lake(settings, f, day)).items():
             online.setdefault(user_key(settings, user), {}).update({f.name: value, time_field(f): day.isoformat()})
     redis = get_redis(settings)
     write_hashes(redis, settings, online)
     # the newest day published: an older as-of day in a user's hash is a value the batch no longer gives
     newest = redis.hgetall(PUBLISHED_KEY)
-    later = {f.name: day.isoformat() for f in BATCH_FEATURES if newest.get(f.name, "") < day.isoformat()}
+    later = {f.name: day.isoformat() for f in load_features(settings).batch if newest.get(f.name, "") < day.isoformat()}
     if later:
         redis.hset(PUBLISHED_KEY, mapping=later)
     log.info("published the 30-day features as of %s for %d users", day, len(online))

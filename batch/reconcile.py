@@ -19,8 +19,9 @@ from batch.sql import reduce_sql, spark_sql, spread_sql
 from batch.stores import reach_stores
 from common import archive, lake
 from common.errors import PlatformError
+from common.repository import load_features
 from common.settings import Settings
-from features.definitions import STREAM_FEATURES, Feature, Hop, Session, WindowAggregate
+from features.definitions import Feature, Hop, Session, WindowAggregate
 from warehouse.tables import first_time_column
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ def feature_days(f: Feature, days: list[date], lead_in: list[date]) -> list[date
     return sorted(days + lead_in) if reach_s(f) else days
 
 
-def compute_days(spark, days: list[date], source, lead_in: list[date] | None = None) -> dict:
+def compute_days(spark, settings: Settings, days: list[date], source, lead_in: list[date] | None = None) -> dict:
     """DataFrames of every streaming feature for these days, each with its day `dt`: windows
     (and sessions) starting on a day, and per-user state as of a day's end; for windows that
     reach into the next day, the `lead_in` days too. One query per feature serves the whole
@@ -95,7 +96,7 @@ def compute_days(spark, days: list[date], source, lead_in: list[date] | None = N
 
     lo, hi = days[0], days[-1]
     frames = {}
-    for f in STREAM_FEATURES:
+    for f in load_features(settings).stream:
         own = feature_days(f, days, lead_in or [])
         if f.windowed:
             w = f.aggregation.window  # type: ignore[union-attr]
@@ -123,15 +124,15 @@ def reconcile_days(spark, settings: Settings, days: list[date], source) -> dict[
     lead_in = lead_in_days(settings, days)
     results = {day: _gaps(settings, day) for day in days} | {day: _lead_in(settings, day) for day in lead_in}
     results = dict(sorted(results.items()))
-    frames = compute_days(spark, days, source, lead_in)
+    frames = compute_days(spark, settings, days, source, lead_in)
     write_days(
         settings,
         [
             (frames[f.name], lake.feature_dir(settings, f.name), lake.DAY_KEY, feature_days(f, days, lead_in))
-            for f in STREAM_FEATURES
+            for f in load_features(settings).stream
         ],
     )
-    for f in STREAM_FEATURES:
+    for f in load_features(settings).stream:
         for day in feature_days(f, days, lead_in):
             out = lake.feature_day_dir(settings, f.name, day)
             results[day].rows[f.name], results[day].lake[f.name] = lake.parquet_rows(out), str(out)
@@ -178,7 +179,7 @@ def load_clickhouse(settings: Settings, result: ReconcileResult) -> None:
     create_tables(settings)
     ch = get_client(settings)
     db = settings.clickhouse.database
-    for f in (f for f in STREAM_FEATURES if f.name in result.rows):
+    for f in (f for f in load_features(settings).stream if f.name in result.rows):
         table = f"{db}.{f.name}_batch"
         cols = ", ".join(f"`{c.name}`" for c in f.columns)
         if f.windowed:

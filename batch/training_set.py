@@ -20,9 +20,9 @@ from batch.asof import DAY_MS, latest, latest_global, running
 from batch.reconcile import STATE_DAYS, load_events
 from batch.spine import USER, check_spine, check_spine_columns, read_spine, user_id
 from common.errors import PlatformError
+from common.repository import load_features
 from common.settings import Settings
 from features.definitions import (
-    FEATURES,
     Feature,
     LastN,
     LatestStateSum,
@@ -50,9 +50,9 @@ class TrainingSetResult:
     seconds: dict[str, float] = field(default_factory=dict)  # per feature, and "total"
 
 
-def resolve(names: list[str]) -> list[Feature]:
+def resolve(settings: Settings, names: list[str]) -> list[Feature]:
     """The named features, in the order given; an unknown name is an error listing the known."""
-    known = {f.name: f for f in FEATURES}
+    known = {f.name: f for f in load_features(settings).features}
     unknown = [n for n in names if n not in known]
     if unknown or not names:
         raise PlatformError(
@@ -376,7 +376,7 @@ def build(settings: Settings, spine_path: Path, names: list[str], out: Path, as_
 
     from batch.spark import spark_session
 
-    features = resolve(names)
+    features = resolve(settings, names)
     if out.exists():
         raise PlatformError(f"{out} already exists", "remove it or pick another --out")
     taken = set(check_spine_columns(spine_path)) & {c for f in features for c in output_columns(f)}

@@ -30,9 +30,9 @@ sys.path.insert(0, str(REPO))
 
 from bench.batch_archive import write_generated_archive  # noqa: E402
 from bench.machine import TreeUsage, hardware, load_average, watch  # noqa: E402
+from common.repository import load_features  # noqa: E402
 from common.services import clickhouse_service, redis_service  # noqa: E402
 from common.settings import load_settings  # noqa: E402
-from features.definitions import BATCH_FEATURES, STREAM_FEATURES  # noqa: E402
 from features.generator import GeneratorConfig  # noqa: E402
 
 START = date(2026, 1, 1)
@@ -119,7 +119,7 @@ def compare_lakes(a: Path, b: Path) -> dict[str, str]:
 
     con = duckdb.connect()
     out = {}
-    for f in (*STREAM_FEATURES, *BATCH_FEATURES):
+    for f in load_features(load_settings()).features:
         cols = ", ".join(
             f"epoch_ms({c.name}) AS {c.name}" if c.flink.startswith("TIMESTAMP") else f'"{c.name}"' for c in f.columns
         )

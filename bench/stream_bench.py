@@ -39,9 +39,9 @@ sys.path.insert(0, str(REPO))
 from bench.machine import TreeUsage, hardware, load_average  # noqa: E402
 from common.clickhouse import close_clients  # noqa: E402
 from common.kafka import bootstrap, ensure_topics  # noqa: E402
+from common.repository import load_features  # noqa: E402
 from common.services import local_services  # noqa: E402
 from common.settings import Settings, load_settings  # noqa: E402
-from features.definitions import STREAM_FEATURES  # noqa: E402
 from features.generator import GeneratorConfig, generate  # noqa: E402
 from streaming.deployment import FlinkRest, kafka_lag  # noqa: E402
 from streaming.job import FileSource, KafkaSource, compiled_queries  # noqa: E402
@@ -179,7 +179,7 @@ def part_replay(events: int, home: Path) -> None:
         )
         print("feature messages per event (OLAP loader's count; tombstones are deletes the online loader skips):")
         prefix = s.kafka.features_topic_prefix
-        for _, q in compiled_queries():
+        for _, q in compiled_queries(s):
             n = summary.olap.topic_messages.get(prefix + q.output, 0)
             kind = "upsert-kafka" if q.updating else "kafka (append)"
             print(f"  {q.output:<26} {n / events:>7.3f}  ({n:,} messages, {kind})")
@@ -200,7 +200,7 @@ def part_flink(events: int, home: Path) -> None:
     print(f"levers: {levers(s)}")
     staged = stage(s, events)
     w = Watch({})
-    names = [f.name for f in STREAM_FEATURES]
+    names = [f.name for f in load_features(s).stream]
     runs = [("warm-up (bare source)", [], False), ("bare source", [], False), ("archive", [], True)]
     runs += [(n, [n], False) for n in names] + [("all features + archive", names, True)]
     rows = []
@@ -318,7 +318,7 @@ def part_live(rate: float, minutes: float, home: Path) -> None:
             labelled(w)
             jid = job["jid"]
             topics = feature_topics(s)
-            online_topics = [s.kafka.features_topic_prefix + q.output for _, q in compiled_queries() if q.updating]
+            online_topics = [s.kafka.features_topic_prefix + q.output for _, q in compiled_queries(s) if q.updating]
             state["cpu_before"] = w.snapshot()
             report_path = s.home / "producer.json"
             report = report_path.open("wb")

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from cli import batch, demo, dq, generate, serve, services, sql, stream, tier, training, ui
+from cli import batch, demo, dq, generate, repo, serve, services, sql, stream, tier, training, ui
 from cli.console import console
 from common.errors import PlatformError
 
@@ -19,6 +19,7 @@ app.command()(dq.dq)
 app.command()(ui.ui)
 app.command()(serve.serve)
 app.command("training-set")(training.training_set)
+repo.register(app)
 app.add_typer(stream.app, name="stream")
 app.add_typer(batch.app, name="batch")
 app.add_typer(services.app, name="services")

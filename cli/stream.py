@@ -12,6 +12,7 @@ from rich.table import Table
 
 from cli.console import console, settings
 from common.errors import PlatformError
+from common.repository import load_features
 
 app = typer.Typer(no_args_is_help=True, help="The long-running stream job.")
 RestoreFrom = Annotated[str | None, typer.Option(help="a checkpoint or savepoint to resume from")]
@@ -49,7 +50,8 @@ def replay(
 
     s = settings()
     staged = s.staging_dir / "runs" / f"replay-{uuid.uuid4().hex[:8]}.csv"
-    stage = stage_files(fmt, paths, staged, s.dead_letter_dir / "parse")
+    attributes = load_features(s).event_attributes
+    stage = stage_files(fmt, paths, staged, s.dead_letter_dir / "parse", attributes)
     logging.info("staged %d events from %d file(s), %d unparseable", stage.events, len(paths), stage.dead_letters)
     summary = run_job(s, FileSource(stage.path), stage, keep_services=keep_services)
     print_summary(summary, "replay")

@@ -108,6 +108,8 @@ class BatchSettings(BaseModel):
     master: str = "local[*]"  # or spark://host:7077, k8s://...
     driver_memory: str = "1g"
     shuffle_partitions: int = Field(8, ge=1)
+    # how many days of the archive `apply` backfills for a new or changed feature
+    history_days: int = Field(30, ge=1)
 
 
 class OrchestrationSettings(BaseModel):
@@ -205,6 +207,9 @@ class Settings(BaseSettings):
     )
 
     home: Path = Path(".lambda-features")
+    # the feature repository: a .py file or package directory defining FEATURES (docs/features.md);
+    # None = the e-commerce repository the platform ships (features/ecommerce.py)
+    feature_repo: Path | None = None
     stream: StreamSettings = StreamSettings()
     batch: BatchSettings = BatchSettings()
     kafka: KafkaSettings = KafkaSettings()

@@ -7,10 +7,11 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from common.clickhouse import get_client
+from common.repository import load_features
 from common.settings import Settings
 from dq_checks import sources
 from dq_checks.result import CheckResult
-from features.definitions import STREAM_FEATURES, Feature, Hop, Session, Tumble, WindowAggregate
+from features.definitions import Feature, Hop, Session, Tumble, WindowAggregate
 from features.events import Column
 from warehouse.tables import day_column
 
@@ -210,4 +211,4 @@ def compare(settings: Settings, f: Feature, day: date) -> CheckResult:
 
 def consistency(settings: Settings, day: date) -> list[CheckResult]:
     """One result per streaming feature: its stream rows against its batch rows for `day`."""
-    return [compare(settings, f, day) for f in STREAM_FEATURES]
+    return [compare(settings, f, day) for f in load_features(settings).stream]

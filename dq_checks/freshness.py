@@ -7,10 +7,11 @@ from datetime import UTC, date, datetime, timedelta
 
 from common.clickhouse import get_client
 from common.errors import PlatformError
+from common.repository import load_features
 from common.settings import Settings
 from dq_checks import sources
 from dq_checks.result import CheckResult
-from features.definitions import STREAM_FEATURES, Feature
+from features.definitions import Feature
 from warehouse.rows import rows
 from warehouse.tables import stream_table, time_columns
 
@@ -62,4 +63,6 @@ def freshness(settings: Settings, day: date, now: datetime | None = None) -> lis
     now = now or datetime.now(UTC)
     if day != now.astimezone(UTC).date():
         return []
-    return [stream_feature(settings, f, day, now) for f in STREAM_FEATURES] + [online_store(settings, day, now)]
+    return [stream_feature(settings, f, day, now) for f in load_features(settings).stream] + [
+        online_store(settings, day, now)
+    ]

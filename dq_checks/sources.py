@@ -8,14 +8,14 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from common import archive as layout
+from common.repository import load_features
 from common.settings import Settings
 from features.definitions import Feature, Hop, Session, Tumble, WindowAggregate
-from features.events import EVENT_COLUMNS, SOURCE_COLUMNS
+from features.events import SOURCE_COLUMNS
 from warehouse.rows import rows as warehouse_rows
 from warehouse.tables import hop_of, stream_table
 from warehouse.views import windows_from_tiles
 
-ARCHIVE_STRUCTURE = ", ".join(f"`{c.name}` {c.clickhouse}" for c in (*EVENT_COLUMNS, *SOURCE_COLUMNS)) + ", late Bool"
 POSITION_STRUCTURE = "src_part Nullable(Int32), src_off Nullable(Int64)"
 JSON_SETTINGS = {"input_format_skip_unknown_fields": 1}
 
@@ -31,7 +31,9 @@ def day_end(day: date) -> str:
 
 def archive(settings: Settings, days: list[date]) -> str:
     """The archived events of these days as a table function (absent days give no rows)."""
-    return f"file('{layout.days_parts(settings, days)}', JSONEachRow, '{ARCHIVE_STRUCTURE}')"
+    columns = (*load_features(settings).event_columns, *SOURCE_COLUMNS)  # the repository's attributes too
+    structure = ", ".join(f"`{c.name}` {c.clickhouse}" for c in columns) + ", late Bool"
+    return f"file('{layout.days_parts(settings, days)}', JSONEachRow, '{structure}')"
 
 
 def dead_letter_positions(settings: Settings) -> str:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import date
 
 from common.clickhouse import get_client
+from common.repository import load_features
 from common.settings import Settings
 from dq_checks import sources
 from dq_checks.result import CheckResult
 from features.definitions import (
-    FEATURES,
     Feature,
     Hop,
     LastN,
@@ -154,4 +154,4 @@ def schema(settings: Settings, f: Feature, day: date) -> CheckResult:
 
 def validity(settings: Settings, day: date) -> list[CheckResult]:
     """Per feature (streaming and batch): value ranges and null rates, then the schema."""
-    return [r for f in FEATURES for r in (values(settings, f, day), schema(settings, f, day))]
+    return [r for f in load_features(settings).features for r in (values(settings, f, day), schema(settings, f, day))]

@@ -1,5 +1,7 @@
-"""The one definition of every feature and of the canonical event."""
+"""The classes features are declared with, the canonical event, and feature repositories
+(the shipped one: features/ecommerce.py)."""
 
-from features.definitions import FEATURES, STREAM_FEATURES, Feature, feature
+from features.definitions import Feature
+from features.repository import FeatureRepository
 
-__all__ = ["FEATURES", "STREAM_FEATURES", "Feature", "feature"]
+__all__ = ["Feature", "FeatureRepository"]

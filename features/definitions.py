@@ -1,7 +1,9 @@
-"""Every feature, declared once: source filter, keys, window and aggregation, output schema.
+"""The public API of feature repositories: the classes a feature is declared with (source
+filter, keys, window and aggregation, output schema). docs/features.md documents them.
 
-Streaming (streaming/sql.py) and batch compile their queries from these objects; nothing
-else holds feature logic. Windows are epoch-aligned, UTC, half-open [start, end).
+Streaming (streaming/sql.py) and batch (batch/sql.py) compile their queries from these
+objects; nothing else holds feature logic. Windows are epoch-aligned, UTC, half-open [start, end).
+The features themselves live in a repository (features/ecommerce.py is the shipped one).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from features.events import CART_EVENT_TYPES, Column
+from features.events import CART_EVENT_TYPES, Column, EventAttribute  # noqa: F401 (re-exported)
 
 # --- windows -----------------------------------------------------------------------
 
@@ -175,159 +177,17 @@ class Feature:
         return "as_of" if self.layer == "batch" else self.columns[-1].name
 
 
-def _ts(name: str) -> Column:
+def timestamp(name: str) -> Column:
+    """A time column: epoch-aligned UTC milliseconds in both engines and ClickHouse."""
     return Column(name, "TIMESTAMP_LTZ(3)", "DateTime64(3, 'UTC')")
 
 
-def _i64(name: str, nullable: bool = False) -> Column:
+def bigint(name: str, nullable: bool = False) -> Column:
+    """A 64-bit integer column."""
     return Column(name, "BIGINT", "Nullable(Int64)" if nullable else "Int64")
 
 
-WINDOW_COLUMNS = (_ts("window_start"), _ts("window_end"))
+WINDOW_COLUMNS = (timestamp("window_start"), timestamp("window_end"))
 
-CART_AMOUNT = Feature(
-    name="cart_amount",
-    description="Sum of price over the items currently in the user's cart.",
-    keys=("user_id",),
-    source_filter="event_type IN (" + ", ".join(f"'{t}'" for t in CART_EVENT_TYPES) + ")",
-    aggregation=LatestStateSum(entity="item_id", value="price", member_type="cart"),
-    columns=(_i64("user_id"), Column("cart_amount", "DECIMAL(18, 2)", "Decimal(18, 2)"), _ts("updated_at")),
-    online_column="cart_amount",
-    order_key=("user_id",),
-)
-CATEGORY_CLICKS_1H = Feature(
-    name="category_clicks_1h",
-    description="Clicks per category in sliding 1 h windows every 5 min.",
-    keys=("user_id", "category_id"),
-    source_filter="event_type = 'click'",
-    aggregation=WindowAggregate(Hop(size_s=3600, slide_s=300), (Measure("clicks", "count"),)),
-    columns=(_i64("user_id"), *WINDOW_COLUMNS, _i64("category_id", nullable=True), _i64("clicks")),
-    order_key=("user_id", "window_start", "category_id"),
-)
-UV_1M = Feature(
-    name="uv_1m",
-    description="Distinct users and events per tumbling minute.",
-    keys=(),
-    aggregation=WindowAggregate(Tumble(60), (Measure("uv", "count_distinct", "user_id"), Measure("events", "count"))),
-    columns=(*WINDOW_COLUMNS, _i64("uv"), _i64("events")),
-    order_key=("window_start",),
-)
-USER_SESSIONS = Feature(
-    name="user_sessions",
-    description="Sessions with a 5 min gap: bounds and counts of events, clicks, carts, purchases.",
-    keys=("user_id",),
-    aggregation=WindowAggregate(
-        Session(gap_s=300),
-        (
-            Measure("session_start", "min_time"),
-            Measure("session_end", "max_time"),
-            Measure("events", "count"),
-            Measure("clicks", "count_if", "event_type = 'click'"),
-            Measure("carts", "count_if", "event_type = 'cart'"),
-            Measure("purchases", "count_if", "event_type = 'purchase'"),
-        ),
-    ),
-    columns=(
-        _i64("user_id"),
-        _ts("session_start"),
-        _ts("session_end"),
-        _i64("events"),
-        _i64("clicks"),
-        _i64("carts"),
-        _i64("purchases"),
-    ),
-    order_key=("user_id", "session_start"),
-)
-LAST_SEARCHES = Feature(
-    name="last_searches",
-    description="The 10 most recent search queries, newest first.",
-    keys=("user_id",),
-    source_filter="event_type = 'search' AND query IS NOT NULL",
-    aggregation=LastN(value="query", n=10),
-    columns=(_i64("user_id"), Column("queries", "ARRAY<STRING>", "Array(String)"), _ts("updated_at")),
-    online_column="queries",
-    order_key=("user_id",),
-)
-HOT_ITEMS_5M = Feature(
-    name="hot_items_5m",
-    description="The 10 most clicked items per tumbling 5 min, ties by smaller item_id.",
-    keys=("item_id",),
-    source_filter="event_type = 'click' AND item_id IS NOT NULL",
-    aggregation=WindowAggregate(
-        Tumble(300), (Measure("clicks", "count"),), top_n=TopN(10, ("clicks DESC", "item_id ASC"))
-    ),
-    columns=(*WINDOW_COLUMNS, Column("rank", "BIGINT", "UInt8"), _i64("item_id"), _i64("clicks")),
-    order_key=("window_start", "rank"),
-)
-LAST_EVENT_TIME = Feature(
-    name="last_event_time",
-    description="Latest event time of any event.",
-    keys=("user_id",),
-    aggregation=Latest(),
-    columns=(_i64("user_id"), _ts("last_event_time")),
-    online_column="last_event_time",
-    order_key=("user_id",),
-)
-
-STREAM_FEATURES: tuple[Feature, ...] = (
-    CART_AMOUNT,
-    CATEGORY_CLICKS_1H,
-    UV_1M,
-    USER_SESSIONS,
-    LAST_SEARCHES,
-    HOT_ITEMS_5M,
-    LAST_EVENT_TIME,
-)
-_MONEY = "CAST(COALESCE(price, 0) AS DECIMAL(18, 2))"
-_PURCHASE = "event_type = 'purchase'"
-TOP_BRANDS_30D = Feature(
-    name="top_brands_30d",
-    description="The 3 brands with most purchases over the last 30 days, ties by brand name.",
-    keys=("user_id",),
-    source_filter="event_type = 'purchase' AND brand IS NOT NULL",
-    aggregation=RollingTopN(value="brand", n=3, days=30),
-    columns=(
-        Column("as_of", "DATE", "Date"),
-        _i64("user_id"),
-        Column("rank", "BIGINT", "UInt8"),
-        Column("brand", "STRING", "String"),
-        _i64("purchases"),
-    ),
-    layer="batch",
-    online_column="brand",
-    order_key=("as_of", "user_id", "rank"),
-)
-PURCHASE_STATS_30D = Feature(
-    name="purchase_stats_30d",
-    description="Purchases, GMV, distinct items bought and active days over the last 30 days.",
-    keys=("user_id",),
-    aggregation=RollingStats(
-        measures=(
-            DayMeasure("purchases", "count", where=_PURCHASE),
-            DayMeasure("gmv", "sum", _MONEY, where=_PURCHASE),
-            DayMeasure("distinct_items", "count_distinct", "item_id", where=_PURCHASE),
-            DayMeasure("active_days", "count_distinct", "to_date(ts)"),
-        ),
-        days=30,
-    ),
-    columns=(
-        Column("as_of", "DATE", "Date"),
-        _i64("user_id"),
-        _i64("purchases"),
-        Column("gmv", "DECIMAL(18, 2)", "Decimal(18, 2)"),
-        _i64("distinct_items"),
-        _i64("active_days"),
-    ),
-    layer="batch",
-    online_column="purchases",
-    order_key=("as_of", "user_id"),
-)
-BATCH_FEATURES: tuple[Feature, ...] = (TOP_BRANDS_30D, PURCHASE_STATS_30D)
-FEATURES: tuple[Feature, ...] = STREAM_FEATURES + BATCH_FEATURES
-
-
-def feature(name: str) -> Feature:
-    for f in FEATURES:
-        if f.name == name:
-            return f
-    raise KeyError(f"unknown feature {name!r}; known: {', '.join(f.name for f in FEATURES)}")
+# the names the shipped repository used before it moved out of this module
+_ts, _i64 = timestamp, bigint

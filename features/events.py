@@ -36,6 +36,38 @@ SOURCE_COLUMNS: tuple[Column, ...] = (
     Column("src_off", "BIGINT", "Int64"),
 )
 EVENT_FIELDS: tuple[str, ...] = tuple(c.name for c in EVENT_COLUMNS)
+# the types an extra event attribute may have, as Flink and ClickHouse name them
+ATTRIBUTE_TYPES: dict[str, str] = {
+    "STRING": "Nullable(String)",
+    "BIGINT": "Nullable(Int64)",
+    "DOUBLE": "Nullable(Float64)",
+    "BOOLEAN": "Nullable(Bool)",
+}
+
+
+@dataclass(frozen=True)
+class EventAttribute:
+    """An event column a feature repository adds to the canonical event (always nullable).
+
+    Where each input format finds it: JSON (JSON lines files and Kafka messages) under
+    `json_field` (default: the name), REES46 CSV in the column `rees46_column` (one of its
+    header's names; None: absent). Taobao rows carry no extra attribute."""
+
+    name: str
+    type: str = "STRING"  # one of ATTRIBUTE_TYPES
+    json_field: str | None = None
+    rees46_column: str | None = None
+    description: str = ""
+
+    @property
+    def column(self) -> Column:
+        return Column(self.name, self.type, ATTRIBUTE_TYPES.get(self.type, self.type))
+
+    @property
+    def json_name(self) -> str:
+        return self.json_field or self.name
+
+
 # When the stream received the event (processing time, epoch ms), archived beside it: what
 # "arrived by time T" is measured by. Archives written before it was recorded lack it.
 ARRIVAL_COLUMN = Column("arrived_at", "BIGINT", "Nullable(Int64)")
@@ -72,28 +104,29 @@ def rejection_sql(min_ms: int, max_ms: int) -> str:
 
 # Kafka records are read with every field as text, so a field of the wrong type is
 # dead-lettered by the job (with its reason) instead of dropping the record in the format.
-TYPED_COLUMNS: tuple[Column, ...] = tuple(c for c in EVENT_COLUMNS if c.flink != "STRING")
+_KIND = {"BIGINT": "an integer", "DOUBLE": "a number", "BOOLEAN": "a boolean"}
 
 
 def typed_sql(c: Column) -> str:
     """A field read as text, as its column's type (NULL when it is not of that type)."""
-    return f"TRY_CAST(`{c.name}` AS {c.flink})" if c in TYPED_COLUMNS else f"`{c.name}`"
+    return f"`{c.name}`" if c.flink == "STRING" else f"TRY_CAST(`{c.name}` AS {c.flink})"
 
 
-def type_rules() -> list[tuple[str, str]]:
+def type_rules(columns: tuple[Column, ...] = EVENT_COLUMNS) -> list[tuple[str, str]]:
     """(reason, predicate over the text fields) for a field present but not of its type."""
-    kind = {"BIGINT": "an integer", "DOUBLE": "a number"}
     return [
-        (f"{c.name} not {kind[c.flink]}", f"`{c.name}` IS NOT NULL AND {typed_sql(c)} IS NULL") for c in TYPED_COLUMNS
+        (f"{c.name} not {_KIND[c.flink]}", f"`{c.name}` IS NOT NULL AND {typed_sql(c)} IS NULL")
+        for c in columns
+        if c.flink != "STRING"
     ]
 
 
-def type_error_sql() -> str:
+def type_error_sql(columns: tuple[Column, ...] = EVENT_COLUMNS) -> str:
     """The first wrong-typed field's reason, or NULL."""
-    return _cases(type_rules())
+    return _cases(type_rules(columns))
 
 
-def text_rejection_sql(min_ms: int, max_ms: int) -> str:
+def text_rejection_sql(min_ms: int, max_ms: int, columns: tuple[Column, ...] = EVENT_COLUMNS) -> str:
     """The first failed rule over the text fields: wrong types first, then validation_rules."""
-    by_name = {c.name: c for c in EVENT_COLUMNS}
-    return _cases(type_rules() + validation_rules(min_ms, max_ms, lambda n: typed_sql(by_name[n])))
+    by_name = {c.name: c for c in columns}
+    return _cases(type_rules(columns) + validation_rules(min_ms, max_ms, lambda n: typed_sql(by_name[n])))

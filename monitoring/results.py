@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily
 
 from common.clickhouse import get_client
+from common.repository import load_features
 from common.settings import Settings
 from dq_checks.sources import window_span_s
-from features.definitions import STREAM_FEATURES
 from tiering import manifest
 
 DQ_DAYS = 7  # days of results exported, back from the newest day checked
@@ -84,7 +84,7 @@ def freshness_bounds(settings: Settings) -> GaugeMetricFamily:
     g = GaugeMetricFamily(
         "lf_feature_freshness_bound_seconds", "The freshness check's allowed lag per feature", labels=["feature"]
     )
-    for f in STREAM_FEATURES:
+    for f in load_features(settings).stream:
         g.add_metric([f.name], settings.dq.max_stream_lag_s + window_span_s(f))
     g.add_metric(["online_store"], settings.dq.max_online_lag_s)
     return g

@@ -88,7 +88,7 @@ def kafka_lag(settings: Settings) -> GaugeMetricFamily:
     lag = GaugeMetricFamily(
         "lf_kafka_consumer_lag", "Messages a consumer group has not committed", labels=["group", "topic", "partition"]
     )
-    queries = [q for _, q in compiled_queries()]
+    queries = [q for _, q in compiled_queries(settings)]
     loaders = [
         (f"{k.group_id}-{role}", [k.features_topic_prefix + q.output for q in queries if loader.wants(q)])
         for role, loader in LOADERS.items()

@@ -20,9 +20,9 @@ from dagster import (
 )
 from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
 
+from common.repository import load_features
 from common.settings import Settings
 from dq_checks import CheckResult, completeness, consistency, freshness, record, validity
-from features.definitions import BATCH_FEATURES, STREAM_FEATURES
 from orchestration.assets.batch import clickhouse_key
 from orchestration.partitions import run_days
 from orchestration.resources import FlinkResource, PlatformResource
@@ -81,10 +81,12 @@ def _specs(checks: list[str], features, blocking: bool, what: str) -> list[Asset
 
 
 def dq_asset_checks(settings: Settings) -> list[AssetChecksDefinition]:
+    repo = load_features(settings)
+
     @multi_asset_check(
         specs=_specs(
             ["consistency"],
-            STREAM_FEATURES,
+            repo.stream,
             True,
             "stream against batch for the day: keys only on one "
             "side, value mismatches, SMAPE, Jaccard; differences explained only by late events",
@@ -97,7 +99,7 @@ def dq_asset_checks(settings: Settings) -> list[AssetChecksDefinition]:
     @multi_asset_check(
         specs=_specs(
             ["validity_values", "validity_schema"],
-            (*STREAM_FEATURES, *BATCH_FEATURES),
+            (*repo.stream, *repo.batch),
             False,
             "value ranges, null rates and the table schema against the feature definition",
         ),

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from common.clickhouse import close_clients, get_client
 from common.redis_store import get_redis, heartbeat_key
+from common.repository import load_features
 from common.services import local_services
 from common.settings import Settings
-from features.definitions import STREAM_FEATURES
 
 
 def reset_outputs(settings: Settings) -> None:
@@ -70,7 +70,7 @@ def serving_fingerprints(settings: Settings) -> dict[str, tuple[int, int]]:
     client = get_client(settings)
     db = settings.clickhouse.database
     out = {}
-    for f in STREAM_FEATURES:
+    for f in load_features(settings).stream:
         if f.windowed:
             rows, checksum = client.query(f"SELECT count(), sum(cityHash64(*)) FROM {db}.{f.name}").result_rows[0]
             out[f.name] = (int(rows), int(checksum))

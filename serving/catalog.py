@@ -1,5 +1,6 @@
 """Which features are online, how their stored strings decode and what JSON type each has:
-all derived from features/definitions.py and the store layout in common/redis_store.py."""
+all derived from the feature repository and the store layout in common/redis_store.py. The
+catalog is the process's: the API's request and response models are built from it at import."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import orjson
 from pydantic import Field, create_model
 
 from common.redis_store import time_field
-from features.definitions import FEATURES, Feature, RollingStats, RollingTopN
+from common.repository import load_features
+from common.settings import Settings, settings
+from features.definitions import Feature, RollingStats, RollingTopN
 from features.events import Column
 
 # Money is kept as the exact decimal string the writers store ("12.50"), never a float.
@@ -86,4 +89,9 @@ def _camel(name: str) -> str:
     return "".join(p.capitalize() for p in name.split("_"))
 
 
-ONLINE: dict[str, OnlineFeature] = {f.name: online_feature(f) for f in FEATURES if f.online_column}
+def online_features(s: Settings) -> dict[str, OnlineFeature]:
+    """The online features of the settings' repository, by name."""
+    return {f.name: online_feature(f) for f in load_features(s).features if f.online_column}
+
+
+ONLINE: dict[str, OnlineFeature] = online_features(settings())

@@ -30,15 +30,17 @@ REPO = Path(__file__).resolve().parent.parent
 
 def definition_fingerprint(settings: Settings) -> str:
     """What the running job computes: its compiled SQL and the settings that shape its state."""
-    from streaming.job import UNPARSED_VIEW, compiled_queries, typed_view, views
+    from streaming.job import UNPARSED_VIEW, compiled_queries, event_columns, typed_view, views
 
     # the acceptance rules, how Kafka records are read, and every feature's input filter too;
     # (0, 0) for the accepted times, which move with the job's start and are no part of its definition
-    parts = [UNPARSED_VIEW, typed_view(), *views((0, 0))]
-    parts += [f"{q.output}: {view}\n{q.select}" for view, q in compiled_queries()]
+    columns = event_columns(settings)
+    parts = [UNPARSED_VIEW, typed_view(columns), *views((0, 0), columns)]
+    parts += [f"{q.output}: {view}\n{q.select}" for view, q in compiled_queries(settings)]
     s = settings.stream
-    # not the parallelism: a rescale restores the same state with more or fewer subtasks
-    parts += [str(s.watermark_delay_ms), s.watermark_emit, str(s.state_ttl_hours)]
+    # not the parallelism: a rescale restores the same state with more or fewer subtasks;
+    # :g, so 168 and 168.0 (the default, and the same value read from a setting) are one definition
+    parts += [str(s.watermark_delay_ms), s.watermark_emit, f"{s.state_ttl_hours:g}"]
     parts += [s.state_backend]  # a checkpoint restores into the backend that wrote it; a savepoint into either
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
@@ -314,25 +316,39 @@ class StreamDeployment:
             return deployed
         return self.settings.stream.parallelism
 
-    def deploy(self, wait_s: float = 180, parallelism: int | None = None) -> DeployResult:
+    def deploy(self, wait_s: float = 180, parallelism: int | None = None, fresh: bool = False) -> DeployResult:
         """Make the current definition run with its parallelism: nothing when it already does, a
         restart from the latest checkpoint when the job died, a stop-with-savepoint and restore
-        when the definition or the parallelism changed (`parallelism`: a rescale to it)."""
+        when the definition or the parallelism changed (`parallelism`: a rescale to it).
+        fresh=True (or fresh_next() before): start with no state at all, the savepoint taken
+        all the same (a changed feature whose operators keep their IDs would get its old state back)."""
         st = self.status(with_lag=False)
         wanted = self.parallelism(parallelism)
+        fresh = fresh or bool(self._state().get("fresh"))
         if st.running:
             same = st.deployed_fingerprint == st.fingerprint
-            if same and (st.parallelism or self.settings.stream.parallelism) == wanted:
+            if same and not fresh and (st.parallelism or self.settings.stream.parallelism) == wanted:
                 return DeployResult("unchanged", st)
             savepoint = self.stop(savepoint=True)
-            self._start(restore=savepoint or True, parallelism=wanted)
-            return DeployResult("redeployed" if not same else "rescaled", self._wait_running(wait_s), savepoint)
+            self._start(restore=False if fresh else savepoint or True, parallelism=wanted)
+            action = "redeployed fresh" if fresh else "redeployed" if not same else "rescaled"
+            return DeployResult(action, self._wait_running(wait_s), savepoint)
         action = "restarted" if st.needs_restart else "started"
-        self._start(restore=self._state().get("savepoint") or True, parallelism=wanted)
+        self._start(restore=False if fresh else self._state().get("savepoint") or True, parallelism=wanted)
         return DeployResult(action, self._wait_running(wait_s))
 
+    def fresh_next(self) -> None:
+        """Make the next deploy start the job with no state (the job is not running now)."""
+        state = self._state()
+        if state:  # never deployed: it starts empty anyway
+            self._save(**(state | {"fresh": True}))
+
     def _start(self, restore: str | bool, parallelism: int) -> None:
-        restored_from = restore if isinstance(restore, str) else latest_checkpoint(self.settings, STREAM_PIPELINE)
+        """Start the job from this savepoint, from the latest checkpoint (True), or empty (False)."""
+        if isinstance(restore, str):
+            restored_from: str | None = restore
+        else:
+            restored_from = latest_checkpoint(self.settings, STREAM_PIPELINE) if restore else None
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         out = self.log_file.open("ab")
         args = [sys.executable, "-m", "cli.main", "stream"]

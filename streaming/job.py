@@ -10,12 +10,12 @@ from typing import Literal
 
 from common.archive import DAY_KEY, HOUR_KEY
 from common.kafka import bootstrap
+from common.repository import load_features
 from common.settings import Settings
-from features.definitions import STREAM_FEATURES
 from features.events import (
     ARRIVAL_COLUMN,
-    EVENT_COLUMNS,
     SOURCE_COLUMNS,
+    Column,
     rejection_sql,
     text_rejection_sql,
     type_error_sql,
@@ -24,8 +24,20 @@ from features.events import (
 from streaming.sql import FlinkQuery, compile_feature
 from streaming.staging import NULL
 
-EVENT_DDL = ", ".join(f"`{c.name}` {c.flink}" for c in (*SOURCE_COLUMNS, *EVENT_COLUMNS))
-EVENT_NAMES = ", ".join(f"`{c.name}`" for c in (*EVENT_COLUMNS, *SOURCE_COLUMNS))
+
+def _ddl(columns: tuple[Column, ...]) -> str:
+    return ", ".join(f"`{c.name}` {c.flink}" for c in columns)
+
+
+def _names(columns: tuple[Column, ...]) -> str:
+    return ", ".join(f"`{c.name}`" for c in columns)
+
+
+def event_columns(settings: Settings) -> tuple[Column, ...]:
+    """The event's columns in this deployment: the canonical ones and the repository's attributes."""
+    return load_features(settings).event_columns
+
+
 # Processing time in epoch ms. In streaming mode CURRENT_TIMESTAMP is evaluated once per
 # record, so both halves read the same instant (Flink has no direct millisecond cast).
 RECORDS_TABLE = "kafka_records"  # the events topic read again as bytes, for records the json format cannot read
@@ -107,20 +119,22 @@ def source_ddl(source: Source, settings: Settings, bounds: tuple[int, int]) -> s
     """The source table: `raw_events` (files) or `kafka_events` (every field as text; the view
     `raw_events` types them). A rejected record gets rowtime 0, so it can never move the
     watermark or open a window."""
+    events = event_columns(settings)
     wm = f"WATERMARK FOR ts AS ts - INTERVAL '{settings.stream.watermark_delay_ms / 1000:.3f}' SECOND"
     emit = f"'scan.watermark.emit.strategy' = '{settings.stream.watermark_emit}'"
     if isinstance(source, FileSource):
         ts = f"ts AS TO_TIMESTAMP_LTZ(CASE WHEN ({rejection_sql(*bounds)}) IS NULL THEN event_time ELSE 0 END, 3)"
         return (
-            f"CREATE TEMPORARY TABLE raw_events ({EVENT_DDL}, {ts}, "
+            f"CREATE TEMPORARY TABLE raw_events ({_ddl((*SOURCE_COLUMNS, *events))}, {ts}, "
             f"`type_error` AS CAST(NULL AS STRING), {wm}) WITH ("
             f"'connector' = 'filesystem', 'path' = '{source.path.resolve().as_uri()}', 'format' = 'csv', "
             f"'csv.null-literal' = '{NULL}', 'csv.allow-comments' = 'false', "
             f"{emit})"
         )
-    text_cols = ", ".join(f"`{c.name}` STRING" for c in EVENT_COLUMNS)
-    event_time = typed_sql(next(c for c in EVENT_COLUMNS if c.name == "event_time"))
-    ts = f"ts AS TO_TIMESTAMP_LTZ(CASE WHEN ({text_rejection_sql(*bounds)}) IS NULL THEN {event_time} ELSE 0 END, 3)"
+    text_cols = ", ".join(f"`{c.name}` STRING" for c in events)
+    event_time = typed_sql(next(c for c in events if c.name == "event_time"))
+    reject = text_rejection_sql(*bounds, events)
+    ts = f"ts AS TO_TIMESTAMP_LTZ(CASE WHEN ({reject}) IS NULL THEN {event_time} ELSE 0 END, 3)"
     opts = _kafka_options(source, settings, source.group_id) | {
         "format": "json",
         # only bytes that are no JSON object fail here; kafka_records dead-letters them
@@ -151,21 +165,21 @@ UNPARSED_VIEW = (
 )
 
 
-def typed_view() -> str:
+def typed_view(events: tuple[Column, ...]) -> str:
     """`raw_events` over `kafka_events`: each field as its type, and the first wrong type."""
-    cols = ", ".join(f"{typed_sql(c)} AS `{c.name}`" for c in EVENT_COLUMNS)
+    cols = ", ".join(f"{typed_sql(c)} AS `{c.name}`" for c in events)
     return (
         f"CREATE TEMPORARY VIEW raw_events AS SELECT src_part, src_off, {cols}, ts, "
-        f"{type_error_sql()} AS type_error FROM kafka_events"
+        f"{type_error_sql(events)} AS type_error FROM kafka_events"
     )
 
 
-def views(bounds: tuple[int, int]) -> list[str]:
+def views(bounds: tuple[int, int], events: tuple[Column, ...]) -> list[str]:
     reject = rejection_sql(*bounds)
     return [
         f"CREATE TEMPORARY VIEW checked_events AS SELECT *, COALESCE(type_error, {reject}) AS reason FROM raw_events",
         # late: at or behind the watermark on arrival; windows would drop it.
-        f"CREATE TEMPORARY VIEW events AS SELECT {EVENT_NAMES}, ts, "
+        f"CREATE TEMPORARY VIEW events AS SELECT {_names((*events, *SOURCE_COLUMNS))}, ts, "
         "COALESCE(ts <= CURRENT_WATERMARK(ts), FALSE) AS late FROM checked_events WHERE reason IS NULL",
         "CREATE TEMPORARY VIEW events_on_time AS SELECT * FROM events WHERE NOT late",
     ]
@@ -214,23 +228,24 @@ def feature_sink_ddl(q: FlinkQuery, mode: SinkMode, settings: Settings) -> str:
     return f"CREATE TEMPORARY TABLE sink_{q.output} ({cols}) WITH ({with_})"
 
 
-def compiled_queries() -> list[tuple[str, FlinkQuery]]:
-    return [compile_feature(f) for f in STREAM_FEATURES]
+def compiled_queries(settings: Settings) -> list[tuple[str, FlinkQuery]]:
+    """(input view DDL, query) of every stream feature of the settings' repository."""
+    return [compile_feature(f) for f in load_features(settings).stream]
 
 
 def base_sql(source: Source, settings: Settings, bounds: tuple[int, int], archive: bool = True) -> list[str]:
     """The job's statements before any feature, in order: the source, the views, the
     dead-letter sink and (archive=True) the raw-event archive, each sink with its INSERT."""
-    stmts = [source_ddl(source, settings, bounds), *views(bounds)]
-    dead_cols = f"`reason` STRING, {EVENT_DDL}, `raw` STRING"
-    event_cols = ", ".join(f"`{c.name}`" for c in EVENT_COLUMNS)
+    events = event_columns(settings)
+    stmts = [source_ddl(source, settings, bounds), *views(bounds, events)]
+    dead_cols = f"`reason` STRING, {_ddl((*SOURCE_COLUMNS, *events))}, `raw` STRING"
     dead = (
-        f"SELECT reason, src_part, src_off, {event_cols}, CAST(NULL AS STRING) "
+        f"SELECT reason, src_part, src_off, {_names(events)}, CAST(NULL AS STRING) "
         "FROM checked_events WHERE reason IS NOT NULL"
     )
     if isinstance(source, KafkaSource):
-        stmts[1:1] = [*records_ddl(source, settings), typed_view()]
-        nulls = ", ".join(f"CAST(NULL AS {c.flink})" for c in EVENT_COLUMNS)
+        stmts[1:1] = [*records_ddl(source, settings), typed_view(events)]
+        nulls = ", ".join(f"CAST(NULL AS {c.flink})" for c in events)
         # the record as it came (at most RAW_CHARS characters), to see what was sent
         raw = f"SUBSTRING({_TEXT}, 1, {RAW_CHARS})"
         dead += (
@@ -246,13 +261,15 @@ def base_sql(source: Source, settings: Settings, bounds: tuple[int, int], archiv
     if archive:
         # the layout of common/archive.py: the event time's UTC day and hour
         arrival = f"`{ARRIVAL_COLUMN.name}` {ARRIVAL_COLUMN.flink}"
-        arch_cols = f"{EVENT_DDL}, `late` BOOLEAN, {arrival}, `{DAY_KEY}` STRING, `{HOUR_KEY}` STRING"
+        arch_cols = (
+            f"{_ddl((*SOURCE_COLUMNS, *events))}, `late` BOOLEAN, {arrival}, `{DAY_KEY}` STRING, `{HOUR_KEY}` STRING"
+        )
         stmts += [
             _filesystem_sink(
                 "archive", arch_cols, settings.archive_dir, settings.stream.archive_rollover_s, (DAY_KEY, HOUR_KEY)
             ),
             "INSERT INTO archive SELECT src_part, src_off, "
-            + ", ".join(f"`{c.name}`" for c in EVENT_COLUMNS)
+            + _names(events)
             + f", late, {ARRIVED_AT_MS}, DATE_FORMAT(ts, 'yyyy-MM-dd'), DATE_FORMAT(ts, 'HH') FROM events",
         ]
     return stmts
@@ -273,7 +290,7 @@ def job_sql(
 ) -> list[str]:
     """Every statement of the job, in order (of only these features, when given)."""
     stmts = base_sql(source, settings, bounds, archive)
-    for view_ddl, q in compiled_queries():
+    for view_ddl, q in compiled_queries(settings):
         if features is None or q.feature.name in features:
             stmts += feature_sql(view_ddl, q, sink_mode, settings)
     return stmts

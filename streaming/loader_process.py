@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     stats = LoaderStats()
     try:
         loader = LOADERS[args.role](
-            settings, [q for _, q in compiled_queries()], run_id=args.run_id, should_stop=stop.is_set, **extra
+            settings, [q for _, q in compiled_queries(settings)], run_id=args.run_id, should_stop=stop.is_set, **extra
         )
         stats = loader.stats
         loader.on_progress = report

@@ -15,9 +15,9 @@ from common.clickhouse import get_client, local_url
 from common.errors import PlatformError
 from common.kafka import ensure_topics
 from common.redis_store import get_redis
+from common.repository import load_features
 from common.services import local_services
 from common.settings import Settings
-from features.definitions import STREAM_FEATURES
 from streaming.checkpoints import latest_checkpoint
 from streaming.flink_env import create_table_env, kafka_connector_jars
 from streaming.job import FileSource, Source, build_statements, compiled_queries
@@ -50,7 +50,7 @@ class RunSummary:
 
 
 def feature_topics(settings: Settings) -> list[str]:
-    return [settings.kafka.features_topic_prefix + q.output for _, q in compiled_queries()]
+    return [settings.kafka.features_topic_prefix + q.output for _, q in compiled_queries(settings)]
 
 
 def count_json_lines(folder: Path, flag: str | None = None) -> tuple[int, int]:
@@ -187,7 +187,7 @@ def run_job(
             summary.events_in = summary.archived + summary.stream_dead_letters
         ch = get_client(settings)
         db = settings.clickhouse.database
-        for f in STREAM_FEATURES:
+        for f in load_features(settings).stream:
             table = stream_table(f)
             summary.table_rows[f"{db}.{table}"] = ch.query(f"SELECT count() FROM {db}.{table} FINAL").result_rows[0][0]
         summary.redis_keys = sum(1 for _ in get_redis(settings).scan_iter(f"{settings.redis.key_prefix}*", count=1000))

@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 
 from common.errors import PlatformError
-from features.adapters import FORMATS, Event, read_lines
+from features.adapters import FORMATS, Attributes, Event, read_lines
 from features.events import EVENT_FIELDS
 
 NULL = "\\N"  # the csv.null-literal of the staged files
@@ -32,18 +32,19 @@ class StageResult:
 class StagedWriter:
     """Writes canonical events as the CSV the stream job's file source expects."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, attributes: Attributes = ()) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.fields = (*EVENT_FIELDS, *(a.name for a in attributes))  # the order of the job's source columns
         self._fh = path.open("w", newline="", encoding="utf-8")
         self._csv = csv.writer(self._fh, lineterminator="\n")
         self.count = 0
 
     def write(self, part: int, offset: int, event: Event) -> None:
         row = [part, offset]
-        for k in EVENT_FIELDS:
+        for k in self.fields:
             v = event.get(k)
-            row.append(NULL if v is None else v)
+            row.append(NULL if v is None else str(v).lower() if isinstance(v, bool) else v)
         self._csv.writerow(row)
         self.count += 1
 
@@ -57,8 +58,11 @@ class StagedWriter:
         self.close()
 
 
-def stage_files(fmt: str, paths: Iterable[Path], staged: Path, dead_dir: Path) -> StageResult:
-    """Parse every input file in order into `staged`; parse failures go to `dead_dir`."""
+def stage_files(
+    fmt: str, paths: Iterable[Path], staged: Path, dead_dir: Path, attributes: Attributes = ()
+) -> StageResult:
+    """Parse every input file in order into `staged` (with the repository's event attributes);
+    parse failures go to `dead_dir`."""
     if fmt not in FORMATS:
         raise PlatformError(f"unknown format {fmt!r}", f"use one of: {', '.join(FORMATS)}")
     paths = list(paths)
@@ -67,11 +71,11 @@ def stage_files(fmt: str, paths: Iterable[Path], staged: Path, dead_dir: Path) -
             raise PlatformError(f"input file not found: {p}", "check the path")
     dead_dir.mkdir(parents=True, exist_ok=True)
     result = StageResult(staged, dead_letter_path=dead_dir / f"{staged.stem}.parse.jsonl")
-    with StagedWriter(staged) as out, result.dead_letter_path.open("wb") as dead:
+    with StagedWriter(staged, attributes) as out, result.dead_letter_path.open("wb") as dead:
         for index, p in enumerate(paths):
             result.files.append(str(p))
             with p.open(encoding="utf-8", errors="replace") as fh:
-                for line_no, event, raw, error in read_lines(fmt, fh, p.stem):
+                for line_no, event, raw, error in read_lines(fmt, fh, p.stem, attributes):
                     if event is None:
                         dead.write(
                             orjson.dumps(

@@ -116,3 +116,52 @@ def last_event_time(ev: list[dict]) -> dict[int, int]:
     for e in ev:
         out[e["user_id"]] = max(out.get(e["user_id"], e["event_time"]), e["event_time"])
     return out
+
+
+# -- any repository's features of these kinds (tests/feature_repos) ------------------------
+def tumble(ev: list[dict], size_ms: int, where, key: str = "user_id") -> dict[tuple, int]:
+    """(key value, window start) -> events in tumbling windows, on-time events matching `where`."""
+    c: Counter = Counter()
+    for e in ev:
+        if not e["late"] and where(e):
+            c[(e.get(key), e["event_time"] // size_ms * size_ms)] += 1
+    return dict(c)
+
+
+def hop(ev: list[dict], size_ms: int, slide_ms: int, where, key: str = "user_id") -> dict[tuple, int]:
+    """(key value, window start) -> events in sliding windows: an event at t is in the windows
+    [s, s + size) with s a multiple of slide and s <= t < s + size."""
+    c: Counter = Counter()
+    for (k, tile), n in tumble(ev, slide_ms, where, key).items():
+        for i in range(size_ms // slide_ms):
+            c[(k, tile - i * slide_ms)] += n
+    return dict(c)
+
+
+def sessions(ev: list[dict], gap_ms: int, counted) -> set[tuple[int, int, int, int, int]]:
+    """(user, first event time, last event time, events, events matching `counted`) per session:
+    a pause of more than gap_ms splits one."""
+    by_user = defaultdict(list)
+    for e in ev:
+        if not e["late"]:
+            by_user[e["user_id"]].append(e)
+    out = set()
+    for user, es in by_user.items():
+        es.sort(key=lambda e: e["event_time"])
+        run: list[dict] = []
+        for e in es + [None]:
+            if run and (e is None or e["event_time"] - run[-1]["event_time"] > gap_ms):
+                out.add((user, run[0]["event_time"], run[-1]["event_time"], len(run), sum(map(counted, run))))
+                run = []
+            if e is not None:
+                run.append(e)
+    return out
+
+
+def last_values(ev: list[dict], field: str, n: int) -> dict[int, list]:
+    """The n newest non-null values of a field per user, newest first (ties: later in source order)."""
+    by_user = defaultdict(list)
+    for i, e in enumerate(ev):
+        if e.get(field) is not None:
+            by_user[e["user_id"]].append((e["event_time"], i, e[field]))
+    return {u: [v for _, _, v in sorted(xs, reverse=True)[:n]] for u, xs in by_user.items()}

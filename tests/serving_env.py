@@ -21,7 +21,7 @@ import httpx
 from batch.publish import publish_online
 from common.redis_store import get_redis, write_hashes
 from common.settings import Settings
-from features.definitions import BATCH_FEATURES, CART_AMOUNT, LAST_EVENT_TIME, LAST_SEARCHES
+from features.ecommerce import BATCH_FEATURES, CART_AMOUNT, LAST_EVENT_TIME, LAST_SEARCHES
 from streaming.loader import online_fields
 from streaming.sql import compile_feature
 

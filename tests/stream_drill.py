@@ -21,7 +21,7 @@ from common.redis_store import get_redis
 from common.services import local_services
 from common.settings import Settings
 from features.adapters import to_json
-from features.definitions import STREAM_FEATURES
+from features.ecommerce import STREAM_FEATURES
 from features.generator import GeneratorConfig, generate
 from streaming.job import compiled_queries
 from streaming.loader import LOADERS
@@ -207,7 +207,7 @@ def committed_offsets(settings: Settings, group: str, parts: list[tuple[str, int
 def loaders_caught_up(settings: Settings) -> bool:
     """Whether each loader committed every feature change on its topics."""
     k = settings.kafka
-    queries = [q for _, q in compiled_queries()]
+    queries = [q for _, q in compiled_queries(settings)]
     for role, loader in LOADERS.items():
         ends = end_offsets(settings, [k.features_topic_prefix + q.output for q in queries if loader.wants(q)])
         done = committed_offsets(settings, f"{k.group_id}-{role}", list(ends))

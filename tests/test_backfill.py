@@ -9,7 +9,7 @@ import pytest
 
 from common.clickhouse import get_client
 from common.services import local_services
-from features.definitions import STREAM_FEATURES
+from features.ecommerce import STREAM_FEATURES
 from tests.archive import at, write_archive
 from tests.conftest import run_batch
 from warehouse.schema import create_tables

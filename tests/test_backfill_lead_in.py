@@ -13,7 +13,7 @@ import pytest
 from common.clickhouse import get_client
 from common.lake import feature_day_dir, feature_dir
 from dq_checks.consistency import compare
-from features.definitions import CATEGORY_CLICKS_1H
+from features.ecommerce import CATEGORY_CLICKS_1H
 from tests import reference
 from tests.archive import at, write_archive
 from tests.conftest import run_batch

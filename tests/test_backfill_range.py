@@ -15,7 +15,7 @@ from bench.batch_duckdb import backfill as duckdb_backfill
 from common.lake import feature_day_dir
 from common.services import local_services
 from common.settings import load_settings
-from features.definitions import STREAM_FEATURES
+from features.ecommerce import STREAM_FEATURES
 from features.generator import GeneratorConfig
 from tests.conftest import run_batch
 

@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from features.definitions import STREAM_FEATURES
+from features.ecommerce import STREAM_FEATURES
 from tests.conftest import cli, free_port
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from common.archive import hour_dir
 from common.clickhouse import get_client
 from dq_checks import CheckResult, completeness, consistency, freshness, record, run_checks, validity
 from dq_checks.freshness import stream_feature
-from features.definitions import FEATURES, STREAM_FEATURES, UV_1M
+from features.ecommerce import FEATURES, STREAM_FEATURES, UV_1M
 from tests.archive import at, write_archive
 from warehouse.schema import create_tables
 

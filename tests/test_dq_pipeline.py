@@ -12,7 +12,7 @@ from common.clickhouse import get_client
 from common.services import local_services
 from dq_checks import run_checks
 from features.adapters import to_json
-from features.definitions import STREAM_FEATURES
+from features.ecommerce import STREAM_FEATURES
 from features.generator import GeneratorConfig, generate
 from tests.conftest import cli, env_of, run_batch
 

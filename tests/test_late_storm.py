@@ -13,7 +13,7 @@ import pytest
 from common.clickhouse import get_client
 from dq_checks.consistency import consistency
 from features.adapters import to_json
-from features.definitions import STREAM_FEATURES
+from features.ecommerce import STREAM_FEATURES
 from features.generator import GeneratorConfig, generate
 from monitoring.outputs import StreamOutputs
 from tests import reference as ref

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from dagster import AssetKey, RunRequest, build_schedule_context, build_sensor_context
 
-from features.definitions import BATCH_FEATURES, STREAM_FEATURES
+from features.ecommerce import BATCH_FEATURES, STREAM_FEATURES
 from orchestration.definitions import build_definitions
 
 

@@ -11,7 +11,7 @@ from common.clickhouse import get_client
 from common.redis_store import get_redis
 from common.services import local_services
 from features.adapters import to_json
-from features.definitions import BATCH_FEATURES, STREAM_FEATURES
+from features.ecommerce import BATCH_FEATURES, STREAM_FEATURES
 from features.generator import GeneratorConfig, generate
 from orchestration.instance import materialize_days, replay_stream
 

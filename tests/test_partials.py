@@ -10,7 +10,7 @@ from batch.partials import STAMP, is_fresh
 from batch.sql import merge_sql, partial_sql, spark_sql, spread_sql
 from common.archive import fingerprint
 from common.lake import partial_dir
-from features.definitions import PURCHASE_STATS_30D, TOP_BRANDS_30D
+from features.ecommerce import PURCHASE_STATS_30D, TOP_BRANDS_30D
 from tests.archive import at, write_archive
 
 D = date(2026, 3, 31)

@@ -21,7 +21,7 @@ from common.services import local_services
 from common.settings import Settings
 from dq_checks.completeness import events as completeness_events
 from features.adapters import to_json
-from features.definitions import STREAM_FEATURES
+from features.ecommerce import STREAM_FEATURES
 from features.generator import GeneratorConfig, generate
 from monitoring.outputs import StreamOutputs
 from streaming.job import KafkaSource

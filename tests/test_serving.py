@@ -15,7 +15,7 @@ import pytest
 
 from common.redis_store import get_redis
 from common.services import redis_service
-from features.definitions import FEATURES
+from features.ecommerce import FEATURES
 from serving.catalog import ONLINE
 from serving.status import Bounds, batch_status, stream_status
 from tests.conftest import free_port, isolated

@@ -14,11 +14,12 @@ import pytest
 from batch.sql import merge_sql, partial_sql, reduce_sql, spark_sql, spread_sql
 from common.kafka import bootstrap
 from common.settings import ENV_PREFIX, Settings, load_settings
-from features.definitions import BATCH_FEATURES, STREAM_FEATURES, Feature
+from features.definitions import Feature
+from features.ecommerce import BATCH_FEATURES, STREAM_FEATURES
 from orchestration.definitions import build_definitions
 from streaming.deployment import definition_fingerprint
-from streaming.job import KafkaSource, base_sql, compiled_queries, feature_sql, time_bounds
-from streaming.sql import FlinkQuery
+from streaming.job import KafkaSource, base_sql, feature_sql, time_bounds
+from streaming.sql import FlinkQuery, compile_feature
 from tests.snapshot import REFRESH, assert_only, assert_snapshot
 
 JOB_START = datetime(2026, 1, 1, tzinfo=UTC)  # fixes the upper bound of accepted event times
@@ -40,7 +41,10 @@ def _sql_file(header: list[str], statements: list[str]) -> str:
     return "\n".join(comments) + "\n\n" + "".join(f"{s};\n\n" for s in statements).rstrip("\n") + "\n"
 
 
-@pytest.mark.parametrize("view_ddl, q", [pytest.param(v, q, id=q.feature.name) for v, q in compiled_queries()])
+# the shipped repository's features (the `defaults` fixture unsets LAMBDA_FEATURES_FEATURE_REPO too)
+@pytest.mark.parametrize(
+    "view_ddl, q", [pytest.param(v, q, id=q.feature.name) for v, q in map(compile_feature, STREAM_FEATURES)]
+)
 def test_flink_sql(defaults: Settings, view_ddl: str, q: FlinkQuery):
     kind = "upsert (updating)" if q.updating else "append-only"
     header = [f"{q.feature.name}: the stream job's input view, sink and INSERT; output {q.output}, {kind}"]

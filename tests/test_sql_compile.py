@@ -1,13 +1,8 @@
 """The stream queries are compiled from features/, not written by hand. The exact text of
 every compiled query is in the snapshots (tests/test_snapshots.py); these are the rules it keeps."""
 
-import dataclasses
-
-import pytest
-
-import streaming.job
 from common.settings import load_settings
-from features.definitions import STREAM_FEATURES
+from features.ecommerce import STREAM_FEATURES
 from features.events import rejection_sql
 from streaming.deployment import definition_fingerprint
 from streaming.sql import compile_feature
@@ -38,10 +33,19 @@ def test_clickhouse_ddl_has_a_table_per_feature(tmp_path):
     assert "ARRAY JOIN range(12)" in stmts  # the 1 h view over 5 min tiles
 
 
-def test_a_changed_input_filter_changes_the_definition(monkeypatch: pytest.MonkeyPatch, tmp_path):
+def test_a_changed_input_filter_changes_the_definition(tmp_path):
     """The filter lives in the feature's input view, not its SELECT: the fingerprint must see it."""
-    s = load_settings(home=tmp_path)
-    before = definition_fingerprint(s)
-    favs = [dataclasses.replace(f, source_filter="event_type = 'fav'") if f.windowed else f for f in STREAM_FEATURES]
-    monkeypatch.setattr(streaming.job, "STREAM_FEATURES", favs)
-    assert definition_fingerprint(s) != before
+    before = definition_fingerprint(load_settings(home=tmp_path))
+    favs = tmp_path / "favs.py"
+    favs.write_text(
+        "import dataclasses\nfrom features.ecommerce import FEATURES as SHIPPED\n"
+        "FEATURES = [dataclasses.replace(f, source_filter=\"event_type = 'fav'\") if f.windowed else f "
+        "for f in SHIPPED]\n"
+    )
+    assert definition_fingerprint(load_settings(home=tmp_path, feature_repo=favs)) != before
+
+
+def test_a_setting_given_its_default_value_is_the_same_definition(tmp_path):
+    """state_ttl_hours read from a setting is 168.0, its default 168: one definition, no redeploy."""
+    given = load_settings(home=tmp_path, stream={"state_ttl_hours": 168, "checkpoint_interval_ms": 2000})
+    assert definition_fingerprint(given) == definition_fingerprint(load_settings(home=tmp_path))

@@ -39,7 +39,7 @@ def test_kafka_hops_and_fold_reach_the_ddl(tmp_path):
     )
     src = source_ddl(KafkaSource("t", "b:9092", "g"), s, (0, 1))
     assert "'properties.fetch.max.wait.ms' = '5'" in src and "'properties.fetch.min.bytes' = '1024'" in src
-    queries = {q.output: q for _, q in compiled_queries()}
+    queries = {q.output: q for _, q in compiled_queries(s)}
     cart = feature_sink_ddl(queries["cart_amount"], "kafka", s)
     assert "'connector' = 'upsert-kafka'" in cart and "'properties.linger.ms' = '0'" in cart
     assert "'sink.buffer-flush.interval' = '1000 ms'" in cart and "'sink.buffer-flush.max-rows' = '50000'" in cart
@@ -48,8 +48,8 @@ def test_kafka_hops_and_fold_reach_the_ddl(tmp_path):
     assert "'sink.buffer-flush.interval' = '0 ms'" in cart and "'sink.buffer-flush.max-rows' = '0'" in cart
 
 
-def test_online_loader_reads_only_per_user_features():
-    queries = [q for _, q in compiled_queries()]
+def test_online_loader_reads_only_per_user_features(tmp_path):
+    queries = [q for _, q in compiled_queries(load_settings(home=tmp_path))]
     online = {q.output for q in queries if LOADERS["online"].wants(q)}
     assert online == {"cart_amount", "last_searches", "last_event_time"}
     assert all(LOADERS["olap"].wants(q) for q in queries)

@@ -12,7 +12,7 @@ from common.clickhouse import close_clients
 from common.lake import feature_day_dir
 from common.services import clickhouse_service
 from common.settings import load_settings
-from features.definitions import STREAM_FEATURES
+from features.ecommerce import STREAM_FEATURES
 from features.samples import TAOBAO_SAMPLE as TAOBAO
 from tests import reference as ref
 from tests.conftest import free_port, monitoring_ports

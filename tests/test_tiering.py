@@ -30,8 +30,8 @@ def tier_settings(tmp_path):
     close_clients()
 
 
-def test_tiered_tables_are_the_day_partitioned_window_tables():
-    assert sorted(tiered_tables()) == sorted(
+def test_tiered_tables_are_the_day_partitioned_window_tables(tmp_path):
+    assert sorted(tiered_tables(load_settings(home=tmp_path))) == sorted(
         [
             "uv_1m_stream",
             "uv_1m_batch",

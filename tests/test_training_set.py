@@ -15,7 +15,7 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from features.definitions import FEATURES, STREAM_FEATURES
+from features.ecommerce import FEATURES, STREAM_FEATURES
 from features.generator import GeneratorConfig, generate
 from tests import pit_reference as pit
 from tests.archive import write_archive

@@ -107,7 +107,7 @@ def run(
 def restore(settings: Settings, table: str, day: date, hook: Hook | None = None) -> int:
     """Bring a cold day of a table back into ClickHouse; returns its rows. It then stays hot
     until `run(..., include_restored=True)`."""
-    feature_of(table)
+    feature_of(settings, table)
     return _restore(settings, _open(settings), table, day, hook)
 
 

@@ -22,7 +22,7 @@ def create_collection(settings: Settings, credentials: dict[str, str]) -> None:
 
 def view_sql(settings: Settings, table: str, days: list) -> str:
     """The cold view of a table over these cold days (no rows when there are none)."""
-    f = tiered_tables()[table]
+    f = tiered_tables(settings)[table]
     source = f"SELECT * FROM {cold_reader(settings, table, days, f)}" if days else no_cold_days(f)
     return f"CREATE OR REPLACE VIEW {settings.clickhouse.database}.{cold_view(table)} AS {source}"
 
@@ -31,7 +31,7 @@ def refresh(settings: Settings, tables: list[str] | None = None) -> None:
     """Rebuild the cold views (of these tables, default all) from the manifest."""
     cold = manifest.cold_days(settings)
     client = get_client(settings)
-    for table in tables or list(tiered_tables()):
+    for table in tables or list(tiered_tables(settings)):
         client.command(view_sql(settings, table, cold.get(table, [])))
 
 

@@ -108,7 +108,7 @@ def _verify_written(
 
 def _swap_in(settings: Settings, table: str, day: date) -> None:
     """Read the cold day into an empty copy of the table, then swap it in as the day's partition."""
-    f = feature_of(table)
+    f = feature_of(settings, table)
     db = settings.clickhouse.database
     staging = f"{db}.{table}_restore"
     client = get_client(settings)

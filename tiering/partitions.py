@@ -25,8 +25,8 @@ class Partition:
     bytes: int
 
 
-def feature_of(table: str) -> Feature:
-    tables = tiered_tables()
+def feature_of(settings: Settings, table: str) -> Feature:
+    tables = tiered_tables(settings)
     if table not in tables:
         raise PlatformError(f"{table!r} is not a tiered table", f"use one of: {', '.join(sorted(tables))}")
     return tables[table]
@@ -39,7 +39,7 @@ def _fingerprint_sql(f: Feature) -> str:
 
 def hot_fingerprint(settings: Settings, table: str, day: date) -> tuple[int, int]:
     """(rows, checksum) of the day as FINAL returns it from MergeTree."""
-    f = feature_of(table)
+    f = feature_of(settings, table)
     db = settings.clickhouse.database
     row = get_client(settings).query(
         f"{_fingerprint_sql(f)} FROM {db}.{table} FINAL WHERE toDate({first_time_column(f)}) = '{day.isoformat()}'"
@@ -50,7 +50,7 @@ def hot_fingerprint(settings: Settings, table: str, day: date) -> tuple[int, int
 
 def cold_fingerprint(settings: Settings, table: str, day: date) -> tuple[int, int]:
     """(rows, checksum) of the day read back from the object store through ClickHouse."""
-    f = feature_of(table)
+    f = feature_of(settings, table)
     try:
         rows, checksum = (
             get_client(settings).query(f"{_fingerprint_sql(f)} FROM {cold_reader(settings, table, [day], f)}")
@@ -69,7 +69,7 @@ def export(settings: Settings, table: str, day: date, out_dir: Path) -> list[Pat
     """Write the day (FINAL, in key order) as Parquet files of at most rows_per_object rows."""
     import pyarrow.parquet as pq
 
-    f = feature_of(table)
+    f = feature_of(settings, table)
     db = settings.clickhouse.database
     cols = ", ".join(f"`{c.name}`" for c in f.columns)
     query = (
@@ -102,7 +102,7 @@ def export(settings: Settings, table: str, day: date, out_dir: Path) -> list[Pat
 def due(settings: Settings, today: date) -> list[Partition]:
     """Every hot day of a tiered table older than hot_days (D < today - hot_days), oldest first."""
     cutoff = today - timedelta(days=settings.tiering.hot_days)
-    names = ", ".join(f"'{t}'" for t in tiered_tables())
+    names = ", ".join(f"'{t}'" for t in tiered_tables(settings))
     rows = (
         get_client(settings)
         .query(

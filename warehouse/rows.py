@@ -20,11 +20,11 @@ def rows(settings: Settings, table: str, days: list[date] | None = None) -> str:
     a day in MergeTree is read there only, so a move never shows a day twice or not at all.
     `days`: only the rows of those days (by `day_column`; the cold tier prunes by `dt`)."""
     db = settings.clickhouse.database
-    f = feature_tables()[table]
+    f = feature_tables(settings)[table]
     cols = ", ".join(f"`{c.name}`" for c in f.columns)
     listed = ", ".join(f"'{d.isoformat()}'" for d in days or [])
     on_days = f" WHERE toDate({day_column(f)}) IN ({listed})" if days else ""
-    if table not in tiered_tables():
+    if table not in tiered_tables(settings):
         return f"(SELECT {cols} FROM {db}.{table} FINAL{on_days})" if days else f"{db}.{table} FINAL"
     cold_on_days = f" AND dt IN ({listed})" if days else ""
     return (

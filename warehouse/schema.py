@@ -4,8 +4,8 @@ its own tables and keeps the cold views current (tiering/)."""
 from __future__ import annotations
 
 from common.clickhouse import get_client
+from common.repository import load_features
 from common.settings import Settings
-from features.definitions import STREAM_FEATURES
 from warehouse.tables import hop_of, table_ddl
 from warehouse.views import serving_view, tiles_view
 
@@ -13,8 +13,8 @@ from warehouse.views import serving_view, tiles_view
 def ddl(settings: Settings) -> list[str]:
     """The database, the tables (created when missing) and the views (rebuilt), in order."""
     db = settings.clickhouse.database
-    out = [f"CREATE DATABASE IF NOT EXISTS {db}", *table_ddl(db)]
-    for f in STREAM_FEATURES:
+    out = [f"CREATE DATABASE IF NOT EXISTS {db}", *table_ddl(settings)]
+    for f in load_features(settings).stream:
         hop = hop_of(f)
         if hop:
             out.append(tiles_view(settings, f, hop))

@@ -3,7 +3,9 @@ with the batch's record of reconciled days and the checks' results."""
 
 from __future__ import annotations
 
-from features.definitions import BATCH_FEATURES, STREAM_FEATURES, Feature, Hop, WindowAggregate
+from common.repository import load_features
+from common.settings import Settings
+from features.definitions import Feature, Hop, WindowAggregate
 
 
 def hop_of(f: Feature) -> Hop | None:
@@ -39,15 +41,30 @@ def day_column(f: Feature) -> str:
     return replacing_version(f) if f.updating else first_time_column(f)
 
 
-def feature_tables() -> dict[str, Feature]:
+def tables_of(f: Feature) -> tuple[str, ...]:
+    """The tables holding a feature's rows: stream and batch tables, or the batch feature's own."""
+    return (stream_table(f), f"{f.name}_batch") if f.layer == "stream" else (f.name,)
+
+
+def objects_of(f: Feature) -> tuple[list[str], list[str]]:
+    """A feature's ClickHouse tables and the views over them (cold views, tiles view, serving view)."""
+    tables = list(tables_of(f))
+    views = [cold_view(t) for t in tables] if f.windowed else []
+    if f.layer == "stream":
+        views += [f"{f.name}_stream"] if hop_of(f) else []
+        views.append(f.name)
+    return tables, views
+
+
+def feature_tables(settings: Settings) -> dict[str, Feature]:
     """Every table holding a feature's rows, by name: stream and batch tables, and the 30-day tables."""
-    tables = {t: f for f in STREAM_FEATURES for t in (stream_table(f), f"{f.name}_batch")}
-    return tables | {f.name: f for f in BATCH_FEATURES}
+    repo = load_features(settings)
+    return {t: f for f in (*repo.stream, *repo.batch) for t in tables_of(f)}
 
 
-def tiered_tables() -> dict[str, Feature]:
+def tiered_tables(settings: Settings) -> dict[str, Feature]:
     """The tables whose days can move to the cold tier: the day-partitioned window tables."""
-    return {t: f for t, f in feature_tables().items() if f.windowed}
+    return {t: f for t, f in feature_tables(settings).items() if f.windowed}
 
 
 def cold_view(table: str) -> str:
@@ -76,8 +93,9 @@ def _engine(f: Feature) -> str:
     )
 
 
-def table_ddl(db: str) -> list[str]:
+def table_ddl(settings: Settings) -> list[str]:
     """The CREATE statements of every table, idempotent; a cold view is created empty once."""
+    db = settings.clickhouse.database
     out = [
         f"CREATE TABLE IF NOT EXISTS {db}.reconciled_days (feature String, day Date, rows UInt64, "
         "complete UInt8, gaps String, reconciled_at DateTime64(3, 'UTC')) "
@@ -87,14 +105,19 @@ def table_ddl(db: str) -> list[str]:
         "severity LowCardinality(String), message String, metrics Map(String, Float64), sample Array(String)) "
         "ENGINE = MergeTree ORDER BY (day, check, feature, checked_at) PARTITION BY toYYYYMM(day)",
     ]
-    tiered = tiered_tables()
-    for table, f in feature_tables().items():
-        cols = ", ".join(f"`{c.name}` {c.clickhouse}" for c in f.columns)
-        if f.layer == "batch":
-            engine = f"ReplacingMergeTree ORDER BY ({', '.join(f.order_key)}) PARTITION BY as_of"
-        else:
-            engine = _engine(f)
-        out.append(f"CREATE TABLE IF NOT EXISTS {db}.{table} ({cols}) ENGINE = {engine}")
-        if table in tiered:
-            out.append(f"CREATE VIEW IF NOT EXISTS {db}.{cold_view(table)} AS {no_cold_days(f)}")
+    for table, f in feature_tables(settings).items():
+        out += feature_table_ddl(db, table, f)
+    return out
+
+
+def feature_table_ddl(db: str, table: str, f: Feature) -> list[str]:
+    """One feature table's CREATE, idempotent, and its cold view's when it is tiered."""
+    cols = ", ".join(f"`{c.name}` {c.clickhouse}" for c in f.columns)
+    if f.layer == "batch":
+        engine = f"ReplacingMergeTree ORDER BY ({', '.join(f.order_key)}) PARTITION BY as_of"
+    else:
+        engine = _engine(f)
+    out = [f"CREATE TABLE IF NOT EXISTS {db}.{table} ({cols}) ENGINE = {engine}"]
+    if f.windowed:
+        out.append(f"CREATE VIEW IF NOT EXISTS {db}.{cold_view(table)} AS {no_cold_days(f)}")
     return out

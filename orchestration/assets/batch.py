@@ -20,8 +20,9 @@ from dagster import (
     multi_asset,
 )
 
+from common.repository import load_features
 from common.settings import Settings
-from features.definitions import BATCH_FEATURES, STREAM_FEATURES, Feature
+from features.definitions import Feature
 from orchestration.metadata import preview
 from orchestration.partitions import daily_partitions, days_of
 from orchestration.resources import ClickHouseResource, PlatformResource, SparkResource
@@ -42,12 +43,13 @@ def clickhouse_key(f: Feature) -> AssetKey:
 
 def clickhouse_table(settings: Settings, f: Feature) -> str:
     db = settings.clickhouse.database
-    return f"{db}.{f.name}_batch" if f in STREAM_FEATURES else f"{db}.{f.name}"
+    return f"{db}.{f.name}_batch" if f.layer == "stream" else f"{db}.{f.name}"
 
 
 def _specs(settings: Settings) -> list[AssetSpec]:
+    repo = load_features(settings)
     specs = []
-    for f in STREAM_FEATURES:
+    for f in repo.stream:
         specs.append(
             AssetSpec(
                 lake_key(f),
@@ -59,7 +61,7 @@ def _specs(settings: Settings) -> list[AssetSpec]:
                 f"(lake/features/{f.name}/dt=D/).",
             )
         )
-    for f in BATCH_FEATURES:
+    for f in repo.batch:
         specs.append(
             AssetSpec(
                 lake_key(f),
@@ -70,7 +72,7 @@ def _specs(settings: Settings) -> list[AssetSpec]:
                 description=f"{f.name} as of the day, over the {WINDOW_DAYS} days up to it (lake/features/{f.name}/).",
             )
         )
-    for f in (*STREAM_FEATURES, *BATCH_FEATURES):
+    for f in (*repo.stream, *repo.batch):
         specs.append(
             AssetSpec(
                 clickhouse_key(f),
@@ -81,7 +83,7 @@ def _specs(settings: Settings) -> list[AssetSpec]:
                 description=f"ClickHouse table {clickhouse_table(settings, f)} for BI"
                 + (
                     f"; analysts query the serving view {settings.clickhouse.database}.{f.name}."
-                    if f in STREAM_FEATURES
+                    if f.layer == "stream"
                     else "."
                 ),
             )
@@ -90,6 +92,8 @@ def _specs(settings: Settings) -> list[AssetSpec]:
 
 
 def batch_features_asset(settings: Settings) -> AssetsDefinition:
+    repo = load_features(settings)
+
     @multi_asset(
         name="batch_features",
         specs=_specs(settings),
@@ -113,7 +117,7 @@ def batch_features_asset(settings: Settings) -> AssetsDefinition:
                 f"WHERE day BETWEEN '{first}' AND '{last}'"
             ).result_rows
         }
-        for f in STREAM_FEATURES:
+        for f in repo.stream:
             rows = sum(status.get((f.name, d.isoformat()), (0, 0, ""))[0] for d in days)
             gaps = "; ".join(g for d in days if (g := status.get((f.name, d.isoformat()), (0, 1, ""))[2]))
             yield MaterializeResult(
@@ -139,7 +143,7 @@ def batch_features_asset(settings: Settings) -> AssetsDefinition:
                     "preview": preview(ch, f"SELECT * FROM {t} FINAL {where}"),
                 },
             )
-        for f in BATCH_FEATURES:
+        for f in repo.batch:
             t = f"{db}.{f.name}"
             where = f"WHERE as_of BETWEEN '{first}' AND '{last}'"
             rows = ch.query(f"SELECT count() FROM {t} FINAL {where}").result_rows[0][0]

@@ -2,14 +2,16 @@
 
 from dagster import AssetExecutionContext, AssetsDefinition, BackfillPolicy, Definitions, MaterializeResult, asset
 
+from common.repository import load_features
 from common.settings import Settings
-from features.definitions import BATCH_FEATURES, STREAM_FEATURES
 from orchestration.assets.batch import clickhouse_key
 from orchestration.partitions import daily_partitions, days_of
 from orchestration.resources import RedisResource
 
 
 def online_store_asset(settings: Settings) -> AssetsDefinition:
+    repo = load_features(settings)
+
     @asset(
         group_name="online",
         owners=["team:serving"],
@@ -18,9 +20,9 @@ def online_store_asset(settings: Settings) -> AssetsDefinition:
         backfill_policy=BackfillPolicy.single_run(),
         # every ClickHouse feature table of the day, so a failed blocking data-quality check
         # on any of them holds the publication back
-        deps=[clickhouse_key(f) for f in (*STREAM_FEATURES, *BATCH_FEATURES)],
+        deps=[clickhouse_key(f) for f in (*repo.stream, *repo.batch)],
         description="The 30-day features as of the day, written into each user's Redis hash "
-        "(fields " + ", ".join(f.name for f in BATCH_FEATURES) + "). Runs only after the day's "
+        "(fields " + ", ".join(f.name for f in repo.batch) + "). Runs only after the day's "
         "data-quality checks pass.",
     )
     def online_store(context: AssetExecutionContext, redis: RedisResource) -> MaterializeResult:
@@ -36,7 +38,7 @@ def online_store_asset(settings: Settings) -> AssetsDefinition:
             metadata={
                 "as of": str(days[-1]),
                 "users written": users,
-                "fields": ", ".join(f.name for f in BATCH_FEATURES),
+                "fields": ", ".join(f.name for f in repo.batch),
                 "Redis": s.redis.url or f"redis://127.0.0.1:{s.redis.local_port} (local)",
                 "key": f"{s.redis.key_prefix}<user_id>",
             }

@@ -18,6 +18,7 @@ from dagster import (
     define_asset_job,
 )
 
+from common.repository import load_features
 from common.settings import Settings
 from orchestration.partitions import daily_partitions, days_of
 from orchestration.resources import FlinkResource, PlatformResource
@@ -42,7 +43,9 @@ def _replay(settings: Settings, config: StreamJobConfig) -> MaterializeResult:
     from streaming.staging import stage_files
 
     staged = settings.staging_dir / "runs" / f"replay-{uuid.uuid4().hex[:8]}.csv"
-    stage = stage_files(config.format, [Path(p) for p in config.replay], staged, settings.dead_letter_dir / "parse")
+    dead = settings.dead_letter_dir / "parse"
+    attributes = load_features(settings).event_attributes
+    stage = stage_files(config.format, [Path(p) for p in config.replay], staged, dead, attributes)
     summary = run_job(settings, FileSource(stage.path), stage)
     return MaterializeResult(
         metadata={

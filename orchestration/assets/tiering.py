@@ -17,8 +17,8 @@ from dagster import (
     define_asset_job,
 )
 
+from common.repository import load_features
 from common.settings import Settings
-from features.definitions import STREAM_FEATURES
 from orchestration.assets.batch import clickhouse_key
 from orchestration.partitions import daily_partitions, days_of
 from orchestration.resources import ObjectStorageResource
@@ -32,7 +32,7 @@ def tiered_features_asset(settings: Settings) -> AssetsDefinition:
         kinds={"s3", "parquet"},
         partitions_def=daily_partitions(settings),
         backfill_policy=BackfillPolicy.single_run(),
-        deps=[clickhouse_key(f) for f in STREAM_FEATURES if f.windowed],
+        deps=[clickhouse_key(f) for f in load_features(settings).stream if f.windowed],
         description=f"Feature days older than {settings.tiering.hot_days} days before the day after the "
         "partition, moved from ClickHouse to object storage as Parquet (verified before the hot copy is "
         "dropped); the serving views keep reading them.",

@@ -1,0 +1,170 @@
+"""The e-commerce feature repository the platform ships: the example to copy.
+
+A feature repository is a Python file (or a package directory) that defines `FEATURES`, a
+sequence of `features.definitions.Feature`, and optionally `EVENT_ATTRIBUTES`, the event
+columns it adds to the canonical event. Point LAMBDA_FEATURES_FEATURE_REPO at a copy of this
+file to run the platform on your own features (docs/features.md).
+"""
+
+from __future__ import annotations
+
+from features.definitions import (
+    WINDOW_COLUMNS,
+    Column,
+    DayMeasure,
+    Feature,
+    Hop,
+    LastN,
+    Latest,
+    LatestStateSum,
+    Measure,
+    RollingStats,
+    RollingTopN,
+    Session,
+    TopN,
+    Tumble,
+    WindowAggregate,
+    bigint,
+    timestamp,
+)
+from features.events import CART_EVENT_TYPES
+
+CART_AMOUNT = Feature(
+    name="cart_amount",
+    description="Sum of price over the items currently in the user's cart.",
+    keys=("user_id",),
+    source_filter="event_type IN (" + ", ".join(f"'{t}'" for t in CART_EVENT_TYPES) + ")",
+    aggregation=LatestStateSum(entity="item_id", value="price", member_type="cart"),
+    columns=(bigint("user_id"), Column("cart_amount", "DECIMAL(18, 2)", "Decimal(18, 2)"), timestamp("updated_at")),
+    online_column="cart_amount",
+    order_key=("user_id",),
+)
+CATEGORY_CLICKS_1H = Feature(
+    name="category_clicks_1h",
+    description="Clicks per category in sliding 1 h windows every 5 min.",
+    keys=("user_id", "category_id"),
+    source_filter="event_type = 'click'",
+    aggregation=WindowAggregate(Hop(size_s=3600, slide_s=300), (Measure("clicks", "count"),)),
+    columns=(bigint("user_id"), *WINDOW_COLUMNS, bigint("category_id", nullable=True), bigint("clicks")),
+    order_key=("user_id", "window_start", "category_id"),
+)
+UV_1M = Feature(
+    name="uv_1m",
+    description="Distinct users and events per tumbling minute.",
+    keys=(),
+    aggregation=WindowAggregate(Tumble(60), (Measure("uv", "count_distinct", "user_id"), Measure("events", "count"))),
+    columns=(*WINDOW_COLUMNS, bigint("uv"), bigint("events")),
+    order_key=("window_start",),
+)
+USER_SESSIONS = Feature(
+    name="user_sessions",
+    description="Sessions with a 5 min gap: bounds and counts of events, clicks, carts, purchases.",
+    keys=("user_id",),
+    aggregation=WindowAggregate(
+        Session(gap_s=300),
+        (
+            Measure("session_start", "min_time"),
+            Measure("session_end", "max_time"),
+            Measure("events", "count"),
+            Measure("clicks", "count_if", "event_type = 'click'"),
+            Measure("carts", "count_if", "event_type = 'cart'"),
+            Measure("purchases", "count_if", "event_type = 'purchase'"),
+        ),
+    ),
+    columns=(
+        bigint("user_id"),
+        timestamp("session_start"),
+        timestamp("session_end"),
+        bigint("events"),
+        bigint("clicks"),
+        bigint("carts"),
+        bigint("purchases"),
+    ),
+    order_key=("user_id", "session_start"),
+)
+LAST_SEARCHES = Feature(
+    name="last_searches",
+    description="The 10 most recent search queries, newest first.",
+    keys=("user_id",),
+    source_filter="event_type = 'search' AND query IS NOT NULL",
+    aggregation=LastN(value="query", n=10),
+    columns=(bigint("user_id"), Column("queries", "ARRAY<STRING>", "Array(String)"), timestamp("updated_at")),
+    online_column="queries",
+    order_key=("user_id",),
+)
+HOT_ITEMS_5M = Feature(
+    name="hot_items_5m",
+    description="The 10 most clicked items per tumbling 5 min, ties by smaller item_id.",
+    keys=("item_id",),
+    source_filter="event_type = 'click' AND item_id IS NOT NULL",
+    aggregation=WindowAggregate(
+        Tumble(300), (Measure("clicks", "count"),), top_n=TopN(10, ("clicks DESC", "item_id ASC"))
+    ),
+    columns=(*WINDOW_COLUMNS, Column("rank", "BIGINT", "UInt8"), bigint("item_id"), bigint("clicks")),
+    order_key=("window_start", "rank"),
+)
+LAST_EVENT_TIME = Feature(
+    name="last_event_time",
+    description="Latest event time of any event.",
+    keys=("user_id",),
+    aggregation=Latest(),
+    columns=(bigint("user_id"), timestamp("last_event_time")),
+    online_column="last_event_time",
+    order_key=("user_id",),
+)
+
+STREAM_FEATURES: tuple[Feature, ...] = (
+    CART_AMOUNT,
+    CATEGORY_CLICKS_1H,
+    UV_1M,
+    USER_SESSIONS,
+    LAST_SEARCHES,
+    HOT_ITEMS_5M,
+    LAST_EVENT_TIME,
+)
+_MONEY = "CAST(COALESCE(price, 0) AS DECIMAL(18, 2))"
+_PURCHASE = "event_type = 'purchase'"
+TOP_BRANDS_30D = Feature(
+    name="top_brands_30d",
+    description="The 3 brands with most purchases over the last 30 days, ties by brand name.",
+    keys=("user_id",),
+    source_filter="event_type = 'purchase' AND brand IS NOT NULL",
+    aggregation=RollingTopN(value="brand", n=3, days=30),
+    columns=(
+        Column("as_of", "DATE", "Date"),
+        bigint("user_id"),
+        Column("rank", "BIGINT", "UInt8"),
+        Column("brand", "STRING", "String"),
+        bigint("purchases"),
+    ),
+    layer="batch",
+    online_column="brand",
+    order_key=("as_of", "user_id", "rank"),
+)
+PURCHASE_STATS_30D = Feature(
+    name="purchase_stats_30d",
+    description="Purchases, GMV, distinct items bought and active days over the last 30 days.",
+    keys=("user_id",),
+    aggregation=RollingStats(
+        measures=(
+            DayMeasure("purchases", "count", where=_PURCHASE),
+            DayMeasure("gmv", "sum", _MONEY, where=_PURCHASE),
+            DayMeasure("distinct_items", "count_distinct", "item_id", where=_PURCHASE),
+            DayMeasure("active_days", "count_distinct", "to_date(ts)"),
+        ),
+        days=30,
+    ),
+    columns=(
+        Column("as_of", "DATE", "Date"),
+        bigint("user_id"),
+        bigint("purchases"),
+        Column("gmv", "DECIMAL(18, 2)", "Decimal(18, 2)"),
+        bigint("distinct_items"),
+        bigint("active_days"),
+    ),
+    layer="batch",
+    online_column="purchases",
+    order_key=("as_of", "user_id"),
+)
+BATCH_FEATURES: tuple[Feature, ...] = (TOP_BRANDS_30D, PURCHASE_STATS_30D)
+FEATURES: tuple[Feature, ...] = STREAM_FEATURES + BATCH_FEATURES

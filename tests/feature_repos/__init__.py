@@ -1,0 +1,1 @@
+"""Feature repositories the tests deploy (docs/features.md describes the format)."""
