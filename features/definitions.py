@@ -48,8 +48,8 @@ class Measure:
     """One output value of a window aggregation, in SQL that Flink and Spark both accept."""
 
     name: str
-    fn: Literal["count", "count_distinct", "count_if", "min_time", "max_time", "max"]
-    arg: str = ""  # a column, or a predicate for count_if
+    fn: Literal["count", "count_distinct", "count_if", "min_time", "max_time", "max", "sum_money"]
+    arg: str = ""  # a column, a predicate for count_if, an amount for sum_money
 
     def sql(self, time_col: str) -> str:
         return {
@@ -59,6 +59,7 @@ class Measure:
             "min_time": f"MIN({time_col})",
             "max_time": f"MAX({time_col})",
             "max": f"MAX({self.arg})",
+            "sum_money": f"CAST(SUM(CAST(COALESCE({self.arg}, 0) AS DECIMAL(18, 2))) AS DECIMAL(18, 2))",
         }[self.fn]
 
     @property
@@ -158,6 +159,9 @@ class Feature:
     layer: Literal["stream", "batch"] = "stream"
     online_column: str | None = None  # column kept in the per-user Redis hash, under the feature's name
     order_key: tuple[str, ...] = field(default=())  # ClickHouse ORDER BY (the row identity)
+    # reads the events joined with the item catalogue as of each event's time, which adds the
+    # columns catalog_category_id, catalog_brand, catalog_price, catalog_title (features/catalog.py)
+    enriched: bool = False
 
     @property
     def windowed(self) -> bool:
@@ -269,6 +273,36 @@ LAST_EVENT_TIME = Feature(
     order_key=("user_id",),
 )
 
+# On catalogue attributes, as the catalogue knew the item at the event's time; events of items it
+# does not know count under a null key.
+BRAND_CLICKS_1H = Feature(
+    name="brand_clicks_1h",
+    description="Clicks per catalogue brand per tumbling hour (null: items the catalogue does not know).",
+    keys=("catalog_brand",),
+    source_filter="event_type = 'click' AND item_id IS NOT NULL",
+    aggregation=WindowAggregate(Tumble(3600), (Measure("clicks", "count"),)),
+    columns=(*WINDOW_COLUMNS, Column("catalog_brand", "STRING", "Nullable(String)"), _i64("clicks")),
+    order_key=("window_start", "catalog_brand"),
+    enriched=True,
+)
+CATEGORY_PURCHASES_1H = Feature(
+    name="category_purchases_1h",
+    description="Purchases and their value at catalogue price per catalogue category per tumbling hour.",
+    keys=("catalog_category_id",),
+    source_filter="event_type = 'purchase' AND item_id IS NOT NULL",
+    aggregation=WindowAggregate(
+        Tumble(3600), (Measure("purchases", "count"), Measure("purchase_value", "sum_money", "catalog_price"))
+    ),
+    columns=(
+        *WINDOW_COLUMNS,
+        _i64("catalog_category_id", nullable=True),
+        _i64("purchases"),
+        Column("purchase_value", "DECIMAL(18, 2)", "Decimal(18, 2)"),
+    ),
+    order_key=("window_start", "catalog_category_id"),
+    enriched=True,
+)
+
 STREAM_FEATURES: tuple[Feature, ...] = (
     CART_AMOUNT,
     CATEGORY_CLICKS_1H,
@@ -277,6 +311,8 @@ STREAM_FEATURES: tuple[Feature, ...] = (
     LAST_SEARCHES,
     HOT_ITEMS_5M,
     LAST_EVENT_TIME,
+    BRAND_CLICKS_1H,
+    CATEGORY_PURCHASES_1H,
 )
 _MONEY = "CAST(COALESCE(price, 0) AS DECIMAL(18, 2))"
 _PURCHASE = "event_type = 'purchase'"
