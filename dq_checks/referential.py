@@ -44,7 +44,13 @@ def unknown_items_sql(settings: Settings, day: date) -> str:
 
 
 def referential_completeness(settings: Settings, day: date) -> CheckResult:
-    """WARN above DQ__MAX_UNKNOWN_ITEM_RATE_WARN, ERROR above DQ__MAX_UNKNOWN_ITEM_RATE_ERROR."""
+    """WARN above DQ__MAX_UNKNOWN_ITEM_RATE_WARN, ERROR above DQ__MAX_UNKNOWN_ITEM_RATE_ERROR;
+    INFO while no catalogue change was ever archived (the catalogue is not in use)."""
+    if archive.catalog_history_parts(settings) is None:
+        return CheckResult(
+            "referential_completeness", "catalog", day, True, "INFO",
+            f"no catalogue change archived under {settings.catalog_history_dir}: the catalogue is not in use",
+        )  # fmt: skip
     total, unknown, top = (
         get_client(settings).query(unknown_items_sql(settings, day), settings=sources.JSON_SETTINGS).result_rows[0]
     )

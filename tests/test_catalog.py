@@ -175,3 +175,44 @@ def test_relay_killed_between_the_brokers_ack_and_its_save_repeats_nothing(cat):
     assert writer.transactions > 3
     assert topic_changes(cat) == expected  # in binlog order, each change once
     relay.stop()
+
+
+@pytest.mark.slow
+def test_supervisor_observes_the_catalogue_and_restarts_a_dead_relay(platform_env, monkeypatch):
+    from dagster import build_sensor_context
+
+    from common.settings import load_settings
+    from orchestration.definitions import build_definitions
+    from orchestration.instance import dagster_instance
+
+    monkeypatch.setenv("LAMBDA_FEATURES_CATALOG__RELAY_PORT", str(free_port()))
+    s = load_settings()  # what the Dagster resources read: platform_env and the relay's port
+    defs = build_definitions(s)
+    sensor = defs.resolve_sensor_def("catalog_supervisor")
+    with build_sensor_context(definitions=defs, resources=defs.resources) as ctx:
+        assert "not deployed" in (sensor.evaluate_tick(ctx).skip_message or "")
+
+    kafka_service(s).start()
+    Writer(s, 1).once()
+    deploy = defs.resolve_job_def("catalog_relay_deploy")
+    run = deploy.execute_in_process(instance=dagster_instance(s))
+    assert run.success
+    [mat] = run.asset_materializations_for_node("catalog_relay")
+    assert mat.metadata["action"].value == "started"
+    relay = relay_service(s)
+    wait_for(lambda: saved_position(s) is not None, what="the relay's first save")
+    with build_sensor_context(definitions=defs, resources=defs.resources) as ctx:
+        result = sensor.evaluate_tick(ctx)
+    assert not result.run_requests
+    [obs] = result.asset_events
+    assert obs.metadata["rows"].value == 2 and obs.metadata["CDC lag (s)"].value == 0
+
+    pid = relay.pid()
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    with build_sensor_context(definitions=defs, resources=defs.resources) as ctx:
+        result = sensor.evaluate_tick(ctx)
+    assert len(result.run_requests) == 1
+    assert deploy.execute_in_process(instance=dagster_instance(s)).success
+    assert relay.pid() is not None and relay.pid() != pid
+    relay.stop()
