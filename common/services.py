@@ -336,8 +336,8 @@ def ensure_running(service: LocalService) -> bool:
 def local_services(settings: Settings, monitoring: bool = True, catalog: bool = False) -> list[LocalService]:
     """The services the settings ask the platform to run itself; with `monitoring`, also the
     exporter and Prometheus (when MONITORING__ENABLED); with `catalog`, the catalogue's MariaDB
-    (`services start|stop` and the catalogue commands: the stream job reads the catalogue from
-    Kafka and does not need it)."""
+    and its CDC relay (`services start|stop`: the stream job reads the catalogue from Kafka and
+    needs neither)."""
     out = []
     if not settings.redis.url:
         out.append(redis_service(settings))
@@ -347,6 +347,8 @@ def local_services(settings: Settings, monitoring: bool = True, catalog: bool = 
         out.append(clickhouse_service(settings))
     if catalog and not settings.catalog.url:
         out.append(mariadb_service(settings))
+    if catalog and settings.catalog.relay:
+        out.append(relay_service(settings))
     if monitoring and settings.monitoring.enabled:
         out.append(exporter_service(settings))
         if settings.monitoring.local_prometheus:
