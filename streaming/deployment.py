@@ -30,11 +30,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 def definition_fingerprint(settings: Settings) -> str:
     """What the running job computes: its compiled SQL and the settings that shape its state."""
-    from streaming.job import compiled_queries, views
+    from streaming.job import CatalogSource, catalog_sql, compiled_queries, views
 
     # the acceptance rules and every feature's input filter too; (0, 0) for the accepted
     # times, which move with the job's start and are no part of its definition
     parts = [*views((0, 0)), *(f"{q.output}: {view}\n{q.select}" for view, q in compiled_queries())]
+    # the catalogue's versioned table and the enriched events (not the broker's address)
+    parts += catalog_sql(CatalogSource(settings.catalog.topic, "", 0), settings)[:3]
     s = settings.stream
     parts += [str(s.watermark_delay_ms), s.watermark_emit, str(s.state_ttl_hours), str(s.parallelism)]
     parts += [s.state_backend]  # a checkpoint restores into the backend that wrote it; a savepoint into either
