@@ -101,6 +101,12 @@ def reference(history: list[dict], evs: list[dict]) -> tuple[dict, dict, int]:
     return dict(clicks), {k: tuple(p) for k, p in purchases.items()}, unknown
 
 
+def archived_history(settings) -> list[dict]:
+    """The catalogue's change history as the stream job archived it."""
+    parts = settings.catalog_history_dir.rglob("part-*")
+    return [orjson.loads(line) for p in parts for line in p.read_bytes().splitlines()]
+
+
 def features(settings, side: str) -> tuple[dict, dict]:
     ch = get_client(settings)
     clicks = ch.query(f"SELECT window_start, catalog_brand, clicks FROM features.brand_clicks_1h_{side} FINAL")
@@ -140,8 +146,7 @@ def test_mid_stream_catalogue_changes_join_alike_in_stream_and_batch(settings, t
     assert replay.returncode == 0, out[-3000:]
 
     # the change history, archived by the stream job with its source positions
-    parts = s.catalog_history_dir.rglob("part-*")
-    history = [orjson.loads(line) for p in parts for line in p.read_bytes().splitlines()]
+    history = archived_history(s)
     assert len(history) == 11 and {c["op"] for c in history} == {"c", "u", "d"}
     assert all(c["binlog_file"].startswith("binlog.") and c["binlog_pos"] > 0 for c in history)
     clicks, purchases, unknown = reference(history, evs)
@@ -169,3 +174,67 @@ def test_mid_stream_catalogue_changes_join_alike_in_stream_and_batch(settings, t
     assert check.metrics["events_with_item"] == len(evs)
     assert not check.passed and check.severity == "ERROR"  # above 10 %
     assert "item_id=7" in check.sample
+
+
+def test_events_keep_flowing_while_the_catalogue_is_silent(settings, tmp_path):
+    """A long-running job on Kafka: the catalogue's last change is at T0 + 45 min and its topic
+    stays silent, yet the hourly windows after it fire (its source goes idle), with the values
+    of the versions valid at each event's time."""
+    import signal
+
+    from common.kafka import ensure_topics, producer
+    from tests.conftest import cli
+
+    s = settings.model_copy(update={"catalog": settings.catalog.model_copy(update={"relay_port": free_port()})})
+    conn = connect(s)
+    catalogue_history(conn)
+    conn.close()
+    kafka_service(s).start()
+    relay = Relay(s)
+    thread = threading.Thread(target=relay.run, daemon=True)
+    thread.start()
+    while relay.relayed < 11:
+        assert thread.is_alive()
+        time.sleep(0.1)
+    relay.stop.set()
+    thread.join()
+
+    env = env_of(s) | {
+        "LAMBDA_FEATURES_STREAM__REST_PORT": str(free_port()),
+        "LAMBDA_FEATURES_STREAM__ARCHIVE_ROLLOVER_S": "2",
+        "LAMBDA_FEATURES_STREAM__CHECKPOINT_INTERVAL_MS": "1000",
+        "LAMBDA_FEATURES_CATALOG__IDLE_TIMEOUT_S": "2",
+    }
+    job = cli(["stream", "run", "--start", "earliest"], env)
+    try:
+        deadline = time.monotonic() + 300
+        while not any(s.catalog_history_dir.rglob("part-*")):  # the job has read the catalogue
+            assert job.poll() is None, job.stdout.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "the job did not archive the catalogue"
+            time.sleep(0.5)
+        time.sleep(3)  # and the catalogue has been silent for longer than its idle timeout
+
+        evs = [e for e in events() if e["event_time"] < T0 + 60 * MIN]
+        evs += [{**e, "event_time": e["event_time"] + 60 * MIN} for e in evs]  # a second hour, all after the change
+        ensure_topics(s, [s.kafka.events_topic], s.kafka.partitions)
+        p = producer(s)
+        for e in evs:
+            p.produce(s.kafka.events_topic, orjson.dumps(e), key=str(e["user_id"]).encode())
+        for part in range(s.kafka.partitions):  # moves the watermark past both hours in every partition
+            tick = {"user_id": 0, "event_type": "login", "event_time": T0 + 3 * 60 * MIN}
+            p.produce(s.kafka.events_topic, orjson.dumps(tick), partition=part)
+        assert p.flush(60) == 0
+
+        history = [
+            orjson.loads(line) for f in s.catalog_history_dir.rglob("part-*") for line in f.read_bytes().splitlines()
+        ]
+        clicks, purchases, _ = reference(history, evs)
+        assert {w for w, _ in clicks} == {T0, T0 + 60 * MIN}
+        while features(s, "stream") != (clicks, purchases):
+            assert job.poll() is None, job.stdout.read().decode()[-3000:]
+            assert time.monotonic() < deadline, f"windows after the catalogue's last change: {features(s, 'stream')}"
+            time.sleep(1)
+    finally:
+        job.send_signal(signal.SIGTERM)
+        out, _ = job.communicate(timeout=120)
+    assert job.returncode == 0, out.decode()[-3000:]
