@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from batch import catalog
 from batch.archive import events_between, load_events
 from batch.partials import write_partials
 from batch.spark import spark_session, write_days
@@ -122,6 +123,8 @@ def reconcile_days(spark, settings: Settings, days: list[date], source) -> dict[
     lake/features/<name>/dt=D/ (replacing each day), with the days' partials of the 30-day
     features. The results are by day, oldest first."""
     lead_in = lead_in_days(settings, days)
+    if catalog.needed(settings):  # the events as the catalogue knew their items, as in the stream
+        source = catalog.enrich(spark, settings, source)
     results = {day: _gaps(settings, day) for day in days} | {day: _lead_in(settings, day) for day in lead_in}
     results = dict(sorted(results.items()))
     frames = compute_days(spark, settings, days, source, lead_in)

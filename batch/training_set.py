@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from batch import catalog
 from batch.asof import DAY_MS, latest, latest_global, running
 from batch.reconcile import STATE_DAYS, load_events
 from batch.spine import USER, check_spine, check_spine_columns, read_spine, user_id
@@ -418,6 +419,8 @@ def build(settings: Settings, spine_path: Path, names: list[str], out: Path, as_
                 shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
                 log.warning("no archive for %d of the %d day(s) read: %s", len(missing), len(days), shown)
             events = events.where(F.col("event_time") <= result.last_ts)
+            if any(f.enriched for f in features):  # as the catalogue knew each item at its event time
+                events = catalog.enrich(spark, settings, events)
             counts = events.agg(
                 F.count("*"),
                 F.sum(F.col(ARRIVAL_COLUMN.name).isNull().cast("int")),

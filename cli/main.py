@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from cli import batch, demo, dq, generate, repo, serve, services, sql, stream, tier, training, ui
+from cli import batch, catalog, demo, dq, generate, repo, serve, services, sql, stream, tier, training, ui
 from cli.console import console
 from common.errors import PlatformError
 
@@ -24,6 +24,7 @@ app.add_typer(stream.app, name="stream")
 app.add_typer(batch.app, name="batch")
 app.add_typer(services.app, name="services")
 app.add_typer(tier.app, name="tier")
+app.add_typer(catalog.app, name="catalog")
 
 
 def main() -> None:

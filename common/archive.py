@@ -1,5 +1,6 @@
 """The raw-event archive's layout, `<archive>/dt=YYYY-MM-DD/hour=HH/part-*` (JSON lines), and
-what can be known from its listing alone: days and hours present, gaps, a fingerprint.
+what can be known from its listing alone: days and hours present, gaps, a fingerprint; and
+the catalogue's change history beside it, `<lake>/catalog/dt=YYYY-MM-DD/part-*` (by change day).
 The stream job writes it (streaming/job.py, partitioned by these keys); batch/archive.py
 reads it with Spark, dq_checks/sources.py with ClickHouse."""
 
@@ -94,3 +95,9 @@ def require_ended(day: date, option: str = "--date") -> None:
     """Batch days must not lie ahead: a future day (UTC) has no archive yet."""
     if day > datetime.now(UTC).date():
         raise PlatformError(f"{option} {day} is in the future", "pick a day that has ended")
+
+
+def catalog_history_parts(settings: Settings) -> str | None:
+    """A glob of the catalogue change history's part files, or None while it has none."""
+    root = settings.catalog_history_dir
+    return str(root / f"{DAY_KEY}=*" / PARTS) if any(root.glob(f"{DAY_KEY}=*/{PARTS}")) else None

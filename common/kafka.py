@@ -72,3 +72,73 @@ def consumer_lag(settings: Settings, group: str, topics: Iterable[str]) -> dict[
         return lag
     finally:
         consumer.close()
+
+
+def _to_end(consumer, topic: str, partition: int, start: int, timeout_s: float):
+    """(offset, value) of each message of the partition from `start` to its end, as a fetch
+    reports the end (enable.partition.eof)."""
+    import time
+
+    from confluent_kafka import KafkaError, TopicPartition
+
+    consumer.assign([TopicPartition(topic, partition, start)])
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        msg = consumer.poll(1.0)
+        if msg is None:
+            continue
+        if msg.error():
+            if msg.error().code() == KafkaError._PARTITION_EOF:
+                return
+            raise PlatformError(f"cannot read Kafka topic {topic} partition {partition}: {msg.error()}")
+        yield msg.offset(), msg.value()
+    raise PlatformError(f"cannot read to the end of Kafka topic {topic} partition {partition}")
+
+
+def _reader(settings: Settings):
+    from confluent_kafka import Consumer
+
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap(settings),
+            "group.id": "lambda-features-reader",
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+        }
+    )
+
+
+def last_messages(settings: Settings, topic: str, timeout_s: float = 30) -> dict[int, tuple[int, bytes]]:
+    """Per partition of the topic, its last message (offset, value); empty partitions are left out.
+    It reads to the end a fetch reports: Tansu's ListOffsets can report an end short of the last
+    batch an idempotent producer wrote, so the end it reports is only where reading starts."""
+    from confluent_kafka import TopicPartition
+
+    consumer = _reader(settings)
+    out: dict[int, tuple[int, bytes]] = {}
+    try:
+        for p in partitions_of(settings, topic):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            for offset, value in _to_end(consumer, topic, p, max(low, high - 1), timeout_s):
+                out[p] = (offset, value)
+    finally:
+        consumer.close()
+    return out
+
+
+def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    """Per partition, the offset after its last message (0 when empty)."""
+    tail = last_messages(settings, topic)
+    return {p: tail[p][0] + 1 if p in tail else 0 for p in partitions_of(settings, topic)}
+
+
+def read_all(settings: Settings, topic: str, partition: int = 0, timeout_s: float = 30) -> list[tuple[int, bytes]]:
+    """Every message (offset, value) of one partition, from its start to its end."""
+    from confluent_kafka import TopicPartition
+
+    consumer = _reader(settings)
+    try:
+        low, _ = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        return list(_to_end(consumer, topic, partition, low, timeout_s))
+    finally:
+        consumer.close()

@@ -1,6 +1,6 @@
 """Local servers the platform starts for its embedded defaults: Redis, a Kafka-protocol
-broker (Tansu) and the ClickHouse service over chDB, all on 127.0.0.1, each stoppable by
-its PID file."""
+broker (Tansu), the ClickHouse service over chDB and the catalogue's MariaDB, all on
+127.0.0.1, each stoppable by its PID file."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,7 @@ class LocalService:
     start_timeout_s: float = 15
     stop_timeout_s: float = 5
     port_setting: str | None = None  # the setting that moves it, when not <NAME>__LOCAL_PORT
+    prepare: Callable[[], None] | None = None  # run before each start, under the start lock (a first-time init)
 
     @property
     def pidfile(self) -> Path:
@@ -85,6 +87,8 @@ class LocalService:
                 f"cannot start {self.name}: port {self.port} on 127.0.0.1 is taken by another process",
                 f"stop that process or set LAMBDA_FEATURES_{self.port_setting or self.name.upper() + '__LOCAL_PORT'}",
             )
+        if self.prepare:
+            self.prepare()
         log = (self.run_dir / f"{self.name}.log").open("ab")
         proc = subprocess.Popen(
             self.command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.cwd
@@ -197,6 +201,77 @@ def clickhouse_service(settings: Settings) -> LocalService:
     )
 
 
+def _sbin(name: str) -> str | None:
+    """A server binary, also where Debian puts it outside a non-root PATH."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
+
+
+def mariadb_service(settings: Settings) -> LocalService:
+    """The catalogue's MariaDB (Debian's `mariadb-server`) on 127.0.0.1, its data under
+    $HOME/catalog/mariadb, the binlog in ROW format with full row images and column names
+    (what the CDC relay reads). The user `lambda`@`127.0.0.1` has no password: only local
+    processes reach it, as with the local Redis."""
+    exe, install = _sbin("mariadbd"), shutil.which("mariadb-install-db")
+    if not exe or not install:
+        raise PlatformError(
+            "mariadbd not found",
+            "install it (`apt-get install mariadb-server`, done by `make setup`) or set LAMBDA_FEATURES_CATALOG__URL",
+        )
+    data, run = settings.catalog_dir, settings.run_dir
+    root = ["--user=root"] if os.geteuid() == 0 else []  # mariadbd refuses to run as root unless told
+    small = ["--innodb-log-file-size=8M", "--innodb-buffer-pool-size=32M"]
+    init = run / "mariadb-init.sql"
+    db = settings.catalog.database
+
+    def prepare() -> None:
+        init.write_text(
+            f"CREATE DATABASE IF NOT EXISTS `{db}`;\n"
+            "CREATE USER IF NOT EXISTS 'lambda'@'127.0.0.1';\n"
+            "GRANT ALL PRIVILEGES ON *.* TO 'lambda'@'127.0.0.1';\n"
+        )
+        if (data / "mysql").is_dir():
+            return
+        data.mkdir(parents=True, exist_ok=True)
+        out = subprocess.run(
+            [install, "--no-defaults", f"--datadir={data}", "--auth-root-authentication-method=normal",
+             "--skip-test-db", *root, *small],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if out.returncode:
+            shutil.rmtree(data, ignore_errors=True)
+            raise PlatformError(f"mariadb-install-db failed on {data}: {(out.stderr or out.stdout)[-500:]}")
+
+    port = settings.catalog.local_port
+    cmd = [
+        exe, "--no-defaults", f"--datadir={data}", f"--socket={run / 'mariadb.sock'}",
+        f"--pid-file={run / 'mariadb.server.pid'}", "--bind-address=127.0.0.1", f"--port={port}",
+        "--skip-name-resolve", "--default-time-zone=+00:00", f"--init-file={init}",
+        f"--log-bin={data / 'binlog'}", "--server-id=1", "--binlog-format=ROW", "--binlog-row-image=FULL",
+        "--binlog-row-metadata=FULL", *root, *small,
+    ]  # fmt: skip
+    return LocalService(
+        "mariadb", cmd, port, run, start_timeout_s=60, stop_timeout_s=30, port_setting="CATALOG__LOCAL_PORT",
+        prepare=prepare,
+    )  # fmt: skip
+
+
+def relay_service(settings: Settings, hold_ack_s: float = 0.0) -> LocalService:
+    """The catalogue's CDC relay (catalog/relay.py) as a background process; up once its
+    /metrics port is open."""
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    conf = settings.run_dir / "relay-settings.json"
+    conf.touch(mode=0o600)  # it may hold the URLs of the stores, with their passwords
+    conf.write_text(settings.model_dump_json())
+    repo = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, "-m", "catalog.relay", "--settings", str(conf)]
+    if hold_ack_s:
+        cmd += ["--hold-ack-s", str(hold_ack_s)]
+    return LocalService(
+        "catalog-relay", cmd, settings.catalog.relay_port, settings.run_dir, cwd=repo, start_timeout_s=90,
+        stop_timeout_s=15, port_setting="CATALOG__RELAY_PORT",
+    )  # fmt: skip
+
+
 def prometheus_service(settings: Settings) -> LocalService:
     """Prometheus (Debian's `prometheus`) on 127.0.0.1, scraping every process of the platform
     with the rules of deploy/prometheus/; its data under $HOME/prometheus."""
@@ -258,9 +333,11 @@ def ensure_running(service: LocalService) -> bool:
     return started
 
 
-def local_services(settings: Settings, monitoring: bool = True) -> list[LocalService]:
+def local_services(settings: Settings, monitoring: bool = True, catalog: bool = False) -> list[LocalService]:
     """The services the settings ask the platform to run itself; with `monitoring`, also the
-    exporter and Prometheus (when MONITORING__ENABLED)."""
+    exporter and Prometheus (when MONITORING__ENABLED); with `catalog`, the catalogue's MariaDB
+    and its CDC relay (`services start|stop`: the stream job reads the catalogue from Kafka and
+    needs neither)."""
     out = []
     if not settings.redis.url:
         out.append(redis_service(settings))
@@ -268,6 +345,10 @@ def local_services(settings: Settings, monitoring: bool = True) -> list[LocalSer
         out.append(kafka_service(settings))
     if not settings.clickhouse.url:
         out.append(clickhouse_service(settings))
+    if catalog and not settings.catalog.url:
+        out.append(mariadb_service(settings))
+    if catalog and settings.catalog.relay:
+        out.append(relay_service(settings))
     if monitoring and settings.monitoring.enabled:
         out.append(exporter_service(settings))
         if settings.monitoring.local_prometheus:

@@ -143,7 +143,26 @@ class DQSettings(BaseModel):
     max_online_lag_s: float = Field(600, gt=0)
     freshness_severity: Literal["ERROR", "WARN"] = "ERROR"
     max_null_rate: float = Field(0.5, ge=0, le=1)  # per nullable feature column (WARN above it)
+    # referential_completeness: the share of a day's events of items the catalogue does not know
+    max_unknown_item_rate_warn: float = Field(0.01, ge=0, le=1)
+    max_unknown_item_rate_error: float = Field(0.10, ge=0, le=1)
     sample_size: int = Field(10, ge=1)  # offending keys kept per result
+
+
+class CatalogSettings(BaseModel):
+    """The item catalogue: a MySQL/MariaDB table, its binlog changes on a Kafka topic in
+    debezium-json (docs/catalog.md)."""
+
+    url: str | None = None  # mysql://user:pass@host:3306/db; None = the platform starts MariaDB on 127.0.0.1
+    local_port: int = Field(13306, ge=1, le=65535)
+    database: str = Field("catalog", pattern=r"^[A-Za-z0-9_]+$")  # the local MariaDB's; a url names its own
+    topic: str = "lf.catalog.items"  # where the changes go (a Debezium connector's topic works as well)
+    partitions: int = Field(1, ge=1)  # of the topic, when the platform creates it
+    relay: bool = True  # false: a Debezium connector writes the topic, the platform's relay does not run
+    relay_server_id: int = Field(1001, ge=1, le=4_294_967_295)  # the replica id the relay reads the binlog as
+    relay_port: int = Field(19106, ge=1, le=65535)  # the relay's /metrics, and how its supervisor sees it up
+    idle_timeout_s: float = Field(5, gt=0)  # a quiet catalogue stops holding back the join's watermark after this
+    load_batch_rows: int = Field(500, ge=1)  # rows per transaction of `catalog load`
 
 
 class MonitoringSettings(BaseModel):
@@ -220,6 +239,7 @@ class Settings(BaseSettings):
     tiering: TieringSettings = TieringSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     serving: ServingSettings = ServingSettings()
+    catalog: CatalogSettings = CatalogSettings()
 
     @field_validator("home")
     @classmethod
@@ -282,6 +302,16 @@ class Settings(BaseSettings):
     @property
     def prometheus_dir(self) -> Path:
         return self.home / "prometheus"
+
+    @property
+    def catalog_dir(self) -> Path:
+        """The local MariaDB's data directory."""
+        return self.home / "catalog" / "mariadb"
+
+    @property
+    def catalog_history_dir(self) -> Path:
+        """The catalogue's change history (lake/catalog/dt=D/part-*), written by the stream job."""
+        return self.home / "lake" / "catalog"
 
     @property
     def checkpoint_uri(self) -> str:

@@ -96,7 +96,7 @@ def _topn_jaccard(f: Feature) -> str | None:
 
 
 def _late_events(settings: Settings, f: Feature, day: date) -> str:
-    keys = ", ".join([*f.keys, ""]) if f.keys else ""
+    keys = ", ".join([*f.keys, ""]) if f.keys and not f.enriched else ""
     filt = f" AND ({f.source_filter})" if f.source_filter else ""
     days = [day - timedelta(days=1), day, day + timedelta(days=1)]
     return (
@@ -123,7 +123,9 @@ def _explained(settings: Settings, f: Feature, day: date) -> str | None:
     else:
         assert isinstance(w, Tumble | Hop)
         in_row = f"l.ts >= window_start AND l.ts < window_start + toIntervalSecond({w.size_s})"
-    join_keys = () if agg.top_n else f.keys  # any late click can reorder a top-k list
+    # any late click can reorder a top-k list; catalogue keys are not in the archive, so any
+    # late event of the window counts for a feature on them
+    join_keys = () if agg.top_n or f.enriched else f.keys
     late = f"({_late_events(settings, f, day)})"
     if join_keys:
         key = f"toString(tuple({', '.join(join_keys)}))"

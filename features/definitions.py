@@ -50,8 +50,8 @@ class Measure:
     """One output value of a window aggregation, in SQL that Flink and Spark both accept."""
 
     name: str
-    fn: Literal["count", "count_distinct", "count_if", "min_time", "max_time", "max"]
-    arg: str = ""  # a column, or a predicate for count_if
+    fn: Literal["count", "count_distinct", "count_if", "min_time", "max_time", "max", "sum_money"]
+    arg: str = ""  # a column, a predicate for count_if, an amount for sum_money
 
     def sql(self, time_col: str) -> str:
         return {
@@ -61,6 +61,7 @@ class Measure:
             "min_time": f"MIN({time_col})",
             "max_time": f"MAX({time_col})",
             "max": f"MAX({self.arg})",
+            "sum_money": f"CAST(SUM(CAST(COALESCE({self.arg}, 0) AS DECIMAL(18, 2))) AS DECIMAL(18, 2))",
         }[self.fn]
 
     @property
@@ -160,6 +161,9 @@ class Feature:
     layer: Literal["stream", "batch"] = "stream"
     online_column: str | None = None  # column kept in the per-user Redis hash, under the feature's name
     order_key: tuple[str, ...] = field(default=())  # ClickHouse ORDER BY (the row identity)
+    # reads the events joined with the item catalogue as of each event's time, which adds the
+    # columns catalog_category_id, catalog_brand, catalog_price, catalog_title (features/catalog.py)
+    enriched: bool = False
 
     @property
     def windowed(self) -> bool:

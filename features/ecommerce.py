@@ -113,6 +113,36 @@ LAST_EVENT_TIME = Feature(
     order_key=("user_id",),
 )
 
+# On catalogue attributes, as the catalogue knew the item at the event's time; events of items it
+# does not know count under a null key.
+BRAND_CLICKS_1H = Feature(
+    name="brand_clicks_1h",
+    description="Clicks per catalogue brand per tumbling hour (null: items the catalogue does not know).",
+    keys=("catalog_brand",),
+    source_filter="event_type = 'click' AND item_id IS NOT NULL",
+    aggregation=WindowAggregate(Tumble(3600), (Measure("clicks", "count"),)),
+    columns=(*WINDOW_COLUMNS, Column("catalog_brand", "STRING", "Nullable(String)"), bigint("clicks")),
+    order_key=("window_start", "catalog_brand"),
+    enriched=True,
+)
+CATEGORY_PURCHASES_1H = Feature(
+    name="category_purchases_1h",
+    description="Purchases and their value at catalogue price per catalogue category per tumbling hour.",
+    keys=("catalog_category_id",),
+    source_filter="event_type = 'purchase' AND item_id IS NOT NULL",
+    aggregation=WindowAggregate(
+        Tumble(3600), (Measure("purchases", "count"), Measure("purchase_value", "sum_money", "catalog_price"))
+    ),
+    columns=(
+        *WINDOW_COLUMNS,
+        bigint("catalog_category_id", nullable=True),
+        bigint("purchases"),
+        Column("purchase_value", "DECIMAL(18, 2)", "Decimal(18, 2)"),
+    ),
+    order_key=("window_start", "catalog_category_id"),
+    enriched=True,
+)
+
 STREAM_FEATURES: tuple[Feature, ...] = (
     CART_AMOUNT,
     CATEGORY_CLICKS_1H,
@@ -121,6 +151,8 @@ STREAM_FEATURES: tuple[Feature, ...] = (
     LAST_SEARCHES,
     HOT_ITEMS_5M,
     LAST_EVENT_TIME,
+    BRAND_CLICKS_1H,
+    CATEGORY_PURCHASES_1H,
 )
 _MONEY = "CAST(COALESCE(price, 0) AS DECIMAL(18, 2))"
 _PURCHASE = "event_type = 'purchase'"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 
+from features.catalog import ENRICHED_COLUMNS
 from features.definitions import (
     Feature,
     Hop,
@@ -48,6 +49,7 @@ RESERVED_NAMES = frozenset(
 RESERVED_SUFFIXES = ("_stream", "_batch", "_tiles", "_cold", "_input")
 # columns the views add beside the events' own: no event attribute may take these names
 VIEW_COLUMNS = frozenset({"ts", "late", "dt", "hour", "as_of", "reason", "tile", "ws", "rn", "_corrupt_record"})
+CATALOG_VIEW_COLUMNS = frozenset({c.name for c in ENRICHED_COLUMNS} | {"catalog_known"})
 STREAM_AGGREGATIONS = (WindowAggregate, LatestStateSum, LastN, Latest)
 BATCH_AGGREGATIONS = (RollingTopN, RollingStats)
 TIME_TYPE = "TIMESTAMP_LTZ(3)"
@@ -176,13 +178,15 @@ def problems(repo: FeatureRepository) -> list[str]:
         if f.name in seen:
             out.append(f"{who}.name: defined twice")
         seen.add(f.name)
-        out += [f"{who}.{p}" for p in feature_problems(f, events)]
+        # an enriched feature reads the events joined with the item catalogue (features/catalog.py)
+        columns = events | CATALOG_VIEW_COLUMNS if f.enriched else events
+        out += [f"{who}.{p}" for p in feature_problems(f, columns)]
     return out
 
 
 def _attribute_problems(attributes: tuple[EventAttribute, ...]) -> list[str]:
     out = []
-    taken = {c.name for c in (*EVENT_COLUMNS, *SOURCE_COLUMNS, ARRIVAL_COLUMN)} | VIEW_COLUMNS
+    taken = {c.name for c in (*EVENT_COLUMNS, *SOURCE_COLUMNS, ARRIVAL_COLUMN)} | VIEW_COLUMNS | CATALOG_VIEW_COLUMNS
     for a in attributes:
         who = f"EVENT_ATTRIBUTES {a.name!r}"
         if not NAME.match(a.name):
@@ -338,10 +342,10 @@ def _window_problems(f: Feature, agg: WindowAggregate, names: list[str], events:
         out.append("aggregation.measures: empty")
     for m in agg.measures:
         who = f"aggregation.measures {m.name!r}"
-        if m.fn not in ("count", "count_distinct", "count_if", "min_time", "max_time", "max"):
+        if m.fn not in ("count", "count_distinct", "count_if", "min_time", "max_time", "max", "sum_money"):
             out.append(f"{who}: fn {m.fn!r} is not one the stream runs")
             continue
-        if m.fn in ("count_distinct", "max"):
+        if m.fn in ("count_distinct", "max", "sum_money"):
             out += _column_problems(who + ".arg", m.arg, events)
         if m.fn == "count_if" and not m.arg:
             out.append(f"{who}: count_if needs a predicate in arg")

@@ -5,13 +5,16 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 
-if ! command -v redis-server >/dev/null || ! command -v java >/dev/null || ! command -v prometheus >/dev/null; then
+mariadbd=$(command -v mariadbd || command -v /usr/sbin/mariadbd || true)
+if ! command -v redis-server >/dev/null || ! command -v java >/dev/null || ! command -v prometheus >/dev/null \
+    || [ -z "$mariadbd" ]; then
   if [ "$(id -u)" = 0 ]; then
-    # Debian's prometheus brings promtool too; its own service is not started here
+    # Debian's prometheus brings promtool too; its own service and MariaDB's are not started here
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      redis-server openjdk-17-jre-headless prometheus >/dev/null
+      redis-server openjdk-17-jre-headless prometheus mariadb-server >/dev/null
   else
-    echo "missing redis-server, java or prometheus: run 'sudo apt-get install redis-server openjdk-17-jre-headless prometheus'" >&2
+    echo "missing redis-server, java, prometheus or mariadb-server: run" \
+      "'sudo apt-get install redis-server openjdk-17-jre-headless prometheus mariadb-server'" >&2
     exit 1
   fi
 fi

@@ -30,13 +30,23 @@ REPO = Path(__file__).resolve().parent.parent
 
 def definition_fingerprint(settings: Settings) -> str:
     """What the running job computes: its compiled SQL and the settings that shape its state."""
-    from streaming.job import UNPARSED_VIEW, compiled_queries, event_columns, typed_view, views
+    from streaming.job import (
+        UNPARSED_VIEW,
+        CatalogSource,
+        catalog_sql,
+        compiled_queries,
+        event_columns,
+        typed_view,
+        views,
+    )
 
     # the acceptance rules, how Kafka records are read, and every feature's input filter too;
     # (0, 0) for the accepted times, which move with the job's start and are no part of its definition
     columns = event_columns(settings)
     parts = [UNPARSED_VIEW, typed_view(columns), *views((0, 0), columns)]
     parts += [f"{q.output}: {view}\n{q.select}" for view, q in compiled_queries(settings)]
+    # the catalogue's versioned table and the enriched events (not the broker's address)
+    parts += catalog_sql(CatalogSource(settings.catalog.topic, "", 0), settings)[:3]
     s = settings.stream
     # not the parallelism: a rescale restores the same state with more or fewer subtasks;
     # :g, so 168 and 168.0 (the default, and the same value read from a setting) are one definition

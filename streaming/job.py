@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Literal
 
 from common.archive import DAY_KEY, HOUR_KEY
-from common.kafka import bootstrap
+from common.kafka import bootstrap, end_offsets, ensure_topics
 from common.repository import load_features
 from common.settings import Settings
+from features.catalog import CATALOG_PREFIX, ITEM_COLUMNS, ITEM_KEY
 from features.events import (
     ARRIVAL_COLUMN,
     SOURCE_COLUMNS,
@@ -67,8 +68,26 @@ class KafkaSource:
     stop_offsets: dict[int, int] | None = None  # partition -> offset to stop before
 
 
+@dataclass(frozen=True)
+class CatalogSource:
+    """The item catalogue's changes on Kafka (debezium-json), always read from the start: the
+    versioned table needs every item's history. Bounded when stop_offsets is given."""
+
+    topic: str
+    bootstrap: str
+    idle_timeout_ms: int
+    stop_offsets: dict[int, int] | None = None
+
+
 Source = FileSource | KafkaSource
 SinkMode = Literal["kafka", "blackhole"]
+ITEM_DDL = ", ".join(f"`{c.name}` {c.flink}" for c in ITEM_COLUMNS)
+# the change history in the archive: one row per change, the item's values after it (before
+# it, for a delete), its time, its binlog position and its Kafka position
+CHANGE_COLUMNS = (
+    f"`op` STRING, {ITEM_DDL}, `changed_at` BIGINT, `binlog_file` STRING, `binlog_pos` BIGINT, "
+    "`binlog_row` INT, `src_part` INT, `src_off` BIGINT"
+)
 
 
 def time_bounds(settings: Settings, now: datetime | None = None) -> tuple[int, int]:
@@ -100,12 +119,14 @@ def _kafka_options(source: KafkaSource, settings: Settings, group_id: str) -> di
     }
     if source.start == "timestamp":
         opts["scan.startup.timestamp-millis"] = str(source.start_timestamp_ms or 0)
-    if source.stop_offsets is not None:
-        opts["scan.bounded.mode"] = "specific-offsets"
-        opts["scan.bounded.specific-offsets"] = ";".join(
-            f"partition:{p},offset:{o}" for p, o in sorted(source.stop_offsets.items())
-        )
-    return opts
+    return opts | _bounded(source.stop_offsets)
+
+
+def _bounded(stop_offsets: dict[int, int] | None) -> dict[str, str]:
+    if stop_offsets is None:
+        return {}
+    spec = ";".join(f"partition:{p},offset:{o}" for p, o in sorted(stop_offsets.items()))
+    return {"scan.bounded.mode": "specific-offsets", "scan.bounded.specific-offsets": spec}
 
 
 def _with(opts: dict[str, str]) -> str:
@@ -185,6 +206,61 @@ def views(bounds: tuple[int, int], events: tuple[Column, ...]) -> list[str]:
     ]
 
 
+def catalog_sql(cat: CatalogSource, settings: Settings) -> list[str]:
+    """The catalogue as a versioned table (primary key item_id, time: the change's time in the
+    source database), the view `events_catalog` (every accepted event with the item's attributes
+    as of its event time, null when the catalogue does not know the item then), and the change
+    history's archive. A quiet catalogue topic goes idle after idle_timeout_ms, so its watermark
+    stops holding back the join."""
+    kafka = {
+        "connector": "kafka",
+        "topic": cat.topic,
+        "properties.bootstrap.servers": cat.bootstrap,
+        "scan.startup.mode": "earliest-offset",
+        "scan.watermark.idle-timeout": f"{cat.idle_timeout_ms} ms",
+        **_bounded(cat.stop_offsets),
+    }
+    group = settings.kafka.group_id + "-catalog"
+    versioned = kafka | {
+        "properties.group.id": group,
+        "value.format": "debezium-json",
+        "value.debezium-json.ignore-parse-errors": "true",
+    }
+    row = f"ROW<{', '.join(f'`{c.name}` {c.flink}' for c in ITEM_COLUMNS)}>"
+    raw = kafka | {
+        "properties.group.id": group + "-history",
+        "format": "json",
+        "json.ignore-parse-errors": "true",
+        "json.fail-on-missing-field": "false",
+    }
+    attrs = [c.name for c in ITEM_COLUMNS if c.name not in (ITEM_KEY, "updated_at")]
+    cols = ", ".join(f"c.`{name}` AS `{CATALOG_PREFIX}{name}`" for name in attrs)
+    values = ", ".join(f"COALESCE(`after`, `before`).`{c.name}`" for c in ITEM_COLUMNS)
+    return [
+        f"CREATE TEMPORARY TABLE catalog_items ({ITEM_DDL}, "
+        "`changed_at` TIMESTAMP_LTZ(3) METADATA FROM 'value.source.timestamp' VIRTUAL, "
+        f"PRIMARY KEY (`{ITEM_KEY}`) NOT ENFORCED, WATERMARK FOR `changed_at` AS `changed_at`) "
+        f"WITH ({_with(versioned)})",
+        f"CREATE TEMPORARY VIEW events_catalog AS SELECT e.*, {cols}, c.`{ITEM_KEY}` IS NOT NULL AS catalog_known "
+        f"FROM events AS e LEFT JOIN catalog_items FOR SYSTEM_TIME AS OF e.ts AS c ON e.`{ITEM_KEY}` = c.`{ITEM_KEY}`",
+        "CREATE TEMPORARY VIEW events_catalog_on_time AS SELECT * FROM events_catalog WHERE NOT late",
+        f"CREATE TEMPORARY TABLE catalog_changes (`before` {row}, `after` {row}, `op` STRING, "
+        "`source` ROW<`ts_ms` BIGINT, `file` STRING, `pos` BIGINT, `row` INT>, "
+        "`src_part` INT METADATA FROM 'partition' VIRTUAL, `src_off` BIGINT METADATA FROM 'offset' VIRTUAL) "
+        f"WITH ({_with(raw)})",
+        _filesystem_sink(
+            "catalog_history",
+            f"{CHANGE_COLUMNS}, `{DAY_KEY}` STRING",
+            settings.catalog_history_dir,
+            settings.stream.archive_rollover_s,
+            (DAY_KEY,),
+        ),
+        f"INSERT INTO catalog_history SELECT `op`, {values}, `source`.`ts_ms`, `source`.`file`, `source`.`pos`, "
+        "`source`.`row`, src_part, src_off, "
+        "DATE_FORMAT(TO_TIMESTAMP_LTZ(`source`.`ts_ms`, 3), 'yyyy-MM-dd') FROM catalog_changes WHERE `op` IS NOT NULL",
+    ]
+
+
 def _filesystem_sink(name: str, columns: str, path: Path, rollover_s: int, partition_by: tuple[str, ...] = ()) -> str:
     """JSON lines; a file is committed (made visible) at the first checkpoint after it rolls."""
     part = f"PARTITIONED BY ({', '.join(f'`{k}`' for k in partition_by)}) " if partition_by else ""
@@ -228,14 +304,35 @@ def feature_sink_ddl(q: FlinkQuery, mode: SinkMode, settings: Settings) -> str:
     return f"CREATE TEMPORARY TABLE sink_{q.output} ({cols}) WITH ({with_})"
 
 
+def enriched(settings: Settings, features: Collection[str] | None) -> bool:
+    """Does one of these features (all, when None) read the catalogue?"""
+    return any(f.enriched for f in load_features(settings).stream if features is None or f.name in features)
+
+
+def catalog_source(settings: Settings, bounded: bool) -> CatalogSource:
+    """The catalogue topic (created empty when missing); with a bounded event source, bounded
+    at its current end, so the job ends and every change before it counts."""
+    topic = settings.catalog.topic
+    ensure_topics(settings, [topic], settings.catalog.partitions)
+    idle_ms = int(settings.catalog.idle_timeout_s * 1000)
+    return CatalogSource(topic, bootstrap(settings), idle_ms, end_offsets(settings, topic) if bounded else None)
+
+
 def compiled_queries(settings: Settings) -> list[tuple[str, FlinkQuery]]:
     """(input view DDL, query) of every stream feature of the settings' repository."""
     return [compile_feature(f) for f in load_features(settings).stream]
 
 
-def base_sql(source: Source, settings: Settings, bounds: tuple[int, int], archive: bool = True) -> list[str]:
+def base_sql(
+    source: Source,
+    settings: Settings,
+    bounds: tuple[int, int],
+    archive: bool = True,
+    catalog: CatalogSource | None = None,
+) -> list[str]:
     """The job's statements before any feature, in order: the source, the views, the
-    dead-letter sink and (archive=True) the raw-event archive, each sink with its INSERT."""
+    dead-letter sink and (archive=True) the raw-event archive, each sink with its INSERT;
+    with `catalog`, the catalogue's versioned table, the enriched events and the change history."""
     events = event_columns(settings)
     stmts = [source_ddl(source, settings, bounds), *views(bounds, events)]
     dead_cols = f"`reason` STRING, {_ddl((*SOURCE_COLUMNS, *events))}, `raw` STRING"
@@ -272,6 +369,9 @@ def base_sql(source: Source, settings: Settings, bounds: tuple[int, int], archiv
             + _names(events)
             + f", late, {ARRIVED_AT_MS}, DATE_FORMAT(ts, 'yyyy-MM-dd'), DATE_FORMAT(ts, 'HH') FROM events",
         ]
+    if catalog:
+        cat = catalog_sql(catalog, settings)
+        stmts += cat if archive else cat[:3]  # the history's table, sink and INSERT only with the archive
     return stmts
 
 
@@ -287,9 +387,11 @@ def job_sql(
     bounds: tuple[int, int],
     archive: bool = True,
     features: Collection[str] | None = None,
+    catalog: CatalogSource | None = None,
 ) -> list[str]:
-    """Every statement of the job, in order (of only these features, when given)."""
-    stmts = base_sql(source, settings, bounds, archive)
+    """Every statement of the job, in order (of only these features, when given); `catalog`
+    is needed when one of them reads the catalogue."""
+    stmts = base_sql(source, settings, bounds, archive, catalog if enriched(settings, features) else None)
     for view_ddl, q in compiled_queries(settings):
         if features is None or q.feature.name in features:
             stmts += feature_sql(view_ddl, q, sink_mode, settings)
@@ -307,7 +409,9 @@ def build_statements(
     """Register every table and return the StatementSet of the whole job (of only these
     features, when given: the benchmark's cost per feature)."""
     stmts = t_env.create_statement_set()
-    for sql in job_sql(source, settings, sink_mode, time_bounds(settings), archive, features):
+    bounded = isinstance(source, FileSource) or source.stop_offsets is not None
+    catalog = catalog_source(settings, bounded) if enriched(settings, features) else None
+    for sql in job_sql(source, settings, sink_mode, time_bounds(settings), archive, features, catalog):
         if sql.startswith("INSERT INTO "):
             stmts.add_insert_sql(sql)
         else:

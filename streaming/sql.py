@@ -1,7 +1,8 @@
 """Compile the feature definitions in features/ into Flink SQL.
 
 The job registers a view `events` (accepted events, rowtime `ts`, BIGINT `event_time`,
-boolean `late`); each feature becomes one SELECT over it. Windowed features read only
+boolean `late`), and `events_catalog` (the same joined with the item catalogue as of each
+event's time); each feature becomes one SELECT over one of them. Windowed features read only
 on-time events (late ones are counted and archived, and the batch layer includes them);
 per-user state features read every accepted event.
 """
@@ -39,7 +40,7 @@ def _interval(seconds: int) -> str:
 
 
 def _input_view(f: Feature) -> str:
-    base = "events_on_time" if f.windowed else "events"
+    base = ("events_catalog" if f.enriched else "events") + ("_on_time" if f.windowed else "")
     where = f" WHERE {f.source_filter}" if f.source_filter else ""
     return f"SELECT * FROM {base}{where}"
 

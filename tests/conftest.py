@@ -45,6 +45,7 @@ def settings(tmp_path: Path):
         redis={"local_port": free_port()},
         kafka={"local_port": free_port()},
         clickhouse={"local_port": free_port()},
+        catalog={"local_port": free_port()},
         stream={"checkpoint_interval_ms": 2000},
         monitoring=monitoring_ports(),
     )
@@ -61,6 +62,7 @@ def platform_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
         "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(free_port()),
         "LAMBDA_FEATURES_STREAM__REST_PORT": str(free_port()),
         "LAMBDA_FEATURES_CLICKHOUSE__LOCAL_PORT": str(free_port()),
+        "LAMBDA_FEATURES_CATALOG__LOCAL_PORT": str(free_port()),
         "LAMBDA_FEATURES_STREAM__CHECKPOINT_INTERVAL_MS": "2000",
         "DAGSTER_HOME": str(tmp_path / "home" / "dagster"),
         **monitoring_env(),
@@ -74,7 +76,7 @@ def platform_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 def stop_local_services(root: Path) -> None:
     """Stop every local service whose pidfile lies under root: the ClickHouse service, and
     the Redis that commands start on demand, outlive the jobs that start them."""
-    for name in ("clickhouse", "redis", "kafka", "exporter", "prometheus"):
+    for name in ("clickhouse", "redis", "kafka", "exporter", "prometheus", "mariadb", "catalog-relay"):
         for pidfile in root.glob(f"**/run/{name}.pid"):
             stop = signal.SIGINT if name == "kafka" else signal.SIGTERM
             LocalService(name, [], 0, pidfile.parent, stop_signal=stop, stop_timeout_s=40).stop()
@@ -101,6 +103,7 @@ def isolated(home: Path, **env_extra: str) -> tuple[Settings, dict[str, str]]:
         "LAMBDA_FEATURES_KAFKA__LOCAL_PORT": str(free_port()),
         "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(free_port()),
         "LAMBDA_FEATURES_CLICKHOUSE__LOCAL_PORT": str(free_port()),
+        "LAMBDA_FEATURES_CATALOG__LOCAL_PORT": str(free_port()),
         **monitoring_env(),
         **env_extra,
     }
@@ -136,6 +139,7 @@ def env_of(settings: Settings) -> dict[str, str]:
         "LAMBDA_FEATURES_KAFKA__LOCAL_PORT": str(settings.kafka.local_port),
         "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(settings.redis.local_port),
         "LAMBDA_FEATURES_CLICKHOUSE__LOCAL_PORT": str(settings.clickhouse.local_port),
+        "LAMBDA_FEATURES_CATALOG__LOCAL_PORT": str(settings.catalog.local_port),
         **{
             f"LAMBDA_FEATURES_MONITORING__{name.upper()}_PORT": str(getattr(settings.monitoring, f"{name}_port"))
             for name in MONITORING_PORTS

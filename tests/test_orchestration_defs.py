@@ -19,9 +19,11 @@ def test_definitions_load_with_the_whole_graph(platform_env):
     # the online store waits for every ClickHouse table of the day
     online = graph.get(AssetKey("online_store"))
     assert {AssetKey(["clickhouse", f.name]) for f in STREAM_FEATURES} <= set(online.parent_keys)
-    for key in keys - {"stream_job"}:
+    assert {"catalog", "catalog_relay"} <= keys
+    for key in keys - {"stream_job", "catalog", "catalog_relay"}:
         assert graph.get(AssetKey.from_user_string(key)).partitions_def is not None, key
     assert defs.resolve_job_def("daily_batch") and defs.resolve_job_def("stream_deploy")
+    assert defs.resolve_job_def("catalog_relay_deploy")
 
 
 def test_daily_schedule_asks_for_the_day_before_after_the_delay(settings):

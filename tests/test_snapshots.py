@@ -18,7 +18,7 @@ from features.definitions import Feature
 from features.ecommerce import BATCH_FEATURES, STREAM_FEATURES
 from orchestration.definitions import build_definitions
 from streaming.deployment import definition_fingerprint
-from streaming.job import KafkaSource, base_sql, feature_sql, time_bounds
+from streaming.job import CatalogSource, KafkaSource, base_sql, feature_sql, time_bounds
 from streaming.sql import FlinkQuery, compile_feature
 from tests.snapshot import REFRESH, assert_only, assert_snapshot
 
@@ -55,11 +55,14 @@ def test_flink_sql_before_the_features(defaults: Settings):
     s = defaults
     source = KafkaSource(s.kafka.events_topic, bootstrap(s), s.kafka.group_id, start=s.kafka.start)
     header = [
-        "the stream job's statements before the features: Kafka source, acceptance rules, dead letters, archive",
+        "the stream job's statements before the features: Kafka source, acceptance rules, dead letters, archive, "
+        "the catalogue's versioned table, the enriched events and the catalogue's change history",
         f"(a job started {JOB_START.isoformat()}, home /lambda-features, Kafka at kafka:9092)",
         f"definition fingerprint (stream_job's code version): {definition_fingerprint(s)}",
     ]
-    assert_snapshot("flink/_job.sql", _sql_file(header, base_sql(source, s, time_bounds(s, JOB_START))))
+    catalog = CatalogSource(s.catalog.topic, bootstrap(s), int(s.catalog.idle_timeout_s * 1000))
+    statements = base_sql(source, s, time_bounds(s, JOB_START), catalog=catalog)
+    assert_snapshot("flink/_job.sql", _sql_file(header, statements))
 
 
 def _spark_statements(f: Feature) -> list[tuple[str, str]]:

@@ -17,7 +17,8 @@ def test_sliding_window_is_built_from_tiles():
 def test_windowed_features_read_on_time_events_only():
     for f in STREAM_FEATURES:
         view = compile_feature(f)[0]
-        assert ("events_on_time" in view) == f.windowed
+        assert view.endswith(("_on_time", "_on_time WHERE " + (f.source_filter or ""))) == f.windowed
+        assert ("events_catalog" in view) == f.enriched
 
 
 def test_rules_give_reasons():

@@ -41,6 +41,10 @@ def test_tiered_tables_are_the_day_partitioned_window_tables(tmp_path):
             "user_sessions_batch",
             "hot_items_5m_stream",
             "hot_items_5m_batch",
+            "brand_clicks_1h_stream",
+            "brand_clicks_1h_batch",
+            "category_purchases_1h_stream",
+            "category_purchases_1h_batch",
         ]
     )
 
