@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from common.clickhouse import get_client
+from common.repository import load_features
 from common.settings import Settings
 from features.adapters import read_lines
 from streaming.job import FileSource
@@ -37,16 +38,8 @@ def run_pipeline(settings: Settings, fmt: str, path: Path) -> PipelineResult:
             svc.stop()
     ch = get_client(settings)
     tables = {}
-    for t in (
-        "cart_amount",
-        "category_clicks_1h_tiles",
-        "category_clicks_1h",
-        "uv_1m",
-        "user_sessions",
-        "last_searches",
-        "hot_items_5m",
-        "last_event_time",
-    ):
+    # every stream feature's table, and the tiles under category_clicks_1h's view
+    for t in ("category_clicks_1h_tiles", *(f.name for f in load_features(settings).stream)):
         final = "" if t == "category_clicks_1h" else " FINAL"
         tables[t] = ch.query(f"SELECT * FROM features.{t}_stream{final}").result_rows
     with path.open() as fh:
