@@ -154,13 +154,35 @@ class DrainedJob:
     def alive(self) -> None:
         assert self.proc.poll() is None, bytes(self.out).decode()[-3000:]
 
-    def stop(self) -> bytes:
+    def stop(self, timeout_s: float = 180) -> bytes:
         """A clean stop: SIGTERM cancels the job; its loaders flush, commit and exit."""
         self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(180)
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.out += b"\n--- did not stop; Flink's threads:\n" + _java_threads(self.pid)
+            raise
         self.reader.join(10)
         assert self.proc.returncode == 0, bytes(self.out).decode()[-3000:]
         return bytes(self.out)
+
+    def save(self, path: Path) -> None:
+        """The whole output, to look at after a failure."""
+        path.write_bytes(bytes(self.out))
+
+
+def _java_threads(pgid: int) -> bytes:
+    """The thread dumps of the Java processes of a process group (jcmd)."""
+    out = b""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and stat.parent.joinpath("comm").read_text().strip() == "java":
+            dump = subprocess.run(["jcmd", stat.parent.name, "Thread.print"], capture_output=True, timeout=60)
+            out += dump.stdout + dump.stderr
+    return out
 
 
 def archived(settings: Settings) -> int:

@@ -126,7 +126,7 @@ def test_redis_then_clickhouse_down_for_20s_mid_stream(clean, tmp_path):
         drilled = snapshot(s)
     finally:
         if job:
-            print(bytes(job.out).decode()[-8000:])  # the job's log, shown when the test fails
+            job.save(s.home / "stream-run.log")  # the job's whole output, to look at after a failure
             if job.poll() is None:
                 os.killpg(job.pid, signal.SIGKILL)
         for svc in local_services(s):
@@ -158,7 +158,7 @@ def broker_unreachable_for_30s(s: Settings, env: dict[str, str], clean: dict, cu
         drilled = snapshot(s)
     finally:
         if job:
-            print(bytes(job.out).decode()[-8000:])  # the job's log, shown when the test fails
+            job.save(s.home / "stream-run.log")  # the job's whole output, to look at after a failure
             if job.poll() is None:
                 os.killpg(job.pid, signal.SIGKILL)
         for svc in local_services(s):
