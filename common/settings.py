@@ -53,6 +53,10 @@ class StreamSettings(BaseModel):
     min_event_time: datetime = datetime(2000, 1, 1, tzinfo=UTC)
     max_future_hours: float = Field(24, ge=0)
     kafka_connector_dir: str | None = None  # folder with flink-connector-kafka.jar, kafka-clients.jar
+    # a Kafka partition silent this long is left out of the watermark, so the others' windows
+    # still fire; when it speaks again, its events behind the watermark miss their windows
+    # (docs/streaming.md), so it is longer than a broker or network outage should last
+    source_idle_timeout_s: int = Field(60, ge=1)
     # a feature loader that cannot write to its store retries this long (committing nothing)
     # before it exits and its owner restarts it
     loader_retry_s: float = Field(300, gt=0)

@@ -162,7 +162,7 @@ def source_ddl(source: Source, settings: Settings, bounds: tuple[int, int]) -> s
         "json.ignore-parse-errors": "true",
         "json.fail-on-missing-field": "false",
         "scan.watermark.emit.strategy": settings.stream.watermark_emit,
-        "scan.watermark.idle-timeout": "5 s",
+        "scan.watermark.idle-timeout": f"{settings.stream.source_idle_timeout_s} s",
     }
     return f"CREATE TEMPORARY TABLE kafka_events ({text_cols}, {_POSITION}, {ts}, {wm}) WITH ({_with(opts)})"
 

@@ -102,12 +102,15 @@ def store_outage(s: Settings, job, alive, feeder: Feeder, svc: LocalService, sto
     time.sleep(5)  # the commit of what was written before the outage has landed by now
     before = committed(s, role)
     wait_for(lambda: firing(s, "LambdaFeaturesStoreUnwritable", store=store), 14, f"the alert on {store}", alive)
+    print(f"DRILL {store}: alert firing {time.monotonic() - began:.1f} s into the outage")
     time.sleep(max(0.0, 20 - (time.monotonic() - began)))
     assert committed(s, role) == before, f"the {role} loader committed offsets while {store} was down"
     assert loader_pid(job, role) == pid, f"the {role} loader was restarted instead of retrying"
     assert feeder.pacing, "the stream stopped flowing during the fault"
     svc.start()
+    back = time.monotonic()
     wait_for(lambda: committed(s, role) != before, 120, f"the {role} loader to write again", alive)
+    print(f"DRILL {store}: the loader committed again {time.monotonic() - back:.1f} s after the store was back")
 
 
 def test_redis_then_clickhouse_down_for_20s_mid_stream(clean, tmp_path):
@@ -123,12 +126,12 @@ def test_redis_then_clickhouse_down_for_20s_mid_stream(clean, tmp_path):
         drilled = snapshot(s)
     finally:
         if job:
-            print(bytes(job.out).decode()[-20_000:])  # shown when the test fails
+            job.save(s.home / "stream-run.log")  # the job's whole output, to look at after a failure
             if job.poll() is None:
                 os.killpg(job.pid, signal.SIGKILL)
         for svc in local_services(s):
             svc.stop()
-    assert_same_sinks(drilled, clean, EVENTS, s.kafka.partitions)
+    assert_same_sinks(drilled, clean, events(EVENTS, SEED), s.kafka.partitions)
 
 
 def broker_unreachable_for_30s(s: Settings, env: dict[str, str], clean: dict, cut, heal) -> None:
@@ -142,23 +145,26 @@ def broker_unreachable_for_30s(s: Settings, env: dict[str, str], clean: dict, cu
         try:
             began = time.monotonic()
             wait_for(lambda: firing(s, "LambdaFeaturesKafkaUnreachable"), 25, "the alert on the broker", alive)
+            print(f"DRILL broker: alert firing {time.monotonic() - began:.1f} s into the outage")
             time.sleep(max(0.0, 30 - (time.monotonic() - began)))
         finally:
             heal()
         assert feeder.pacing, "the stream was not mid-way when the broker came back"
         feeder.finish()
+        sent = time.monotonic()
         wait_caught_up(s, EVENTS, alive)
+        print(f"DRILL broker: every sink caught up {time.monotonic() - sent:.0f} s after the last event was sent")
         out = job.stop()
         drilled = snapshot(s)
     finally:
         if job:
-            print(bytes(job.out).decode()[-20_000:])  # shown when the test fails
+            job.save(s.home / "stream-run.log")  # the job's whole output, to look at after a failure
             if job.poll() is None:
                 os.killpg(job.pid, signal.SIGKILL)
         for svc in local_services(s):
             svc.stop()
     assert b"died" not in out, out.decode()[-3000:]  # no loader restarted: they waited
-    assert_same_sinks(drilled, clean, EVENTS, s.kafka.partitions)
+    assert_same_sinks(drilled, clean, events(EVENTS, SEED), s.kafka.partitions)
 
 
 def test_broker_down_for_30s_mid_stream(clean, tmp_path):
@@ -255,4 +261,4 @@ def test_autoscaler_rescales_from_1_to_2_mid_stream(clean, tmp_path, monkeypatch
     finally:
         deployment.stop(savepoint=False)
     drilled = snapshot(s)
-    assert_same_sinks(drilled, clean, EVENTS, s.kafka.partitions)
+    assert_same_sinks(drilled, clean, events(EVENTS, SEED), s.kafka.partitions)

@@ -138,7 +138,7 @@ def test_sigkill_mid_stream_then_restore_equals_uninterrupted(tmp_path):
         assert b"restoring lambda-features-stream" in out
         run_until_caught_up(clean, env_c, users)
 
-        assert_same_sinks(snapshot(killed), snapshot(clean), EVENTS, killed.kafka.partitions)
+        assert_same_sinks(snapshot(killed), snapshot(clean), evs, killed.kafka.partitions)
     finally:
         for s in (killed, clean):
             for svc in local_services(s):
