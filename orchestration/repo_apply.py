@@ -20,6 +20,7 @@ from common.repository import load_features
 from common.settings import Settings
 from features.repository import fingerprint
 from orchestration.repo_plan import REPO, Plan, cli_env
+from tiering import manifest
 from warehouse.schema import create_tables
 from warehouse.tables import objects_of
 
@@ -27,12 +28,19 @@ log = logging.getLogger(__name__)
 
 
 def _drop(settings: Settings, objects: list[str], features: list[str]) -> None:
-    """Drop these ClickHouse objects, the features' reconciled days and their lake folders."""
+    """Drop these ClickHouse objects, the dropped tables' cold days from the tiering manifest
+    (their cold views go too), the features' reconciled days and their lake folders."""
     client = get_client(settings)
+    db = settings.clickhouse.database
+    tables = []
     for o in objects:
         kind, name = o.split(" ", 1)
         client.command(f"DROP {kind.upper()} IF EXISTS {name}")
-    db = settings.clickhouse.database
+        tables += [name.split(".", 1)[1]] if kind == "table" else []
+    if tables:
+        manifest.create(settings)
+        listed = ", ".join(f"'{t}'" for t in tables)
+        client.command(f"DELETE FROM {db}.{manifest.TABLE} WHERE `table` IN ({listed})")
     for name in features:
         client.command(f"DELETE FROM {db}.reconciled_days WHERE feature = '{name}'")
         for folder in (lake.feature_dir(settings, name), lake.partials_dir(settings, name)):

@@ -212,7 +212,8 @@ def build_plan(
     plan.removed = [n for n, d in reg.features.items() if n not in repo.names and not d.retired]
     plan.create = _objects(settings, plan.added + plan.changed, repo, reg)
     removed = _objects(settings, plan.removed, repo, reg)
-    plan.drop = [o for o in _objects(settings, plan.changed, repo, reg) if not o.startswith("view")]
+    # a changed feature's tables and cold views (with its cold days); its other views are rebuilt
+    plan.drop = [o for o in _objects(settings, plan.changed, repo, reg) if o.startswith("table") or o.endswith("_cold")]
     plan.drop += removed if drop_removed else []
     plan.keep = [] if drop_removed else removed
     plan.stream_fingerprint = definition_fingerprint(settings)

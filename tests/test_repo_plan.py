@@ -83,7 +83,12 @@ def test_added_changed_and_removed(tmp_path: Path):
     after = {"app_clicks_10m": ["a2"], "long_sessions": ["s1", "s2"], "fav_amount": ["f2"], "web_clicks_1h": ["w"]}
     plan = build_plan(s, today=TODAY, checks=_checks(after))
     assert (plan.added, plan.changed, plan.removed) == (["web_clicks_1h"], ["app_clicks_10m"], ["top_categories_10m"])
-    assert plan.drop == ["table features.app_clicks_10m_stream", "table features.app_clicks_10m_batch"]
+    assert plan.drop == [
+        "table features.app_clicks_10m_stream",
+        "table features.app_clicks_10m_batch",
+        "view features.app_clicks_10m_stream_cold",
+        "view features.app_clicks_10m_batch_cold",
+    ]
     assert "table features.top_categories_10m_stream" in plan.keep and "view features.top_categories_10m" in plan.keep
     assert "long_sessions" in plan.keeps_state and "fav_amount" in plan.starts_empty
     assert plan.drops_state == ["top_categories_10m"] and plan.new_state == ["web_clicks_1h", "app_clicks_10m"]
