@@ -22,16 +22,15 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetC
 
 from common.repository import load_features
 from common.settings import Settings
-from dq_checks import CheckResult, completeness, consistency, freshness, record, validity
+from dq_checks import CheckResult, completeness, consistency, freshness, record, referential_completeness, validity
 from orchestration.assets.batch import clickhouse_key
 from orchestration.partitions import run_days
 from orchestration.resources import FlinkResource, PlatformResource
 
 
 def _key(r: CheckResult) -> AssetCheckKey:
-    asset = {"archive": AssetKey("archive"), "online_store": AssetKey("stream_job")}.get(
-        r.feature, AssetKey(["clickhouse", r.feature])
-    )
+    owner = {"archive": AssetKey("archive"), "catalog": AssetKey("archive"), "online_store": AssetKey("stream_job")}
+    asset = owner.get(r.feature, AssetKey(["clickhouse", r.feature]))
     return AssetCheckKey(asset, r.check)
 
 
@@ -70,6 +69,11 @@ def _evaluate(
     for key, rs in by_key.items():
         if key in selected:
             yield _merge(key, rs)
+
+
+def _archive_checks(settings: Settings, day: date) -> list[CheckResult]:
+    """The archive's completeness, and the share of its events of items the catalogue did not know."""
+    return [*completeness(settings, day), referential_completeness(settings, day)]
 
 
 def _specs(checks: list[str], features, blocking: bool, what: str) -> list[AssetCheckSpec]:
@@ -120,11 +124,18 @@ def dq_asset_checks(settings: Settings) -> list[AssetChecksDefinition]:
                 asset="archive",
                 description="every source position of the day archived or dead-lettered, none twice",
             ),
+            AssetCheckSpec(
+                "referential_completeness",
+                asset="archive",
+                description="the share of the day's events of items the catalogue did not know at their time",
+            ),
         ],
         can_subset=True,
     )
     def completeness_checks(context: AssetCheckExecutionContext, platform: PlatformResource):
-        yield from _evaluate(context, platform, completeness)
+        yield from _evaluate(
+            context, platform, lambda s, day: [*completeness(s, day), referential_completeness(s, day)]
+        )
 
     return [consistency_checks, validity_checks, completeness_checks, stream_freshness]
 

@@ -210,16 +210,17 @@ def catalog_sql(cat: CatalogSource, settings: Settings) -> list[str]:
     """The catalogue as a versioned table (primary key item_id, time: the change's time in the
     source database), the view `events_catalog` (every accepted event with the item's attributes
     as of its event time, null when the catalogue does not know the item then), and the change
-    history's archive. A quiet catalogue topic goes idle after idle_timeout_ms, so its watermark
-    stops holding back the join."""
+    history's archive. Unbounded, a quiet catalogue topic goes idle after idle_timeout_ms, so its
+    watermark stops holding back the join."""
     kafka = {
         "connector": "kafka",
         "topic": cat.topic,
         "properties.bootstrap.servers": cat.bootstrap,
         "scan.startup.mode": "earliest-offset",
-        "scan.watermark.idle-timeout": f"{cat.idle_timeout_ms} ms",
         **_bounded(cat.stop_offsets),
     }
+    if cat.stop_offsets is None:  # bounded, it ends, and its watermark with it; idle early, it would join too soon
+        kafka["scan.watermark.idle-timeout"] = f"{cat.idle_timeout_ms} ms"
     group = settings.kafka.group_id + "-catalog"
     versioned = kafka | {
         "properties.group.id": group,
