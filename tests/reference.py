@@ -61,31 +61,11 @@ def category_clicks_1h(ev: list[dict]) -> dict[tuple[int, int | None, int], int]
 
 
 def user_sessions(ev: list[dict]) -> set[tuple[int, int, int, int, int, int, int]]:
-    by_user = defaultdict(list)
-    for e in ev:
-        if not e["late"]:
-            by_user[e["user_id"]].append(e)
     out = set()
-    for user, es in by_user.items():
-        es.sort(key=lambda e: e["event_time"])
-        session: list[dict] = []
-        for e in es + [None]:
-            if session and (e is None or e["event_time"] - session[-1]["event_time"] > 300_000):
-                types = Counter(x["event_type"] for x in session)
-                out.add(
-                    (
-                        user,
-                        session[0]["event_time"],
-                        session[-1]["event_time"],
-                        len(session),
-                        types["click"],
-                        types["cart"],
-                        types["purchase"],
-                    )
-                )
-                session = []
-            if e is not None:
-                session.append(e)
+    for user, session in session_runs(ev, 300_000):
+        types = Counter(x["event_type"] for x in session)
+        first, last = session[0]["event_time"], session[-1]["event_time"]
+        out.add((user, first, last, len(session), types["click"], types["cart"], types["purchase"]))
     return out
 
 
@@ -138,24 +118,29 @@ def hop(ev: list[dict], size_ms: int, slide_ms: int, where, key: str = "user_id"
     return dict(c)
 
 
-def sessions(ev: list[dict], gap_ms: int, counted) -> set[tuple[int, int, int, int, int]]:
-    """(user, first event time, last event time, events, events matching `counted`) per session:
-    a pause of more than gap_ms splits one."""
+def session_runs(ev: list[dict], gap_ms: int):
+    """(user, the session's on-time events in time order) per session: a pause of more than
+    gap_ms splits one."""
     by_user = defaultdict(list)
     for e in ev:
         if not e["late"]:
             by_user[e["user_id"]].append(e)
-    out = set()
     for user, es in by_user.items():
         es.sort(key=lambda e: e["event_time"])
         run: list[dict] = []
         for e in es + [None]:
             if run and (e is None or e["event_time"] - run[-1]["event_time"] > gap_ms):
-                out.add((user, run[0]["event_time"], run[-1]["event_time"], len(run), sum(map(counted, run))))
+                yield user, run
                 run = []
             if e is not None:
                 run.append(e)
-    return out
+
+
+def sessions(ev: list[dict], gap_ms: int, counted) -> set[tuple[int, int, int, int, int]]:
+    """(user, first event time, last event time, events, events matching `counted`) per session."""
+    return {
+        (u, r[0]["event_time"], r[-1]["event_time"], len(r), sum(map(counted, r))) for u, r in session_runs(ev, gap_ms)
+    }
 
 
 def last_values(ev: list[dict], field: str, n: int) -> dict[int, list]:
