@@ -87,7 +87,7 @@ def start_drill(s: Settings, env: dict[str, str]):
 
 def committed(s: Settings, role: str) -> dict:
     """The loader's committed offset on each partition of its topics."""
-    topics = [s.kafka.features_topic_prefix + q.output for _, q in compiled_queries() if LOADERS[role].wants(q)]
+    topics = [s.kafka.features_topic_prefix + q.output for _, q in compiled_queries(s) if LOADERS[role].wants(q)]
     parts = [(t, p) for t in topics for p in range(s.kafka.partitions)]
     return committed_offsets(s, f"{s.kafka.group_id}-{role}", parts)
 
