@@ -85,6 +85,17 @@ def start_drill(s: Settings, env: dict[str, str]):
     return job, job.alive, feeder
 
 
+def end_drill(s: Settings, job) -> None:
+    """Keep the job's whole output (to look at after a failure), kill it if it still runs, and
+    stop every service."""
+    if job:
+        job.save(s.home / "stream-run.log")
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+    for svc in local_services(s):
+        svc.stop()
+
+
 def committed(s: Settings, role: str) -> dict:
     """The loader's committed offset on each partition of its topics."""
     topics = [s.kafka.features_topic_prefix + q.output for _, q in compiled_queries(s) if LOADERS[role].wants(q)]
@@ -125,12 +136,7 @@ def test_redis_then_clickhouse_down_for_20s_mid_stream(clean, tmp_path):
         job.stop()
         drilled = snapshot(s)
     finally:
-        if job:
-            job.save(s.home / "stream-run.log")  # the job's whole output, to look at after a failure
-            if job.poll() is None:
-                os.killpg(job.pid, signal.SIGKILL)
-        for svc in local_services(s):
-            svc.stop()
+        end_drill(s, job)
     assert_same_sinks(drilled, clean, events(EVENTS, SEED), s.kafka.partitions)
 
 
@@ -157,12 +163,7 @@ def broker_unreachable_for_30s(s: Settings, env: dict[str, str], clean: dict, cu
         out = job.stop()
         drilled = snapshot(s)
     finally:
-        if job:
-            job.save(s.home / "stream-run.log")  # the job's whole output, to look at after a failure
-            if job.poll() is None:
-                os.killpg(job.pid, signal.SIGKILL)
-        for svc in local_services(s):
-            svc.stop()
+        end_drill(s, job)
     assert b"died" not in out, out.decode()[-3000:]  # no loader restarted: they waited
     assert_same_sinks(drilled, clean, events(EVENTS, SEED), s.kafka.partitions)
 
