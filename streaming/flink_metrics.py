@@ -105,6 +105,14 @@ def _wanted(metric_id: str) -> tuple[str, str, dict[str, str]] | None:
     return None
 
 
+def _complete(wanted: list[tuple[str, str, str, dict[str, str]]]) -> bool:
+    """Whether a vertex's list of metric ids can be reused: a Kafka source registers its consumer's
+    metrics only once it has polled, so a list taken before that would hide them for IDS_TTL_S."""
+    sources = {op for _, op, _, _ in wanted if _is_source(op)}
+    polled = {op for _, op, metric, _ in wanted if metric.startswith("KafkaSourceReader.KafkaConsumer.")}
+    return sources <= polled
+
+
 def _number(value: str) -> float | None:
     try:
         v = float(value)
@@ -207,5 +215,6 @@ class FlinkReader:
         self._ids = {
             k: v for k, v in self._ids.items() if k.rsplit("/vertices/", 1)[0] == path.rsplit("/vertices/", 1)[0]
         }
-        self._ids[path] = (time.monotonic(), wanted)
+        if _complete(wanted):
+            self._ids[path] = (time.monotonic(), wanted)
         return wanted

@@ -30,7 +30,7 @@ from monitoring.outputs import StreamOutputs
 from monitoring.results import dq_metrics, freshness_bounds, tiering_metrics
 from orchestration.sensors import observation
 from streaming.deployment import StreamStatus
-from streaming.flink_metrics import _wanted, prometheus_name
+from streaming.flink_metrics import FlinkReader, _wanted, prometheus_name
 from tiering import manifest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -132,6 +132,29 @@ def test_exporter_names_flink_metrics_as_flink_reporter_does():
     assert _wanted("0.StreamingFileWriter.numRecordsIn") is None  # the archive, not a feature sink
     assert _wanted("0.Calc[2].numRecordsIn") is None
     assert prometheus_name("jobmanager_job", "lastCheckpointDuration") == "flink_jobmanager_job_lastCheckpointDuration"
+
+
+def test_a_source_vertex_is_read_again_until_its_kafka_consumer_metrics_appear():
+    """A Kafka source registers its consumer's metrics only after its first poll: an id list taken
+    before then must not be reused, or records-lag-max stays hidden for a minute (a CI failure)."""
+    src = "Source__KafkaSource-default_catalog_default_database_raw_events"
+    before = ["0.busyTimeMsPerSecond", f"0.{src}.numRecordsOut"]
+    after = [*before, f"0.{src}.KafkaSourceReader.KafkaConsumer.records-lag-max"]
+
+    class Ids:  # stands in for the REST client: only the list of a vertex's metric ids is read
+        def __init__(self) -> None:
+            self.reads = [before, after, after]
+
+        def metric_ids(self, path: str) -> list[str]:
+            return self.reads.pop(0)
+
+    rest = Ids()
+    reader = FlinkReader(rest, "job")  # type: ignore[arg-type]
+    path = "/jobs/j/vertices/v"
+    assert [w[0] for w in reader._wanted_ids(path)] == before
+    assert [w[0] for w in reader._wanted_ids(path)] == after
+    assert [w[0] for w in reader._wanted_ids(path)] == after
+    assert rest.reads == [after]  # complete now: the third call reused it
 
 
 def _lines(path: Path, rows: list[dict]) -> None:
