@@ -49,7 +49,7 @@ class StreamSettings(BaseModel):
     # (or until this many keys are buffered) and write the last one; 0 writes every change
     changelog_fold_ms: int = Field(10, ge=0)
     changelog_fold_rows: int = Field(2000, ge=1)
-    # events outside [min_event_time, job start + max_future_hours] are dead-lettered
+    # events before min_event_time, or over max_future_hours ahead of the clock when read, are dead-lettered
     min_event_time: datetime = datetime(2000, 1, 1, tzinfo=UTC)
     max_future_hours: float = Field(24, ge=0)
     kafka_connector_dir: str | None = None  # folder with flink-connector-kafka.jar, kafka-clients.jar

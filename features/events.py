@@ -73,12 +73,14 @@ class EventAttribute:
 ARRIVAL_COLUMN = Column("arrived_at", "BIGINT", "Nullable(Int64)")
 
 
-def validation_rules(min_ms: int, max_ms: int, col=lambda name: name) -> list[tuple[str, str]]:
+def validation_rules(min_ms: int, future_ms: int, col=lambda name: name) -> list[tuple[str, str]]:
     """(reason, SQL predicate that is TRUE for a bad record), in the order they are reported.
 
     Shared by every source: parse errors are caught by the adapters (files) or in the stream
     job (Kafka: `type_rules` and malformed records), these rules are applied once, in the
     stream job, to every record whatever its source. `col` gives the SQL of a typed column.
+    An event time is too new when it is over `future_ms` ahead of the clock as the record is
+    read (not as the job started: a job that ran for a day would reject every new event).
     """
     types = ", ".join(f"'{t}'" for t in EVENT_TYPES)
     user, etime, etype, price = (col(c) for c in ("user_id", "event_time", "event_type", "price"))
@@ -88,7 +90,7 @@ def validation_rules(min_ms: int, max_ms: int, col=lambda name: name) -> list[tu
         ("missing event_type", f"{etype} IS NULL"),
         ("unknown event_type", f"{etype} NOT IN ({types})"),
         ("negative price", f"{price} < 0"),
-        ("event_time out of range", f"{etime} < {min_ms} OR {etime} > {max_ms}"),
+        ("event_time out of range", f"{etime} < {min_ms} OR {etime} > UNIX_TIMESTAMP() * 1000 + {future_ms}"),
     ]
 
 
@@ -97,9 +99,9 @@ def _cases(rules: list[tuple[str, str]]) -> str:
     return f"CASE {whens} ELSE CAST(NULL AS STRING) END"
 
 
-def rejection_sql(min_ms: int, max_ms: int) -> str:
+def rejection_sql(min_ms: int, future_ms: int) -> str:
     """A SQL expression giving the first failed rule's reason, or NULL for a good record."""
-    return _cases(validation_rules(min_ms, max_ms))
+    return _cases(validation_rules(min_ms, future_ms))
 
 
 # Kafka records are read with every field as text, so a field of the wrong type is
@@ -126,7 +128,7 @@ def type_error_sql(columns: tuple[Column, ...] = EVENT_COLUMNS) -> str:
     return _cases(type_rules(columns))
 
 
-def text_rejection_sql(min_ms: int, max_ms: int, columns: tuple[Column, ...] = EVENT_COLUMNS) -> str:
+def text_rejection_sql(min_ms: int, future_ms: int, columns: tuple[Column, ...] = EVENT_COLUMNS) -> str:
     """The first failed rule over the text fields: wrong types first, then validation_rules."""
     by_name = {c.name: c for c in columns}
-    return _cases(type_rules(columns) + validation_rules(min_ms, max_ms, lambda n: typed_sql(by_name[n])))
+    return _cases(type_rules(columns) + validation_rules(min_ms, future_ms, lambda n: typed_sql(by_name[n])))

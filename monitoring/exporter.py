@@ -61,6 +61,10 @@ class PlatformCollector(Collector):
     def _outputs(self) -> Iterator[Metric]:
         self.outputs.poll()
         yield CounterMetricFamily(
+            "lf_stream_archived_events", "Events in the archive files committed since the exporter started",
+            value=self.outputs.archived,
+        )  # fmt: skip
+        yield CounterMetricFamily(
             "lf_stream_late_events", "Late events in the archive files committed since the exporter started",
             value=self.outputs.late,
         )  # fmt: skip

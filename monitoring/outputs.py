@@ -1,4 +1,4 @@
-"""Counts of what the stream job writes to files: dead letters by reason and late events,
+"""Counts of what the stream job writes to files: dead letters by reason, archived and late events,
 read as their files grow (each byte once), so a scrape costs only the new data."""
 
 from __future__ import annotations
@@ -80,17 +80,19 @@ def _read(path: Path, start: int, end: int) -> bytes:
 
 
 class StreamOutputs:
-    """Running totals of dead letters by stage and reason, and of late events in the archive."""
+    """Running totals of dead letters by stage and reason, and of the events (late ones too) in the archive."""
 
     def __init__(self, archive_dir: Path, dead_letter_dir: Path) -> None:
         self.archive = NewLines(archive_dir, "dt=*/hour=*", "part-*")
         self.rejected = NewLines(dead_letter_dir / "stream", "", "part-*")
         self.unparseable = NewLines(dead_letter_dir / "parse", "", "*.jsonl")
+        self.archived = 0
         self.late = 0
         self.dead_letters: dict[tuple[str, str], int] = {}
 
     def poll(self) -> None:
         for chunk in self.archive.poll():
+            self.archived += chunk.count(b"\n")
             self.late += chunk.count(b'"late":true')
         for chunk in self.rejected.poll():
             for line in chunk.splitlines():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -90,12 +89,10 @@ CHANGE_COLUMNS = (
 )
 
 
-def time_bounds(settings: Settings, now: datetime | None = None) -> tuple[int, int]:
-    """Accepted event times in epoch ms: [min_event_time, job start + max_future_hours]."""
-    now = now or datetime.now(UTC)
-    lo = int(settings.stream.min_event_time.timestamp() * 1000)
-    hi = int(now.timestamp() * 1000 + settings.stream.max_future_hours * 3_600_000)
-    return lo, hi
+def time_bounds(settings: Settings) -> tuple[int, int]:
+    """Accepted event times, in ms: from min_event_time (epoch ms) to max_future_hours ahead of
+    the clock as each record is read."""
+    return int(settings.stream.min_event_time.timestamp() * 1000), int(settings.stream.max_future_hours * 3_600_000)
 
 
 def _kafka_options(source: KafkaSource, settings: Settings, group_id: str) -> dict[str, str]:

@@ -23,6 +23,7 @@ from streaming.flink_env import create_table_env, kafka_connector_jars
 from streaming.job import FileSource, Source, build_statements, compiled_queries
 from streaming.loader import LoaderStats, send_end_markers
 from streaming.loader_process import Loaders
+from streaming.plan import compile_job
 from streaming.staging import StageResult
 from warehouse.schema import create_tables
 from warehouse.tables import stream_table
@@ -142,7 +143,7 @@ def run_job(
             settings, with_kafka=True, pipeline_name=pipeline, restore_path=restore_path, rest_port=rest_port
         )
         stmts = build_statements(t_env, source, settings, "kafka")
-        result = stmts.execute()
+        result = compile_job(t_env, stmts, settings.run_dir / f"{pipeline}.plan.json").execute()
         job.append(result.get_job_client())
         log.info("stream job %s (%s) submitted", pipeline, job[0].get_job_id())
 

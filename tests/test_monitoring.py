@@ -170,7 +170,7 @@ def test_dead_letters_and_late_events_are_counted_once_as_their_files_appear(tmp
     )  # before: not counted
     outputs = StreamOutputs(archive, dead)
     outputs.poll()
-    assert outputs.late == 0 and outputs.dead_letters == {}
+    assert outputs.late == outputs.archived == 0 and outputs.dead_letters == {}
     _lines(archive / "dt=2026-01-01" / "hour=10" / "part-a-0-1", [{"late": True}, {"late": True}, {"late": False}])
     _lines(archive / "dt=2026-01-02" / "hour=00" / "part-a-1-0", [{"late": True}])
     _lines(archive / "dt=2026-01-02" / "hour=00" / ".part-a-1-1.inprogress.x", [{"late": True}])  # not committed
@@ -181,7 +181,7 @@ def test_dead_letters_and_late_events_are_counted_once_as_their_files_appear(tmp
         f.write(b'{"reason": "half a li')  # still being written: not a line yet
     outputs.poll()
     outputs.poll()  # nothing new: nothing counted twice
-    assert outputs.late == 3
+    assert (outputs.late, outputs.archived) == (3, 4)
     assert outputs.dead_letters == {
         ("stream", "missing user_id"): 2,
         ("stream", "negative price"): 1,
