@@ -143,7 +143,9 @@ def run_job(
             settings, with_kafka=True, pipeline_name=pipeline, restore_path=restore_path, rest_port=rest_port
         )
         stmts = build_statements(t_env, source, settings, "kafka")
-        result = compile_job(t_env, stmts, settings.run_dir / f"{pipeline}.plan.json").execute()
+        # a long-running job's plan is kept: the next deployment aligns its operator uids with it
+        saved = None if bounded else settings.run_dir / f"{pipeline}.plan.json"
+        result = compile_job(t_env, stmts, saved).execute()
         job.append(result.get_job_client())
         log.info("stream job %s (%s) submitted", pipeline, job[0].get_job_id())
 

@@ -1,7 +1,6 @@
 """Both engines check a repository, each in a process of its own: a filter Flink SQL rejects
-and an expression Spark SQL rejects are reported per feature with the engine's message; and
-Flink's job graph says which features' state a savepoint restores when the job gains, loses or
-changes a feature."""
+and an expression Spark SQL rejects are reported per feature with the engine's message (which
+features keep their state across a redeploy: tests/test_repo_running.py)."""
 
 from __future__ import annotations
 
