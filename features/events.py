@@ -49,9 +49,9 @@ ATTRIBUTE_TYPES: dict[str, str] = {
 class EventAttribute:
     """An event column a feature repository adds to the canonical event (always nullable).
 
-    Where each input format finds it: JSON (JSON lines files and Kafka messages) under
-    `json_field` (default: the name), REES46 CSV in the column `rees46_column` (one of its
-    header's names; None: absent). Taobao rows carry no extra attribute."""
+    Where each input format finds it: JSON lines files under `json_field` (default: the name),
+    REES46 CSV in the column `rees46_column` (one of its header's names; None: absent); Kafka
+    messages, the canonical wire form, under its name. Taobao rows carry no extra attribute."""
 
     name: str
     type: str = "STRING"  # one of ATTRIBUTE_TYPES

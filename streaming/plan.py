@@ -101,14 +101,18 @@ def own_signatures(plan: dict, sink_tables: dict[str, str]) -> dict[str, list[st
     return out
 
 
-def compile_job(t_env, stmts, save_to: Path | None = None):  # -> CompiledPlan
-    """The statement set's plan, its ids aligned with the plan saved at `save_to` by the last
-    deployment (when there is one), and saved there in its place."""
-    from pyflink.table import PlanReference
+def execute_job(t_env, stmts, save_to: Path | None = None):  # -> TableResult
+    """Run the statement set from its plan, the plan's ids aligned with the plan saved at
+    `save_to` by the last deployment (when there is one), and saved there in its place."""
+    from pyflink.table import PlanReference, TableResult
 
     previous = save_to.read_text() if save_to is not None and save_to.exists() else None
     plan_json = align(stmts.compile_plan().as_json_string(), previous)
     if save_to is not None:
         save_to.parent.mkdir(parents=True, exist_ok=True)
         save_to.write_text(plan_json)
-    return t_env.load_plan(PlanReference.from_json_string(plan_json))
+    j_plan = t_env._j_tenv.loadPlan(PlanReference.from_json_string(plan_json)._j_plan_reference)
+    # PyFlink 2.x's CompiledPlan.execute() calls a Python method on the Java table environment
+    # (load_plan hands it the Java object): do what it means to
+    t_env._before_execute()
+    return TableResult(j_plan.execute())

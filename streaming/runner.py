@@ -23,7 +23,7 @@ from streaming.flink_env import create_table_env, kafka_connector_jars
 from streaming.job import FileSource, Source, build_statements, compiled_queries
 from streaming.loader import LoaderStats, send_end_markers
 from streaming.loader_process import Loaders
-from streaming.plan import compile_job
+from streaming.plan import execute_job
 from streaming.staging import StageResult
 from warehouse.schema import create_tables
 from warehouse.tables import stream_table
@@ -145,7 +145,7 @@ def run_job(
         stmts = build_statements(t_env, source, settings, "kafka")
         # a long-running job's plan is kept: the next deployment aligns its operator uids with it
         saved = None if bounded else settings.run_dir / f"{pipeline}.plan.json"
-        result = compile_job(t_env, stmts, saved).execute()
+        result = execute_job(t_env, stmts, saved)
         job.append(result.get_job_client())
         log.info("stream job %s (%s) submitted", pipeline, job[0].get_job_id())
 

@@ -29,7 +29,7 @@ def submit(settings: Settings, start: str | None = None, restore_from: str | Non
     (the loaders) fills the stores from its changelog topics."""
     from streaming.flink_env import create_table_env
     from streaming.job import build_statements
-    from streaming.plan import compile_job
+    from streaming.plan import execute_job
 
     if not settings.stream.jobmanager:
         raise PlatformError(
@@ -43,7 +43,7 @@ def submit(settings: Settings, start: str | None = None, restore_from: str | Non
     t_env = create_table_env(settings, with_kafka=True, pipeline_name=STREAM_PIPELINE, restore_path=restore_from)
     try:
         stmts = build_statements(t_env, kafka_source(settings, start), settings, "kafka")
-        result = compile_job(t_env, stmts, settings.run_dir / f"{STREAM_PIPELINE}.plan.json").execute()
+        result = execute_job(t_env, stmts, settings.run_dir / f"{STREAM_PIPELINE}.plan.json")
         return result.get_job_client().get_job_id()
     except Exception as e:
         raise PlatformError(

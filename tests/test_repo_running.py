@@ -27,7 +27,7 @@ UNCHANGED = ("app_clicks_10m", "channel_clicks_30m", "long_sessions", "fav_amoun
 
 def _events() -> list[dict]:
     """2,300 events of 2026-01-01 (outside the backfill's 30 days: apply runs no Spark), each
-    with a channel or none, under `chan`."""
+    with a channel or none."""
     out = []
     for i, e in enumerate(generate(GeneratorConfig(seed=5, users=100, items=300, late=0.0, events_per_second=2), 2300)):
         out.append(e | {"channel": ("app", "web", None)[i % 3]})
@@ -37,8 +37,7 @@ def _events() -> list[dict]:
 def _produce(settings, events: list[dict]) -> None:
     p = producer(settings)
     for e in events:
-        raw = to_json(e, channels.EVENT_ATTRIBUTES).replace(b'"channel"', b'"chan"')
-        p.produce(settings.kafka.events_topic, raw, key=str(e["user_id"]).encode())
+        p.produce(settings.kafka.events_topic, to_json(e, channels.EVENT_ATTRIBUTES), key=str(e["user_id"]).encode())
     assert p.flush(60) == 0
 
 
