@@ -80,6 +80,11 @@ def flink_config(
         # and last_event_time (docs/streaming.md): wall-clock watermarks would mark every
         # replayed event late.
         "table.exec.mini-batch.enabled": "false",
+        # A file sink's committer runs alone with max parallelism 1; chained to its writer at
+        # parallelism 1, its state would be recorded under the writer's max parallelism, and a
+        # rescale to 2 could not restore it ("Max parallelism mismatch"). Never chained, both
+        # keep one shape at every parallelism.
+        "pipeline.operator-chaining.chain-operators-with-different-max-parallelism": "false",
         "rest.address": "127.0.0.1",
         "rest.port": str(rest_port),
     }

@@ -79,8 +79,9 @@ def _is_source(operator: str) -> bool:
 
 
 def is_event_source(operator: str) -> bool:
-    """The source of the events (not the second read of the topic that finds unreadable records)."""
-    return _is_source(operator) and not operator.endswith(RECORDS_TABLE)
+    """The source of the events (not the second read of the topic that finds unreadable records,
+    nor the catalogue's two reads of its topic)."""
+    return _is_source(operator) and not operator.endswith((RECORDS_TABLE, "catalog_items", "catalog_changes"))
 
 
 def _is_feature_sink(operator: str) -> bool:
@@ -105,12 +106,15 @@ def _wanted(metric_id: str) -> tuple[str, str, dict[str, str]] | None:
     return None
 
 
-def _complete(wanted: list[tuple[str, str, str, dict[str, str]]]) -> bool:
-    """Whether a vertex's list of metric ids can be reused: a Kafka source registers its consumer's
-    metrics only once it has polled, so a list taken before that would hide them for IDS_TTL_S."""
-    sources = {op for _, op, _, _ in wanted if _is_source(op)}
-    polled = {op for _, op, metric, _ in wanted if metric.startswith("KafkaSourceReader.KafkaConsumer.")}
-    return sources <= polled
+def _complete(wanted: list[tuple[str, str, str, dict[str, str]]], has_source: bool) -> bool:
+    """Whether a vertex's list of metric ids can be reused for IDS_TTL_S. Flink's REST API lists
+    a vertex's metrics only once it has fetched them (the first answer is empty), and a Kafka
+    source registers its consumer's metrics only once it has polled: a list taken before either
+    would hide those metrics for a minute."""
+    if not wanted:
+        return False
+    polled = any(metric.startswith("KafkaSourceReader.KafkaConsumer.") for _, _, metric, _ in wanted)
+    return polled or not has_source
 
 
 def _number(value: str) -> float | None:
@@ -189,7 +193,7 @@ class FlinkReader:
                 out.samples.append(Sample(prometheus_name("jobmanager_job", k), base, v, metric=k))
         for vertex in self.rest.vertices(jid):
             path = f"/jobs/{jid}/vertices/{vertex['id']}"
-            wanted = self._wanted_ids(path)
+            wanted = self._wanted_ids(path, vertex["name"].startswith("Source:"))
             values = self.rest.metrics(path, [w[0] for w in wanted])
             task = base | {"task_id": vertex["id"], "task_name": vertex["name"]}
             for metric_id, operator, metric, extra in wanted:
@@ -207,7 +211,7 @@ class FlinkReader:
         out.checkpoint_interval_s = interval / 1000 if interval and interval > 0 else None
         return out
 
-    def _wanted_ids(self, path: str) -> list[tuple[str, str, str, dict[str, str]]]:
+    def _wanted_ids(self, path: str, has_source: bool) -> list[tuple[str, str, str, dict[str, str]]]:
         cached = self._ids.get(path)
         if cached and time.monotonic() - cached[0] < IDS_TTL_S:
             return cached[1]
@@ -215,6 +219,6 @@ class FlinkReader:
         self._ids = {
             k: v for k, v in self._ids.items() if k.rsplit("/vertices/", 1)[0] == path.rsplit("/vertices/", 1)[0]
         }
-        if _complete(wanted):
+        if _complete(wanted, has_source):
             self._ids[path] = (time.monotonic(), wanted)
         return wanted

@@ -134,27 +134,34 @@ def test_exporter_names_flink_metrics_as_flink_reporter_does():
     assert prometheus_name("jobmanager_job", "lastCheckpointDuration") == "flink_jobmanager_job_lastCheckpointDuration"
 
 
-def test_a_source_vertex_is_read_again_until_its_kafka_consumer_metrics_appear():
-    """A Kafka source registers its consumer's metrics only after its first poll: an id list taken
-    before then must not be reused, or records-lag-max stays hidden for a minute (a CI failure)."""
-    src = "Source__KafkaSource-default_catalog_default_database_raw_events"
+def test_a_vertex_is_read_again_until_its_metrics_and_its_kafka_consumers_appear():
+    """Flink's REST API lists a vertex's metrics only after it fetched them (first answer: none),
+    and a Kafka source registers its consumer's metrics only after its first poll: an id list
+    taken before must not be reused, or records-lag-max and the source's rates stay hidden for a
+    minute (a CI failure, and an autoscaler that measured no rate)."""
+    src = "Source__KafkaSource-default_catalog_default_database_kafka_events"
     before = ["0.busyTimeMsPerSecond", f"0.{src}.numRecordsOut"]
     after = [*before, f"0.{src}.KafkaSourceReader.KafkaConsumer.records-lag-max"]
 
     class Ids:  # stands in for the REST client: only the list of a vertex's metric ids is read
-        def __init__(self) -> None:
-            self.reads = [before, after, after]
+        def __init__(self, *reads: list[str]) -> None:
+            self.reads = list(reads)
 
         def metric_ids(self, path: str) -> list[str]:
             return self.reads.pop(0)
 
-    rest = Ids()
+    rest = Ids([], before, after, after)
     reader = FlinkReader(rest, "job")  # type: ignore[arg-type]
     path = "/jobs/j/vertices/v"
-    assert [w[0] for w in reader._wanted_ids(path)] == before
-    assert [w[0] for w in reader._wanted_ids(path)] == after
-    assert [w[0] for w in reader._wanted_ids(path)] == after
-    assert rest.reads == [after]  # complete now: the third call reused it
+    assert reader._wanted_ids(path, has_source=True) == []
+    assert [w[0] for w in reader._wanted_ids(path, has_source=True)] == before
+    assert [w[0] for w in reader._wanted_ids(path, has_source=True)] == after
+    assert [w[0] for w in reader._wanted_ids(path, has_source=True)] == after
+    assert rest.reads == [after]  # complete after the third read: the fourth reused it
+    other = Ids(["0.busyTimeMsPerSecond"], ["0.idleTimeMsPerSecond"])
+    reader = FlinkReader(other, "job")  # type: ignore[arg-type]
+    assert reader._wanted_ids("/v2", has_source=False) == reader._wanted_ids("/v2", has_source=False)
+    assert other.reads == [["0.idleTimeMsPerSecond"]]  # no source: its first non-empty list is kept
 
 
 def _lines(path: Path, rows: list[dict]) -> None:
