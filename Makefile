@@ -6,10 +6,8 @@ setup:
 demo: setup
 	.venv/bin/lambda-features demo
 
-# two workers, a test file each at a time (a file's tests share its services and fixtures);
-# many tests wait on a stream job, an outage or an alert, so the 2 cores are used better
 test: setup
-	.venv/bin/pytest -q -n 2 --dist loadfile
+	.venv/bin/pytest -q
 
 test-fast: setup
 	.venv/bin/pytest -q -m "not slow"

@@ -202,14 +202,19 @@ def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], 
         if not ends:
             return ends
         c.assign([TopicPartition(t, p, o) for (t, p), o in ends.items()])
+        # the batch at each reported end holds a record at least: wait for one from each (a
+        # loaded machine can take seconds to fetch), then read on until two polls find nothing
+        unread = {tp for tp, o in ends.items() if o > 0}
+        deadline = time.monotonic() + 60
         quiet = 0
-        while quiet < 2:
+        while (unread and time.monotonic() < deadline) or quiet < 2:
             msgs = c.consume(1000, 0.5)
             quiet = 0 if msgs else quiet + 1
             for m in msgs:
                 if not m.error():
                     key = (m.topic(), m.partition())
                     ends[key] = max(ends[key], m.offset() + 1)
+                    unread.discard(key)
         return ends
     finally:
         c.close()
