@@ -1,7 +1,7 @@
 """The registry: what `lambda-features apply` last deployed, kept as one JSON file under
 $LAMBDA_FEATURES_HOME/registry/ (each feature's definition fingerprint and tables, the stream
-job's definition and operator IDs, the Dagster assets and checks). `plan` compares the
-repository with it."""
+job's definition and its features' plan-node signatures, the Dagster assets and checks). `plan`
+compares the repository with it."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class Registry:
     features: dict[str, DeployedFeature] = field(default_factory=dict)
     repository: str = ""
     stream_fingerprint: str = ""
-    operators: dict[str, list[str]] = field(default_factory=dict)  # feature -> its operator IDs in the job
+    operators: dict[str, list[str]] = field(default_factory=dict)  # feature -> its own nodes' signatures in the plan
     assets: list[str] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
     applied_at: str = ""

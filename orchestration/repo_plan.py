@@ -1,6 +1,6 @@
 """`lambda-features plan`: what applying the feature repository would change, against the
 registry of what was last applied. Both engines check the repository first (each in a process
-of its own), and Flink's job graph says which features' state a savepoint restores."""
+of its own), and the job's compiled plan says which features' state a savepoint restores."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ class Plan:
             out += [f"  state kept: {', '.join(self.keeps_state)}"] if self.keeps_state else []
             out += [f"  state starts empty (new or changed): {', '.join(self.new_state)}"] if self.new_state else []
             out += (
-                [f"  state starts empty (Flink cannot map it to the new job graph): {', '.join(self.starts_empty)}"]
+                [f"  state starts empty (its plan nodes changed upstream): {', '.join(self.starts_empty)}"]
                 if self.starts_empty
                 else []
             )
