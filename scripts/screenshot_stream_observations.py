@@ -1,10 +1,10 @@
-"""Screenshot the `stream_job` asset's plots in the Dagster UI into docs/ (headless Chromium and
+"""Screenshot the `stream_job` asset's observations in the Dagster UI into docs/ (headless Chromium and
 chromedriver, as scripts/screenshot_ui.py). It runs the real thing in a home of its own: the
 local services, the deployed stream job, events at a steady pace, and every 10 s the observation
 the supervisor sensor records (orchestration/sensors.py), for MINUTES minutes; then it opens the
-asset's plots and stops everything it started.
+asset's events and stops everything it started.
 
-    python scripts/screenshot_stream_plots.py [docs/stream-job-plots.png]
+    python scripts/screenshot_stream_observations.py [docs/stream-job-observations.png]
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def screenshot(home: Path, out: Path) -> None:
             opts.add_argument(arg)
         driver = webdriver.Chrome(options=opts)
         try:
-            driver.get(f"http://127.0.0.1:{PORT}/assets/stream_job?view=plots")
+            driver.get(f"http://127.0.0.1:{PORT}/assets/stream_job?view=events")
             time.sleep(8)
             for button in driver.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
                 button.click()  # the first-visit community dialog
@@ -114,4 +114,4 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "docs" / "stream-job-plots.png")
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "docs" / "stream-job-observations.png")
