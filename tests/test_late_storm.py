@@ -15,13 +15,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from common.clickhouse import get_client
 from common.services import local_services
-from common.settings import load_settings
 from dq_checks import run_checks
 from features.adapters import to_json
 from features.ecommerce import STREAM_FEATURES
 from features.generator import GeneratorConfig, generate
 from tests import reference as ref
-from tests.conftest import cli, env_of, free_port, monitoring_ports
+from tests.conftest import cli, env_of
 from tests.pipeline import ms
 from tests.stream_drill import firing, wait_for
 
@@ -37,16 +36,9 @@ def exported(settings) -> dict[str, float]:
 
 
 @pytest.fixture
-def settings(tmp_path):
-    yield load_settings(
-        home=tmp_path / "home",
-        redis={"local_port": free_port()},
-        kafka={"local_port": free_port()},
-        clickhouse={"local_port": free_port()},
-        catalog={"local_port": free_port()},
-        stream={"checkpoint_interval_ms": 2000},
-        monitoring=monitoring_ports() | {"scrape_interval_s": 1},
-    )
+def settings(settings):
+    """conftest's settings, with Prometheus scraping every second."""
+    return settings.model_copy(update={"monitoring": settings.monitoring.model_copy(update={"scrape_interval_s": 1})})
 
 
 def test_late_storm_is_counted_explained_and_reconciled(settings, tmp_path):
