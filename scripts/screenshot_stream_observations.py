@@ -1,8 +1,8 @@
 """Screenshot the `stream_job` asset's observations in the Dagster UI into docs/ (headless Chromium and
-chromedriver, as scripts/screenshot_ui.py). It runs the real thing in a home of its own: the
+chromedriver, scripts/dagster_browser.py). It runs the real thing in a home of its own: the
 local services, the deployed stream job, events at a steady pace, and every 10 s the observation
 the supervisor sensor records (orchestration/sensors.py), for MINUTES minutes; then it opens the
-asset's events and stops everything it started.
+asset's overview with its metadata as plots, and stops everything it started.
 
     python scripts/screenshot_stream_observations.py [docs/stream-job-observations.png]
 """
@@ -10,19 +10,15 @@ asset's events and stops everything it started.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-import requests
-from selenium import webdriver
+from dagster_browser import REPO, dagster_browser, open_page
 from selenium.webdriver.common.by import By
 
-REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from common.kafka import ensure_topics, producer  # noqa: E402
@@ -54,34 +50,15 @@ def feed(settings, stop: threading.Event) -> None:
 
 
 def screenshot(home: Path, out: Path) -> None:
+    """The asset's overview, its metadata shown as plots over the observations."""
     env = os.environ | {"LAMBDA_FEATURES_HOME": str(home)}
-    ui = subprocess.Popen(
-        [str(REPO / ".venv/bin/lambda-features"), "ui", "--port", str(PORT)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    try:
-        for _ in range(120):
-            try:
-                if requests.get(f"http://127.0.0.1:{PORT}/server_info", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(1)
-        opts = webdriver.ChromeOptions()
-        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1600,1800"):
-            opts.add_argument(arg)
-        driver = webdriver.Chrome(options=opts)
-        try:
-            driver.get(f"http://127.0.0.1:{PORT}/assets/stream_job?view=events")
-            time.sleep(8)
-            for button in driver.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
-                button.click()  # the first-visit community dialog
-            time.sleep(6)
-            driver.save_screenshot(str(out))
-        finally:
-            driver.quit()
-    finally:
-        os.killpg(ui.pid, signal.SIGTERM)
-        ui.wait(60)
+    with dagster_browser(PORT, ("--window-size=1600,2400",), env) as driver:
+        open_page(driver, f"http://127.0.0.1:{PORT}/assets/stream_job")
+        [plots] = driver.find_elements(By.XPATH, "//button[normalize-space()='Plots']")
+        driver.execute_script("arguments[0].scrollIntoView()", plots)
+        plots.click()
+        time.sleep(6)
+        driver.save_screenshot(str(out))
 
 
 def main(out: Path) -> None:

@@ -14,6 +14,9 @@ from common.settings import OrchestrationSettings, Settings
 from streaming.flink_metrics import JobMetrics, is_event_source
 
 MIN_BUSY = 0.01  # below this a subtask's busy share says too little about its capacity
+# Flink's REST API serves metrics it fetched up to this long ago (metrics.fetcher.update-interval,
+# 10 s by default): two polls closer than that can read one snapshot twice, a rate of 0
+MIN_RATE_SPAN_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,8 @@ def assess(
 def load_of(job: JobMetrics, previous: tuple[float, float] | None, now: float) -> tuple[Load, tuple[float, float]]:
     """The load from one poll of the job's metrics, and what to keep for the next poll: (time,
     events arrived so far = read + pending). The input rate is the growth of the arrivals since
-    the previous poll (None on the first, and after a restart reset the counters)."""
+    the previous poll (None on the first, after a restart reset the counters, and when the
+    previous poll is under MIN_RATE_SPAN_S old: then it is kept for the next)."""
     subtasks: dict[str, set[str]] = defaultdict(set)
     busy: dict[str, list[float]] = defaultdict(list)
     backlog = 0.0
@@ -102,7 +106,10 @@ def load_of(job: JobMetrics, previous: tuple[float, float] | None, now: float) -
             backlog += x.value
     arrived = job.events_in + backlog
     rate = None
-    if previous and now > previous[0] and arrived >= previous[1]:
+    kept = (now, arrived)
+    if previous and now - previous[0] < MIN_RATE_SPAN_S and arrived >= previous[1]:
+        kept = previous
+    elif previous and now > previous[0] and arrived >= previous[1]:
         rate = (arrived - previous[1]) / (now - previous[0])
     load = Load(
         parallelism=max((len(v) for v in subtasks.values()), default=1),
@@ -111,4 +118,4 @@ def load_of(job: JobMetrics, previous: tuple[float, float] | None, now: float) -
         backlog=backlog,
         input_rate=rate,
     )
-    return load, (now, arrived)
+    return load, kept

@@ -133,13 +133,23 @@ def _with(opts: dict[str, str]) -> str:
 _POSITION = "`src_part` INT METADATA FROM 'partition' VIRTUAL, `src_off` BIGINT METADATA FROM 'offset' VIRTUAL"
 
 
+def watermark_emit(source: Source, settings: Settings) -> str:
+    """The source's watermark emission: the setting, or for auto, on-event for a bounded replay
+    (deterministic) and on-periodic for an unbounded job."""
+    emit = settings.stream.watermark_emit
+    if emit != "auto":
+        return emit
+    bounded = isinstance(source, FileSource) or source.stop_offsets is not None
+    return "on-event" if bounded else "on-periodic"
+
+
 def source_ddl(source: Source, settings: Settings, bounds: tuple[int, int]) -> str:
     """The source table: `raw_events` (files) or `kafka_events` (every field as text; the view
     `raw_events` types them). A rejected record gets rowtime 0, so it can never move the
     watermark or open a window."""
     events = event_columns(settings)
     wm = f"WATERMARK FOR ts AS ts - INTERVAL '{settings.stream.watermark_delay_ms / 1000:.3f}' SECOND"
-    emit = f"'scan.watermark.emit.strategy' = '{settings.stream.watermark_emit}'"
+    emit = f"'scan.watermark.emit.strategy' = '{watermark_emit(source, settings)}'"
     if isinstance(source, FileSource):
         ts = f"ts AS TO_TIMESTAMP_LTZ(CASE WHEN ({rejection_sql(*bounds)}) IS NULL THEN event_time ELSE 0 END, 3)"
         return (
@@ -158,7 +168,7 @@ def source_ddl(source: Source, settings: Settings, bounds: tuple[int, int]) -> s
         # only bytes that are no JSON object fail here; kafka_records dead-letters them
         "json.ignore-parse-errors": "true",
         "json.fail-on-missing-field": "false",
-        "scan.watermark.emit.strategy": settings.stream.watermark_emit,
+        "scan.watermark.emit.strategy": watermark_emit(source, settings),
         "scan.watermark.idle-timeout": f"{settings.stream.source_idle_timeout_s} s",
     }
     return f"CREATE TEMPORARY TABLE kafka_events ({text_cols}, {_POSITION}, {ts}, {wm}) WITH ({_with(opts)})"

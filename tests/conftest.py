@@ -160,3 +160,12 @@ def run_batch(settings: Settings, *args: str) -> subprocess.CompletedProcess:
         text=True,
         timeout=600,
     )
+
+
+@pytest.fixture(scope="session")
+def uninterrupted(tmp_path_factory):
+    """Every sink after an uninterrupted run over the chaos drills' events, which the drills in
+    several files compare with (tests/stream_drill.py)."""
+    from tests.stream_drill import uninterrupted_run
+
+    yield from uninterrupted_run(tmp_path_factory.mktemp("uninterrupted"))

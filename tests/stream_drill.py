@@ -9,7 +9,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -31,6 +31,8 @@ from warehouse.tables import stream_table
 
 TABLES = tuple(stream_table(f) for f in STREAM_FEATURES)
 TICK_USER = 0
+DRILL_EVENTS = 100_000  # the drills' events, and those of their shared uninterrupted run
+DRILL_SEED = 13
 
 
 def make_settings(home: Path, **env_extra: str) -> tuple[Settings, dict[str, str]]:
@@ -299,3 +301,19 @@ def firing(settings: Settings, alert: str, **labels: str) -> bool:
         return bool(r.json()["data"]["result"])
     except (requests.RequestException, ValueError, KeyError):
         return False
+
+
+def uninterrupted_run(home: Path) -> Iterator[dict]:
+    """The run the drills compare with (conftest's `uninterrupted` fixture): the drills' events
+    all there before the job starts, no fault; every sink's content."""
+    s, env = make_settings(home, LAMBDA_FEATURES_MONITORING__ENABLED="false")
+    evs = events(DRILL_EVENTS, DRILL_SEED)
+    try:
+        produce(s, evs, tick_after=max(e["event_time"] for e in evs))
+        job = DrainedJob(env)
+        wait_caught_up(s, DRILL_EVENTS, job.alive)
+        job.stop()
+        yield snapshot(s)
+    finally:
+        for svc in local_services(s):
+            svc.stop()

@@ -72,6 +72,9 @@ def test_load_is_read_from_the_jobs_metrics():
     # 10 s later: 6,000 more read, the backlog down by 1,000: 5,000 arrived, 500/s
     second, _ = load_of(job(7000, 3000), kept, now=110.0)
     assert second.input_rate == 500
+    # 5 s later Flink's REST API may still serve the first snapshot: no rate, and the first kept
+    soon, kept_soon = load_of(job(1000, 4000), kept, now=105.0)
+    assert soon.input_rate is None and kept_soon == kept
     restarted, _ = load_of(job(10, 3000), kept, now=120.0)  # counters reset: unknown
     assert restarted.input_rate is None
     offsets = [

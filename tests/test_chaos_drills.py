@@ -24,10 +24,13 @@ from common.kafka import ensure_topics
 from common.redis_store import get_redis
 from common.services import LocalService, clickhouse_service, kafka_service, local_services, redis_service
 from common.settings import Settings
+from streaming.autoscaler import MIN_RATE_SPAN_S
 from streaming.job import compiled_queries
 from streaming.loader import LOADERS
 from tests.netns import broker_in_a_namespace
 from tests.stream_drill import (
+    DRILL_EVENTS,
+    DRILL_SEED,
     DrainedJob,
     Feeder,
     assert_same_sinks,
@@ -43,26 +46,9 @@ from tests.stream_drill import (
 )
 
 pytestmark = pytest.mark.slow
-EVENTS = 100_000
+EVENTS, SEED = DRILL_EVENTS, DRILL_SEED
 FIRST = 10_000  # produced before the job starts; the rest at RATE while the drills last
 RATE = 1_000
-SEED = 13
-
-
-@pytest.fixture(scope="module")
-def clean(tmp_path_factory):
-    """The uninterrupted run: every event there before the job starts, no fault."""
-    s, env = make_settings(tmp_path_factory.mktemp("clean"), LAMBDA_FEATURES_MONITORING__ENABLED="false")
-    evs = events(EVENTS, SEED)
-    try:
-        produce(s, evs, tick_after=max(e["event_time"] for e in evs))
-        job = DrainedJob(env)
-        wait_caught_up(s, EVENTS, job.alive)
-        job.stop()
-        yield snapshot(s)
-    finally:
-        for svc in local_services(s):
-            svc.stop()
 
 
 def start_drill(s: Settings, env: dict[str, str]):
@@ -124,7 +110,7 @@ def store_outage(s: Settings, job, alive, feeder: Feeder, svc: LocalService, sto
     print(f"DRILL {store}: the loader committed again {time.monotonic() - back:.1f} s after the store was back")
 
 
-def test_redis_then_clickhouse_down_for_20s_mid_stream(clean, tmp_path):
+def test_redis_then_clickhouse_down_for_20s_mid_stream(uninterrupted, tmp_path):
     s, env = make_settings(tmp_path / "drill", LAMBDA_FEATURES_MONITORING__SCRAPE_INTERVAL_S="1")
     job = None
     try:
@@ -137,10 +123,10 @@ def test_redis_then_clickhouse_down_for_20s_mid_stream(clean, tmp_path):
         drilled = snapshot(s)
     finally:
         end_drill(s, job)
-    assert_same_sinks(drilled, clean, events(EVENTS, SEED), s.kafka.partitions)
+    assert_same_sinks(drilled, uninterrupted, events(EVENTS, SEED), s.kafka.partitions)
 
 
-def broker_unreachable_for_30s(s: Settings, env: dict[str, str], clean: dict, cut, heal) -> None:
+def broker_unreachable_for_30s(s: Settings, env: dict[str, str], uninterrupted: dict, cut, heal) -> None:
     """While events flow, cut() the broker off for 30 s, then heal(): the exporter sees it and
     Prometheus fires the alert; the job and its loaders carry on by themselves."""
     job = None
@@ -165,10 +151,10 @@ def broker_unreachable_for_30s(s: Settings, env: dict[str, str], clean: dict, cu
     finally:
         end_drill(s, job)
     assert b"died" not in out, out.decode()[-3000:]  # no loader restarted: they waited
-    assert_same_sinks(drilled, clean, events(EVENTS, SEED), s.kafka.partitions)
+    assert_same_sinks(drilled, uninterrupted, events(EVENTS, SEED), s.kafka.partitions)
 
 
-def test_broker_down_for_30s_mid_stream(clean, tmp_path):
+def test_broker_down_for_30s_mid_stream(uninterrupted, tmp_path):
     s, env = make_settings(tmp_path / "drill", LAMBDA_FEATURES_MONITORING__SCRAPE_INTERVAL_S="1")
     broker = kafka_service(s)
     frozen: list[int] = []
@@ -177,10 +163,10 @@ def test_broker_down_for_30s_mid_stream(clean, tmp_path):
         frozen.append(broker.pid())
         os.kill(frozen[0], signal.SIGSTOP)
 
-    broker_unreachable_for_30s(s, env, clean, cut, lambda: os.kill(frozen[0], signal.SIGCONT))
+    broker_unreachable_for_30s(s, env, uninterrupted, cut, lambda: os.kill(frozen[0], signal.SIGCONT))
 
 
-def test_network_partition_between_the_job_and_the_broker(clean, tmp_path):
+def test_network_partition_between_the_job_and_the_broker(uninterrupted, tmp_path):
     """Drill 5: the broker in a network namespace of this test's own, reached over a veth pair;
     the pair's far end goes down for 30 s, so every packet to the broker is lost."""
     with broker_in_a_namespace(tmp_path) as (bootstrap_address, cut, heal):
@@ -189,10 +175,10 @@ def test_network_partition_between_the_job_and_the_broker(clean, tmp_path):
             LAMBDA_FEATURES_MONITORING__SCRAPE_INTERVAL_S="1",
             LAMBDA_FEATURES_KAFKA__BOOTSTRAP=bootstrap_address,
         )
-        broker_unreachable_for_30s(s, env, clean, cut, heal)
+        broker_unreachable_for_30s(s, env, uninterrupted, cut, heal)
 
 
-def test_autoscaler_rescales_from_1_to_2_mid_stream(clean, tmp_path, monkeypatch):
+def test_autoscaler_rescales_from_1_to_2_mid_stream(uninterrupted, tmp_path, monkeypatch):
     """Rescaling on backlog through the supervisor: its autoscaler, made to want more than
     one subtask (a target utilisation of 0.1%), requests a rescale; the stream_deploy run stops
     the job with a savepoint and restores it with parallelism 2 while events flow."""
@@ -239,10 +225,11 @@ def test_autoscaler_rescales_from_1_to_2_mid_stream(clean, tmp_path, monkeypatch
         feeder.go.set()
 
         def decided():
-            """Two polls (the input rate is measured between them), once Flink's REST API serves
-            the source's metrics (it fetches them every 10 s, and lists none before)."""
+            """Two polls (the input rate is measured between them, at least MIN_RATE_SPAN_S
+            apart), once Flink's REST API serves the source's metrics (it fetches them every
+            10 s, and lists none before)."""
             cursor = tick(None).cursor
-            time.sleep(5)
+            time.sleep(MIN_RATE_SPAN_S + 1)
             result = tick(cursor)
             [observed] = [
                 e for e in result.asset_events if getattr(e, "asset_key", None) and "autoscaler" in e.metadata
@@ -272,4 +259,4 @@ def test_autoscaler_rescales_from_1_to_2_mid_stream(clean, tmp_path, monkeypatch
     finally:
         deployment.stop(savepoint=False)
     drilled = snapshot(s)
-    assert_same_sinks(drilled, clean, events(EVENTS, SEED), s.kafka.partitions)
+    assert_same_sinks(drilled, uninterrupted, events(EVENTS, SEED), s.kafka.partitions)

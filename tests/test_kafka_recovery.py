@@ -1,6 +1,6 @@
 """A stream job on Kafka, killed with SIGKILL mid-stream and started again, resumes from
 its checkpoint, and each feature loader, killed alone mid-stream, is restarted and resumes
-from its own offsets: every sink ends equal to an uninterrupted run's (real Tansu, Flink,
+from its own offsets: every sink ends equal to the drills' uninterrupted run's (real Tansu, Flink,
 Redis, chDB; the job runs as `lambda-features stream run` in its own process group).
 
 The jobs are unbounded, as in production: a bounded KafkaSource never finishes after a
@@ -25,6 +25,8 @@ from common.redis_store import get_redis
 from common.services import local_services, process_running
 from common.settings import Settings
 from tests.stream_drill import (
+    DRILL_EVENTS,
+    DRILL_SEED,
     TICK_USER,
     archived,
     assert_same_sinks,
@@ -34,10 +36,10 @@ from tests.stream_drill import (
     produce,
     snapshot,
     stream_run,
+    wait_caught_up,
 )
 
 pytestmark = pytest.mark.slow
-EVENTS = 150_000
 
 
 def kill_loader(job: subprocess.Popen, role: str) -> None:
@@ -86,25 +88,17 @@ def kill_each_loader_mid_stream(settings: Settings) -> Callable[[subprocess.Pope
 def run_until_caught_up(
     settings: Settings, env: dict[str, str], users: int, meanwhile: Callable[[subprocess.Popen], None] | None = None
 ) -> bytes:
-    """Run the stream job (doing `meanwhile` once it started) until every event is archived
-    and every user online, then stop it."""
+    """Run the stream job (doing `meanwhile` once it started) until every event is archived,
+    every user online and both loaders committed every feature change, then stop it."""
     job = stream_run(env)
     if meanwhile:
         meanwhile(job)
-    r = None
-    deadline = time.monotonic() + 600
-    while True:
+
+    def alive() -> None:
         assert job.poll() is None, job.stdout.read().decode()[-3000:]
-        assert time.monotonic() < deadline, "the stream job did not catch up within 10 minutes"
-        if r is None:
-            try:
-                r = get_redis(settings)
-            except Exception:
-                pass
-        if r is not None and archived(settings) >= EVENTS + settings.kafka.partitions and r.dbsize() >= users:
-            break
-        time.sleep(0.5)
-    time.sleep(4)  # let the last checkpoint's feature changes reach both stores
+
+    wait_caught_up(settings, DRILL_EVENTS, alive)
+    assert get_redis(settings).dbsize() >= users
     loaders = [loader_pid(job, role) for role in ("online", "olap")]
     job.send_signal(signal.SIGTERM)
     out, _ = job.communicate(timeout=120)
@@ -113,21 +107,12 @@ def run_until_caught_up(
     return out
 
 
-@pytest.mark.xfail(
-    reason="flaky once on 2026-11-26 before the job ran from its compiled plan (last_event_time_stream differed "
-    "after the restore); 3 of 3 passes since, but the same table differed between two runs of other tests under "
-    "heavy load (docs/operations.md): expected to fail until that is found",
-    strict=False,
-)
-def test_sigkill_mid_stream_then_restore_equals_uninterrupted(tmp_path):
+def test_sigkill_mid_stream_then_restore_equals_uninterrupted(uninterrupted, tmp_path):
     killed, env_k = make_settings(tmp_path / "killed")
-    clean, env_c = make_settings(tmp_path / "clean")
-    evs = events(EVENTS)
+    evs = events(DRILL_EVENTS, DRILL_SEED)
     users = len({e["user_id"] for e in evs} | {TICK_USER})
-    last = max(e["event_time"] for e in evs)
     try:
-        produce(killed, evs, tick_after=last)
-        produce(clean, evs, tick_after=last)
+        produce(killed, evs, tick_after=max(e["event_time"] for e in evs))
 
         job = stream_run(env_k)
         ckpt_root = Path(killed.checkpoint_uri.removeprefix("file://"))
@@ -136,17 +121,15 @@ def test_sigkill_mid_stream_then_restore_equals_uninterrupted(tmp_path):
             assert job.poll() is None, job.stdout.read().decode()[-3000:]
             assert time.monotonic() < deadline, "no checkpoint within 5 minutes"
             time.sleep(0.2)
-        assert archived(killed) < EVENTS, "the job got too far before it could be killed mid-stream"
+        assert archived(killed) < DRILL_EVENTS, "the job got too far before it could be killed mid-stream"
         os.killpg(job.pid, signal.SIGKILL)
         job.wait()
 
         out = run_until_caught_up(killed, env_k, users, meanwhile=kill_each_loader_mid_stream(killed))
         assert b"restoring lambda-features-stream" in out
-        run_until_caught_up(clean, env_c, users)
 
-        assert_same_sinks(snapshot(killed), snapshot(clean), evs, killed.kafka.partitions)
+        assert_same_sinks(snapshot(killed), uninterrupted, evs, killed.kafka.partitions)
     finally:
-        for s in (killed, clean):
-            for svc in local_services(s):
-                svc.stop()
+        for svc in local_services(killed):
+            svc.stop()
         close_clients()

@@ -63,3 +63,13 @@ def test_loader_stats_survive_the_pipe_and_add_up():
     assert b == a
     assert (a + b).latency_ms["event_to_visible"][120] == 4 and (a + b).topic_messages["t"] == 6
     assert LoaderStats.from_json(a.as_json(latency=False)).latency_ms == {}
+
+
+def test_watermarks_on_event_for_a_replay_and_periodic_for_a_live_job(tmp_path):
+    auto = load_settings(home=tmp_path)
+    live = source_ddl(KafkaSource("t", "b:9092", "g"), auto, (0, 1))
+    replay = source_ddl(KafkaSource("t", "b:9092", "g", stop_offsets={0: 5}), auto, (0, 1))
+    assert "'scan.watermark.emit.strategy' = 'on-periodic'" in live
+    assert "'scan.watermark.emit.strategy' = 'on-event'" in replay
+    forced = load_settings(home=tmp_path, stream={"watermark_emit": "on-event"})
+    assert "'scan.watermark.emit.strategy' = 'on-event'" in source_ddl(KafkaSource("t", "b:9092", "g"), forced, (0, 1))

@@ -1,0 +1,103 @@
+"""The embedded broker's CPU per event by the producers' linger and the consumers' fetch wait.
+
+A producer writes small events at --rate for --seconds into a topic of 2 partitions, which
+--consumers consumers (as Flink's source and the two loaders) read as they arrive. The broker
+(Tansu, started here on a free port) is measured from /proc: its CPU seconds per event. Its
+cost follows the number of requests more than the number of records, so the linger and the
+fetch wait (`KAFKA__*_LINGER_MS`, `KAFKA__*_FETCH_MAX_WAIT_MS`) set most of it.
+
+    .venv/bin/python bench/broker_bench.py [--rate 10000] [--seconds 10] [--consumers 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
+
+from bench.machine import hardware, load_average  # noqa: E402
+from common.kafka import bootstrap, ensure_topics  # noqa: E402
+from common.services import kafka_service  # noqa: E402
+from tests.conftest import isolated  # noqa: E402
+
+EVENT = b'{"event_id":"e-0000000","user_id":123456,"event_type":"click","item_id":1234567,"event_time":1795734601717}'
+# (linger ms, fetch wait ms): the defaults before 2026-11-27 (events 5/20, features 5/10), the
+# defaults since, and longer
+SETTINGS = [(5, 10), (5, 20), (20, 50), (50, 100)]
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(settings, pid: int, topic: str, linger: int, wait: int, a) -> tuple[int, float, list[int]]:
+    """Events produced, the broker's CPU seconds meanwhile, and what each consumer read."""
+    ensure_topics(settings, [topic], 2)
+    stop = threading.Event()
+    read = [0] * a.consumers
+
+    def consume(k: int) -> None:
+        c = Consumer({"bootstrap.servers": bootstrap(settings), "group.id": f"{topic}-{k}", "fetch.wait.max.ms": wait})
+        c.assign([TopicPartition(topic, p, 0) for p in (0, 1)])
+        while not stop.is_set() or read[k] < sent:
+            read[k] += sum(1 for m in c.consume(1000, 0.2) if not m.error())
+            if stop.is_set() and time.monotonic() > drained_by:
+                break
+        c.close()
+
+    sent, drained_by = 0, float("inf")
+    threads = [threading.Thread(target=consume, args=(k,)) for k in range(a.consumers)]
+    for t in threads:
+        t.start()
+    p = Producer({"bootstrap.servers": bootstrap(settings), "linger.ms": linger})
+    time.sleep(1)
+    before, started = cpu_s(pid), time.monotonic()
+    while time.monotonic() - started < a.seconds:
+        for _ in range(int(a.rate) // 100):
+            p.produce(topic, EVENT, key=str(sent % 5000).encode())
+            sent += 1
+        p.poll(0)
+        time.sleep(max(0.0, sent / a.rate - (time.monotonic() - started)))
+    p.flush(30)
+    drained_by = time.monotonic() + 30
+    stop.set()
+    for t in threads:
+        t.join()
+    return sent, cpu_s(pid) - before, read
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rate", type=float, default=10_000, help="events/s")
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--consumers", type=int, default=3)
+    a = ap.parse_args()
+    print(f"hardware: {hardware()} | load average before: {load_average()}")
+    settings, _ = isolated(Path(tempfile.mkdtemp(prefix="lf-broker-bench-")))
+    broker = kafka_service(settings)
+    broker.start()
+    print(f"{a.rate:,.0f} events/s for {a.seconds:.0f} s, {a.consumers} consumers, broker: Tansu (memory engine)")
+    head = ("linger ms", "fetch wait ms", "events", "broker CPU s", "µs/event", "read by all")
+    print(" ".join(f"{h:>{w}}" for h, w in zip(head, (9, 13, 9, 12, 9, 11), strict=True)))
+    try:
+        for i, (linger, wait) in enumerate(SETTINGS):
+            sent, used, read = run(settings, broker.pid(), f"bench-{i}", linger, wait, a)
+            ok = "yes" if all(r >= sent for r in read) else f"no {read}"
+            print(f"{linger:>9} {wait:>13} {sent:>9,} {used:>12.1f} {1e6 * used / sent:>9.1f} {ok:>11}")
+    finally:
+        broker.stop()
+    print(f"load average after: {load_average()}")
+
+
+if __name__ == "__main__":
+    main()
