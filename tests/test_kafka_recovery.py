@@ -86,13 +86,12 @@ def kill_each_loader_mid_stream(settings: Settings) -> Callable[[subprocess.Pope
 
 
 def run_until_caught_up(
-    settings: Settings, env: dict[str, str], users: int, meanwhile: Callable[[subprocess.Popen], None] | None = None
+    settings: Settings, env: dict[str, str], users: int, meanwhile: Callable[[subprocess.Popen], None]
 ) -> bytes:
     """Run the stream job (doing `meanwhile` once it started) until every event is archived,
     every user online and both loaders committed every feature change, then stop it."""
     job = stream_run(env)
-    if meanwhile:
-        meanwhile(job)
+    meanwhile(job)
 
     def alive() -> None:
         assert job.poll() is None, job.stdout.read().decode()[-3000:]
@@ -125,7 +124,7 @@ def test_sigkill_mid_stream_then_restore_equals_uninterrupted(uninterrupted, tmp
         os.killpg(job.pid, signal.SIGKILL)
         job.wait()
 
-        out = run_until_caught_up(killed, env_k, users, meanwhile=kill_each_loader_mid_stream(killed))
+        out = run_until_caught_up(killed, env_k, users, kill_each_loader_mid_stream(killed))
         assert b"restoring lambda-features-stream" in out
 
         assert_same_sinks(snapshot(killed), uninterrupted, evs, killed.kafka.partitions)
