@@ -12,7 +12,6 @@ fetch wait (`KAFKA__*_LINGER_MS`, `KAFKA__*_FETCH_MAX_WAIT_MS`) set most of it.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import threading
@@ -24,7 +23,7 @@ sys.path.insert(0, str(REPO))
 
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 
-from bench.machine import hardware, load_average  # noqa: E402
+from bench.machine import TICK, hardware, load_average  # noqa: E402
 from common.kafka import bootstrap, ensure_topics  # noqa: E402
 from common.services import kafka_service  # noqa: E402
 from tests.conftest import isolated  # noqa: E402
@@ -37,7 +36,7 @@ SETTINGS = [(5, 10), (5, 20), (20, 50), (50, 100)]
 
 def cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def run(settings, pid: int, topic: str, linger: int, wait: int, a) -> tuple[int, float, list[int]]:

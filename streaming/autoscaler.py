@@ -107,10 +107,11 @@ def load_of(job: JobMetrics, previous: tuple[float, float] | None, now: float) -
     arrived = job.events_in + backlog
     rate = None
     kept = (now, arrived)
-    if previous and now - previous[0] < MIN_RATE_SPAN_S and arrived >= previous[1]:
-        kept = previous
-    elif previous and now > previous[0] and arrived >= previous[1]:
-        rate = (arrived - previous[1]) / (now - previous[0])
+    if previous and arrived >= previous[1]:
+        if now - previous[0] < MIN_RATE_SPAN_S:
+            kept = previous
+        else:
+            rate = (arrived - previous[1]) / (now - previous[0])
     load = Load(
         parallelism=max((len(v) for v in subtasks.values()), default=1),
         processing_rate=job.events_in_per_s,

@@ -46,14 +46,13 @@ from tests.stream_drill import (
 )
 
 pytestmark = pytest.mark.slow
-EVENTS, SEED = DRILL_EVENTS, DRILL_SEED
 FIRST = 10_000  # produced before the job starts; the rest at RATE while the drills last
 RATE = 1_000
 
 
 def start_drill(s: Settings, env: dict[str, str]):
     """The drill's job, with every service and Prometheus, and a feeder ready to pace the rest."""
-    evs = events(EVENTS, SEED)
+    evs = events(DRILL_EVENTS, DRILL_SEED)
     for svc in local_services(s):
         svc.start()
     ensure_topics(s, [s.kafka.events_topic], s.kafka.partitions)
@@ -118,12 +117,12 @@ def test_redis_then_clickhouse_down_for_20s_mid_stream(uninterrupted, tmp_path):
         store_outage(s, job, alive, feeder, redis_service(s), "redis", "online")
         store_outage(s, job, alive, feeder, clickhouse_service(s), "clickhouse", "olap")
         feeder.finish()
-        wait_caught_up(s, EVENTS, alive)
+        wait_caught_up(s, DRILL_EVENTS, alive)
         job.stop()
         drilled = snapshot(s)
     finally:
         end_drill(s, job)
-    assert_same_sinks(drilled, uninterrupted, events(EVENTS, SEED), s.kafka.partitions)
+    assert_same_sinks(drilled, uninterrupted, events(DRILL_EVENTS, DRILL_SEED), s.kafka.partitions)
 
 
 def broker_unreachable_for_30s(s: Settings, env: dict[str, str], uninterrupted: dict, cut, heal) -> None:
@@ -144,14 +143,14 @@ def broker_unreachable_for_30s(s: Settings, env: dict[str, str], uninterrupted: 
         assert feeder.pacing, "the stream was not mid-way when the broker came back"
         feeder.finish()
         sent = time.monotonic()
-        wait_caught_up(s, EVENTS, alive)
+        wait_caught_up(s, DRILL_EVENTS, alive)
         print(f"DRILL broker: every sink caught up {time.monotonic() - sent:.0f} s after the last event was sent")
         out = job.stop()
         drilled = snapshot(s)
     finally:
         end_drill(s, job)
     assert b"died" not in out, out.decode()[-3000:]  # no loader restarted: they waited
-    assert_same_sinks(drilled, uninterrupted, events(EVENTS, SEED), s.kafka.partitions)
+    assert_same_sinks(drilled, uninterrupted, events(DRILL_EVENTS, DRILL_SEED), s.kafka.partitions)
 
 
 def test_broker_down_for_30s_mid_stream(uninterrupted, tmp_path):
@@ -205,7 +204,7 @@ def test_autoscaler_rescales_from_1_to_2_mid_stream(uninterrupted, tmp_path, mon
     deploy = defs.resolve_job_def("stream_deploy")
     sensor = defs.resolve_sensor_def("stream_supervisor")
     deployment = StreamDeployment(s)
-    evs = events(EVENTS, SEED)
+    evs = events(DRILL_EVENTS, DRILL_SEED)
 
     def alive() -> None:
         assert deployment.status(with_lag=False).running, deployment.log_file.read_text()[-3000:]
@@ -254,9 +253,9 @@ def test_autoscaler_rescales_from_1_to_2_mid_stream(uninterrupted, tmp_path, mon
         assert feeder.pacing, "the stream was not flowing after the rescale"
 
         feeder.finish()
-        wait_caught_up(s, EVENTS, alive)
+        wait_caught_up(s, DRILL_EVENTS, alive)
         assert tick(None).run_requests == []  # at the bound (2 partitions): nothing more to do
     finally:
         deployment.stop(savepoint=False)
     drilled = snapshot(s)
-    assert_same_sinks(drilled, uninterrupted, events(EVENTS, SEED), s.kafka.partitions)
+    assert_same_sinks(drilled, uninterrupted, events(DRILL_EVENTS, DRILL_SEED), s.kafka.partitions)
