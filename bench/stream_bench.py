@@ -288,7 +288,112 @@ def growth(samples: list[tuple[float, int | None]], per_s: float, warmup_s: floa
     return f"{verdict}: first third {first:,.0f}, last third {last:,.0f} ({seconds_of_input:+.1f} s of input)"
 
 
-def part_live(rate: float, minutes: float, home: Path) -> None:
+TASK_TIMES = ("accumulateBusyTimeMs", "accumulateBackPressuredTimeMs", "accumulateIdleTimeMs")
+
+
+def task_times(rest: FlinkRest, jid: str) -> dict[str, tuple[float, ...]]:
+    """Per Flink task (a chain of operators): ms busy, back-pressured and idle so far, summed over
+    its subtasks."""
+    out = {}
+    for v in rest.vertices(jid):
+        sums = rest.subtask_sums(jid, v["id"], TASK_TIMES)
+        out[v["name"]] = tuple(sums.get(t, 0.0) for t in TASK_TIMES)
+    return out
+
+
+def print_task_times(before: dict, after: dict, span_s: float) -> None:
+    print("Flink tasks during production: share of wall time busy / back-pressured / idle (summed over subtasks)")
+    rows = []
+    for name, end in after.items():
+        start = before.get(name, (0.0,) * len(TASK_TIMES))
+        rows.append(([(e - b) / 1000 / span_s for b, e in zip(start, end, strict=True)], name))
+    for shares, name in sorted(rows, key=lambda r: -r[0][0]):
+        label = name if len(name) <= 90 else name[:87] + "..."
+        print(f"  {shares[0]:>6.0%} {shares[1]:>6.0%} {shares[2]:>6.0%}  {label}")
+
+
+class JvmProfile:
+    """Java Flight Recorder on the Flink JVM (JDK's jcmd and jfr): which threads ran Java code,
+    per Flink task (a chain of operators), from its CPU samples."""
+
+    NAME = "lf-bench"
+
+    def __init__(self, pid: int, path: Path) -> None:
+        self.pid, self.path = pid, path
+        self.ok = bool(shutil.which("jcmd") and shutil.which("jfr"))
+        if self.ok:
+            cmd = ["jcmd", str(pid), "JFR.start", f"name={self.NAME}", "settings=default", f"filename={path}"]
+            self.ok = subprocess.run(cmd, capture_output=True, check=False).returncode == 0
+
+    def stop(self) -> None:
+        if self.ok:
+            subprocess.run(["jcmd", str(self.pid), "JFR.stop", f"name={self.NAME}"], capture_output=True, check=False)
+
+    def report(self, jvm_cpu_s: float, events: int) -> None:
+        if not self.ok or not self.path.is_file():
+            print("(no JVM profile: jcmd/jfr not found or the recording failed)")
+            return
+        threads: Counter = Counter()
+        cmd = ["jfr", "print", "--events", "jdk.ExecutionSample", str(self.path)]
+        out = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+        for line in out.stdout:  # streamed: a 5-minute recording prints hundreds of MB
+            if line.lstrip().startswith(b"sampledThread = "):
+                threads[task_of(line.split(b'"')[1].decode(errors="replace"))] += 1
+        out.wait()
+        total = sum(threads.values())
+        if not total:
+            return
+        print(f"Flink JVM CPU by task ({total:,} Java execution samples; GC and JIT threads are not sampled):")
+        for name, n in threads.most_common(16):
+            label = name if len(name) <= 80 else name[:77] + "..."
+            print(f"  {n / total:>6.1%} {n / total * jvm_cpu_s / events * 1e6:>7.1f} µs/event  {label}")
+
+
+def task_of(thread: str) -> str:
+    """A Flink task's name from its thread's (without the subtask), or the kind of thread."""
+    kinds = {
+        "Source Data Fetcher": "Kafka source fetchers",
+        "AsyncOperations": "checkpoint snapshots (async)",
+        "kafka-producer-network-thread": "Kafka sink producers",
+        "Flink-DispatcherRestEndpoint": "REST API and metrics",
+        "flink-rest-server": "REST API and metrics",
+        "flink-metrics": "REST API and metrics",
+    }
+    for prefix, kind in kinds.items():
+        if thread.startswith(prefix):
+            return kind
+    name, _, sub = thread.rpartition(" (")
+    return name if name and "/" in sub else "other JVM threads"
+
+
+def source_lag(archive: Path, every: int = 20) -> Counter:
+    """ms from event time to the Flink source (the archive's `arrived_at`, read in the source's
+    task), of every `every`-th archived line, committed or in progress."""
+    lags: Counter = Counter()
+    for path in archive.rglob("*"):
+        if not path.is_file() or path.name.startswith("_"):
+            continue
+        with path.open("rb") as f:
+            for i, line in enumerate(f):
+                if i % every == 0:
+                    try:
+                        row = json.loads(line)
+                        lags[row["arrived_at"] - row["event_time"]] += 1
+                    except (ValueError, KeyError, TypeError):
+                        pass  # the last line of a file still being written
+    return lags
+
+
+def checkpoint_summary(rest: FlinkRest, jid: str) -> str:
+    s = rest.checkpoint_summary(jid)
+    dur, size = s.get("end_to_end_duration", {}), s.get("checkpointed_size", s.get("state_size", {}))
+    return (
+        f"checkpoints: duration p50 {dur.get('p50', 0):,.0f} ms, max {dur.get('max', 0):,.0f} ms; "
+        f"size p50 {size.get('p50', 0) / 1e6:,.1f} MB, max {size.get('max', 0) / 1e6:,.1f} MB"
+    )
+
+
+def part_live(rate: float, minutes: float, home: Path, profile: bool) -> None:
     from streaming.runner import feature_topics, run_job
 
     s = settings_for(home)
@@ -299,7 +404,7 @@ def part_live(rate: float, minutes: float, home: Path) -> None:
     ensure_topics(s, [s.kafka.events_topic], s.kafka.partitions)
     rest_port = free_port()
     rest = FlinkRest(f"127.0.0.1:{rest_port}")
-    state: dict = {"samples": [], "lag_samples": []}
+    state: dict = {"lag_samples": []}
 
     def drive() -> None:
         try:
@@ -320,6 +425,9 @@ def part_live(rate: float, minutes: float, home: Path) -> None:
             topics = feature_topics(s)
             online_topics = [s.kafka.features_topic_prefix + q.output for _, q in compiled_queries(s) if q.updating]
             state["cpu_before"] = w.snapshot()
+            state["tasks_before"] = task_times(rest, jid)
+            jvm = next(pid for pid, name in w.usage.names.items() if name == "Flink JVM (mini-cluster)")
+            state["profile"] = JvmProfile(jvm, s.home / "flink.jfr") if profile else None
             report_path = s.home / "producer.json"
             report = report_path.open("wb")
             prod = subprocess.Popen(
@@ -334,13 +442,11 @@ def part_live(rate: float, minutes: float, home: Path) -> None:
             next_lag = 0.0
             while prod.poll() is None:
                 t = time.monotonic() - t0
-                try:
-                    m = rest.source_metrics(jid, ("currentEmitEventTimeLag", "pendingRecords"))
-                except Exception:
-                    m = {}
-                if "currentEmitEventTimeLag" in m:
-                    state["samples"].append(m["currentEmitEventTimeLag"]["max"])
                 if t >= next_lag:
+                    try:
+                        m = rest.source_metrics(jid, ("pendingRecords",))
+                    except Exception:
+                        m = {}
                     pending = m.get("pendingRecords", {}).get("sum")
                     state["lag_samples"].append(
                         (
@@ -357,6 +463,10 @@ def part_live(rate: float, minutes: float, home: Path) -> None:
             report.close()
             state["producer"] = json.loads(report_path.read_text().strip().splitlines()[-1])
             state["cpu_after"] = w.snapshot()
+            state["tasks_after"] = task_times(rest, jid)
+            if state["profile"]:
+                state["profile"].stop()
+            state["checkpoints"] = checkpoint_summary(rest, jid)
             span = max(ends[-1][0] - ends[0][0], 1e-9)
             state["feature_rate"] = (ends[-1][1] - ends[0][1]) / span, (ends[-1][2] - ends[0][2]) / span
             time.sleep(10)  # drain
@@ -382,7 +492,7 @@ def part_live(rate: float, minutes: float, home: Path) -> None:
         lat = summary.online.latency_ms
         rows = [
             ("producer -> broker (produce() to ack)", quantiles(Counter({int(k): n for k, n in p["ack_ms"].items()}))),
-            ("event time -> Flink source", quantiles(Counter(round(x) for x in state["samples"]))),
+            ("event time -> Flink source", quantiles(source_lag(s.archive_dir))),
         ]
         emit = quantiles(lat.get("event_to_emit", Counter()))
         rows += [
@@ -397,7 +507,7 @@ def part_live(rate: float, minutes: float, home: Path) -> None:
         for name, q in rows:
             print(f"{name:<40}" + "".join(f"{v:>8.0f}" for v in q) if q else f"{name:<40}{'n/a':>8}")
         print(
-            "(Flink source: the source's currentEmitEventTimeLag, max over subtasks, sampled every second;"
+            "(Flink source: the archive's arrived_at, taken in the source's task, of every 20th event;"
             " source -> emit: the median of event time -> feature emit less that of event time -> Flink source)"
         )
         lags = state["lag_samples"]
@@ -414,6 +524,10 @@ def part_live(rate: float, minutes: float, home: Path) -> None:
             start=1,
         ):
             print(f"  {name:<42} {growth([(x[0], x[i]) for x in lags], per_s, warmup)}")
+        print_task_times(state["tasks_before"], state["tasks_after"], p["seconds"])
+        print(state["checkpoints"])
+        if prof := state["profile"]:
+            prof.report(state["cpu_after"][prof.pid] - state["cpu_before"][prof.pid], p["events"])
         print("process CPU during production, and peak RSS over the whole run:")
         w.report(since=state["cpu_before"], events=p["events"])
     finally:
@@ -426,6 +540,9 @@ def main() -> None:
     ap.add_argument("--rate", type=float, nargs="+", default=[10_000, 20_000], help="live: events/s, one run each")
     ap.add_argument("--minutes", type=float, default=5, help="live: length of each run")
     ap.add_argument("--parts", nargs="+", default=["replay", "flink", "live"], choices=["replay", "flink", "live"])
+    ap.add_argument(
+        "--profile", action="store_true", help="live: the Flink JVM's CPU per task (Java Flight Recorder; costs CPU)"
+    )
     ap.add_argument("--part", help=argparse.SUPPRESS)  # a part in this process (the parent runs one per process)
     ap.add_argument("--home", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -436,7 +553,7 @@ def main() -> None:
         elif args.part == "flink":
             part_flink(args.events, home)
         else:
-            part_live(args.rate[0], args.minutes, home)
+            part_live(args.rate[0], args.minutes, home, args.profile)
         return
     print("hardware:", hardware(), "| load average before:", load_average())
     with tempfile.TemporaryDirectory(prefix="lf-bench-") as tmp:
@@ -444,7 +561,7 @@ def main() -> None:
         todo += [("live", r) for r in args.rate] if "live" in args.parts else []
         for i, (part, rate) in enumerate(todo):
             cmd = [sys.executable, __file__, "--part", part, "--home", str(Path(tmp) / f"{i}-{part}")]
-            cmd += ["--events", str(args.events), "--minutes", str(args.minutes)]
+            cmd += ["--events", str(args.events), "--minutes", str(args.minutes)] + ["--profile"] * args.profile
             cmd += ["--rate", str(rate)] if rate else []
             subprocess.run(cmd, check=False)
     print("load average after:", load_average())

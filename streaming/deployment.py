@@ -120,6 +120,15 @@ class FlinkRest:
                 chunk = []
         return out
 
+    def subtask_sums(self, jid: str, vid: str, names: tuple[str, ...]) -> dict[str, float]:
+        """These task metrics of a vertex, summed over its subtasks."""
+        got = self._get(f"/jobs/{jid}/vertices/{vid}/subtasks/metrics", get=",".join(names))
+        return {m["id"]: float(m.get("sum", 0)) for m in got}
+
+    def checkpoint_summary(self, jid: str) -> dict:
+        """Duration and size statistics of the job's completed checkpoints."""
+        return self._get(f"/jobs/{jid}/checkpoints").get("summary", {})
+
     def checkpoint_interval_ms(self, jid: str) -> int | None:
         return self._get(f"/jobs/{jid}/checkpoints/config").get("interval")
 

@@ -11,7 +11,7 @@ from common.archive import DAY_KEY, HOUR_KEY
 from common.kafka import bootstrap, end_offsets, ensure_topics
 from common.repository import load_features
 from common.settings import Settings
-from features.catalog import CATALOG_PREFIX, ITEM_COLUMNS, ITEM_KEY
+from features.catalog import ITEM_COLUMNS, ITEM_KEY
 from features.events import (
     ARRIVAL_COLUMN,
     SOURCE_COLUMNS,
@@ -214,11 +214,10 @@ def views(bounds: tuple[int, int], events: tuple[Column, ...]) -> list[str]:
 
 
 def catalog_sql(cat: CatalogSource, settings: Settings) -> list[str]:
-    """The catalogue as a versioned table (primary key item_id, time: the change's time in the
-    source database), the view `events_catalog` (every accepted event with the item's attributes
-    as of its event time, null when the catalogue does not know the item then), and the change
-    history's archive. Unbounded, a quiet catalogue topic goes idle after idle_timeout_ms, so its
-    watermark stops holding back the join."""
+    """The catalogue as a versioned table `catalog_items` (primary key item_id, time: the
+    change's time in the source database; enriched features join it, streaming/sql.py), and
+    the change history's archive. Unbounded, a quiet catalogue topic goes idle after
+    idle_timeout_ms, so its watermark stops holding back the joins."""
     kafka = {
         "connector": "kafka",
         "topic": cat.topic,
@@ -241,17 +240,12 @@ def catalog_sql(cat: CatalogSource, settings: Settings) -> list[str]:
         "json.ignore-parse-errors": "true",
         "json.fail-on-missing-field": "false",
     }
-    attrs = [c.name for c in ITEM_COLUMNS if c.name not in (ITEM_KEY, "updated_at")]
-    cols = ", ".join(f"c.`{name}` AS `{CATALOG_PREFIX}{name}`" for name in attrs)
     values = ", ".join(f"COALESCE(`after`, `before`).`{c.name}`" for c in ITEM_COLUMNS)
     return [
         f"CREATE TEMPORARY TABLE catalog_items ({ITEM_DDL}, "
         "`changed_at` TIMESTAMP_LTZ(3) METADATA FROM 'value.source.timestamp' VIRTUAL, "
         f"PRIMARY KEY (`{ITEM_KEY}`) NOT ENFORCED, WATERMARK FOR `changed_at` AS `changed_at`) "
         f"WITH ({_with(versioned)})",
-        f"CREATE TEMPORARY VIEW events_catalog AS SELECT e.*, {cols}, c.`{ITEM_KEY}` IS NOT NULL AS catalog_known "
-        f"FROM events AS e LEFT JOIN catalog_items FOR SYSTEM_TIME AS OF e.ts AS c ON e.`{ITEM_KEY}` = c.`{ITEM_KEY}`",
-        "CREATE TEMPORARY VIEW events_catalog_on_time AS SELECT * FROM events_catalog WHERE NOT late",
         f"CREATE TEMPORARY TABLE catalog_changes (`before` {row}, `after` {row}, `op` STRING, "
         "`source` ROW<`ts_ms` BIGINT, `file` STRING, `pos` BIGINT, `row` INT>, "
         "`src_part` INT METADATA FROM 'partition' VIRTUAL, `src_off` BIGINT METADATA FROM 'offset' VIRTUAL) "
@@ -379,7 +373,7 @@ def base_sql(
         ]
     if catalog:
         cat = catalog_sql(catalog, settings)
-        stmts += cat if archive else cat[:3]  # the history's table, sink and INSERT only with the archive
+        stmts += cat if archive else cat[:1]  # the history's table, sink and INSERT only with the archive
     return stmts
 
 

@@ -1,16 +1,17 @@
 """Compile the feature definitions in features/ into Flink SQL.
 
 The job registers a view `events` (accepted events, rowtime `ts`, BIGINT `event_time`,
-boolean `late`), and `events_catalog` (the same joined with the item catalogue as of each
-event's time); each feature becomes one SELECT over one of them. Windowed features read only
-on-time events (late ones are counted and archived, and the batch layer includes them);
-per-user state features read every accepted event.
+boolean `late`) and the versioned table `catalog_items`; each feature becomes one SELECT over
+its input view: its events, joined with the item catalogue as of each event's time when it is
+enriched. Windowed features read only on-time events (late ones are counted and archived, and
+the batch layer includes them); per-user state features read every accepted event.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from features.catalog import CATALOG_PREFIX, ITEM_COLUMNS, ITEM_KEY
 from features.definitions import (
     Feature,
     Hop,
@@ -39,10 +40,23 @@ def _interval(seconds: int) -> str:
     return f"INTERVAL '{seconds}' SECOND(9)"
 
 
+def catalog_join(events: str) -> str:
+    """These events (a SELECT), each with the item's catalogue attributes as of its event time
+    (null when the catalogue does not know the item then), and `catalog_known`."""
+    attrs = [c.name for c in ITEM_COLUMNS if c.name not in (ITEM_KEY, "updated_at")]
+    cols = ", ".join(f"c.`{name}` AS `{CATALOG_PREFIX}{name}`" for name in attrs)
+    return (
+        f"SELECT e.*, {cols}, c.`{ITEM_KEY}` IS NOT NULL AS catalog_known FROM ({events}) AS e "
+        f"LEFT JOIN catalog_items FOR SYSTEM_TIME AS OF e.ts AS c ON e.`{ITEM_KEY}` = c.`{ITEM_KEY}`"
+    )
+
+
 def _input_view(f: Feature) -> str:
-    base = ("events_catalog" if f.enriched else "events") + ("_on_time" if f.windowed else "")
+    base = "events_on_time" if f.windowed else "events"
     where = f" WHERE {f.source_filter}" if f.source_filter else ""
-    return f"SELECT * FROM {base}{where}"
+    # the filter (on event columns only) before the join: the join holds and looks up only
+    # this feature's events
+    return catalog_join(f"SELECT * FROM {base}{where}") if f.enriched else f"SELECT * FROM {base}{where}"
 
 
 def _window_aggregate(f: Feature, agg: WindowAggregate, view: str) -> FlinkQuery:

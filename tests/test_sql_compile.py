@@ -17,8 +17,15 @@ def test_sliding_window_is_built_from_tiles():
 def test_windowed_features_read_on_time_events_only():
     for f in STREAM_FEATURES:
         view = compile_feature(f)[0]
-        assert view.endswith(("_on_time", "_on_time WHERE " + (f.source_filter or ""))) == f.windowed
-        assert ("events_catalog" in view) == f.enriched
+        assert (" FROM events_on_time" in view) == f.windowed
+        assert ("catalog_items FOR SYSTEM_TIME AS OF" in view) == f.enriched
+
+
+def test_enriched_features_join_only_their_own_events():
+    """The filter comes before the join, so a join holds and looks up only its feature's events."""
+    for f in (f for f in STREAM_FEATURES if f.enriched):
+        view = compile_feature(f)[0]
+        assert view.index(f"WHERE {f.source_filter}) AS e LEFT JOIN catalog_items") > 0
 
 
 def test_rules_give_reasons():
