@@ -7,13 +7,14 @@ Each part runs in a process of its own, so each reports its own peak memory:
 - flink: the same events through Flink alone with blackhole sinks: events/s of the whole
   job, and the CPU each feature (and the archive) costs over the bare source, one job each.
 - live: events produced to Kafka at each --rate for --minutes by a separate producer
-  process: latency per hop, whether the Kafka lag grew over the run, and CPU seconds and
-  peak RSS of every process (Flink JVM, loaders, broker, Redis, chDB, producer).
+  process: latency per hop, whether the Kafka lag grew over the run, each Flink task's busy
+  time, the checkpoints, and CPU seconds and peak RSS of every process (Flink JVM, loaders,
+  broker, Redis, chDB, producer); with --profile, the Flink JVM's CPU per task (JFR).
 
-Settings come from the environment as everywhere, e.g. LAMBDA_FEATURES_STREAM__STATE_BACKEND=hashmap,
+Settings come from the environment as everywhere, e.g. LAMBDA_FEATURES_STREAM__STATE_BACKEND=rocksdb,
 LAMBDA_FEATURES_STREAM__BUFFER_TIMEOUT_MS=10, LAMBDA_FEATURES_STREAM__CHANGELOG_FOLD_MS=1000.
     .venv/bin/python bench/stream_bench.py [--events 1000000] [--rate 10000 20000] [--minutes 5]
-                                           [--parts replay flink live]
+                                           [--parts replay flink live] [--profile]
 """
 
 from __future__ import annotations
@@ -166,7 +167,8 @@ def part_replay(events: int, home: Path) -> None:
     from streaming.runner import run_job
 
     s = settings_for(home)
-    print(f"\n== replay: {events:,} generated events through the whole job, all 7 features, every sink")
+    n = len(load_features(s).stream)
+    print(f"\n== replay: {events:,} generated events through the whole job, all {n} features, every sink")
     print(f"levers: {levers(s)}")
     staged = stage(s, events)
     try:
@@ -196,10 +198,10 @@ def part_flink(events: int, home: Path) -> None:
     from streaming.job import build_statements
 
     s = settings_for(home)
-    print(f"\n== flink alone: {events:,} generated events, blackhole sinks (no Kafka, loaders or stores)")
+    print(f"\n== flink alone: {events:,} generated events, blackhole sinks (Kafka only for the catalogue)")
     print(f"levers: {levers(s)}")
     staged = stage(s, events)
-    w = Watch({})
+    w = Watch(service_labels(s))  # the broker: the enriched features read the catalogue topic
     names = [f.name for f in load_features(s).stream]
     runs = [("warm-up (bare source)", [], False), ("bare source", [], False), ("archive", [], True)]
     runs += [(n, [n], False) for n in names] + [("all features + archive", names, True)]
@@ -209,7 +211,7 @@ def part_flink(events: int, home: Path) -> None:
             shutil.rmtree(d, ignore_errors=True)
         before = w.snapshot()
         t0 = time.monotonic()
-        t_env = create_table_env(s, with_kafka=False, pipeline_name=f"bench-flink-{i}")
+        t_env = create_table_env(s, with_kafka=True, pipeline_name=f"bench-flink-{i}")
         build_statements(t_env, FileSource(staged), s, "blackhole", archive=archive, features=features).execute().wait()
         wall = time.monotonic() - t0
         labelled(w)
@@ -222,6 +224,7 @@ def part_flink(events: int, home: Path) -> None:
         print(f"{label:<26}{wall:>8.1f}{events / wall:>11,.0f}{cpu:>11.1f}{over:>13.1f}{over / events * 1e6:>14.1f}")
     print("(over bare: the JVM's CPU beyond the bare source's; for the bare source, its own)")
     w.report()
+    stop_services(s)
 
 
 # -- live: Kafka at a fixed rate -----------------------------------------------------------

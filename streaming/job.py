@@ -334,7 +334,7 @@ def base_sql(
 ) -> list[str]:
     """The job's statements before any feature, in order: the source, the views, the
     dead-letter sink and (archive=True) the raw-event archive, each sink with its INSERT;
-    with `catalog`, the catalogue's versioned table, the enriched events and the change history."""
+    with `catalog`, the catalogue's versioned table and the change history."""
     events = event_columns(settings)
     stmts = [source_ddl(source, settings, bounds), *views(bounds, events)]
     dead_cols = f"`reason` STRING, {_ddl((*SOURCE_COLUMNS, *events))}, `raw` STRING"

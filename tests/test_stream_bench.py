@@ -1,0 +1,29 @@
+"""The stream benchmark's own logic: which task a JVM thread belongs to, and the source lag
+read from the archive."""
+
+from __future__ import annotations
+
+import json
+
+from bench.stream_bench import source_lag, task_of
+
+
+def test_threads_are_grouped_by_flink_task_without_the_subtask():
+    chain = "Source: KafkaSource-kafka_events -> Calc[2] -> (Calc[3], Calc[4])"
+    assert task_of(f"{chain} (1/2)#0") == task_of(f"{chain} (2/2)#3") == chain
+    assert task_of("Source Data Fetcher for Source: KafkaSource-kafka_events (1/2)#0") == "Kafka source fetchers"
+    assert task_of("AsyncOperations-thread-1") == "checkpoint snapshots (async)"
+    assert task_of("kafka-producer-network-thread | producer-9") == "Kafka sink producers"
+    assert task_of("C2 CompilerThread0") == "other JVM threads"
+
+
+def test_source_lag_reads_committed_and_in_progress_files(tmp_path):
+    part = tmp_path / "dt=2026-11-27" / "hour=03"
+    part.mkdir(parents=True)
+    rows = [{"event_time": 1000 * i, "arrived_at": 1000 * i + 40 + i} for i in range(4)]
+    (part / "part-0").write_text("".join(json.dumps(r) + "\n" for r in rows[:2]))
+    # a file still being written: hidden, its last line cut short
+    (part / ".part-1.inprogress").write_text(json.dumps(rows[2]) + "\n" + json.dumps(rows[3]) + "\n" + '{"event_ti')
+    (part / "_SUCCESS").write_text("")
+    assert source_lag(tmp_path, every=1) == {40: 1, 41: 1, 42: 1, 43: 1}
+    assert sum(source_lag(tmp_path, every=2).values()) == 2  # lines 0 of each file
