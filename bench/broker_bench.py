@@ -12,6 +12,7 @@ fetch wait (`KAFKA__*_LINGER_MS`, `KAFKA__*_FETCH_MAX_WAIT_MS`) set most of it.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import threading
@@ -82,7 +83,8 @@ def main() -> None:
     ap.add_argument("--consumers", type=int, default=3)
     a = ap.parse_args()
     print(f"hardware: {hardware()} | load average before: {load_average()}")
-    settings, _ = isolated(Path(tempfile.mkdtemp(prefix="lf-broker-bench-")))
+    home = Path(tempfile.mkdtemp(prefix="lf-broker-bench-"))
+    settings, _ = isolated(home)
     broker = kafka_service(settings)
     broker.start()
     print(f"{a.rate:,.0f} events/s for {a.seconds:.0f} s, {a.consumers} consumers, broker: Tansu (memory engine)")
@@ -95,6 +97,7 @@ def main() -> None:
             print(f"{linger:>9} {wait:>13} {sent:>9,} {used:>12.1f} {1e6 * used / sent:>9.1f} {ok:>11}")
     finally:
         broker.stop()
+        shutil.rmtree(home, ignore_errors=True)
     print(f"load average after: {load_average()}")
 
 
