@@ -202,29 +202,33 @@ def part_flink(events: int, home: Path) -> None:
     print(f"levers: {levers(s)}")
     staged = stage(s, events)
     w = Watch(service_labels(s))  # the broker: the enriched features read the catalogue topic
-    names = [f.name for f in load_features(s).stream]
-    runs = [("warm-up (bare source)", [], False), ("bare source", [], False), ("archive", [], True)]
-    runs += [(n, [n], False) for n in names] + [("all features + archive", names, True)]
-    rows = []
-    for i, (label, features, archive) in enumerate(runs):
-        for d in (s.archive_dir, s.dead_letter_dir, s.home / "checkpoints"):
-            shutil.rmtree(d, ignore_errors=True)
-        before = w.snapshot()
-        t0 = time.monotonic()
-        t_env = create_table_env(s, with_kafka=True, pipeline_name=f"bench-flink-{i}")
-        build_statements(t_env, FileSource(staged), s, "blackhole", archive=archive, features=features).execute().wait()
-        wall = time.monotonic() - t0
-        labelled(w)
-        cpu = w.usage.cpu_by_name(before).get("Flink JVM (mini-cluster)", 0.0)
-        rows.append((label, wall, cpu))
-    bare = rows[1][2]
-    print(f"{'job':<26}{'wall s':>8}{'events/s':>11}{'JVM CPU s':>11}{'over bare s':>13}{'µs CPU/event':>14}")
-    for label, wall, cpu in rows[1:]:
-        over = cpu - bare if label != "bare source" else cpu
-        print(f"{label:<26}{wall:>8.1f}{events / wall:>11,.0f}{cpu:>11.1f}{over:>13.1f}{over / events * 1e6:>14.1f}")
-    print("(over bare: the JVM's CPU beyond the bare source's; for the bare source, its own)")
-    w.report()
-    stop_services(s)
+    try:
+        names = [f.name for f in load_features(s).stream]
+        runs = [("warm-up (bare source)", [], False), ("bare source", [], False), ("archive", [], True)]
+        runs += [(n, [n], False) for n in names] + [("all features + archive", names, True)]
+        rows = []
+        for i, (label, features, archive) in enumerate(runs):
+            for d in (s.archive_dir, s.dead_letter_dir, s.home / "checkpoints"):
+                shutil.rmtree(d, ignore_errors=True)
+            before = w.snapshot()
+            t0 = time.monotonic()
+            t_env = create_table_env(s, with_kafka=True, pipeline_name=f"bench-flink-{i}")
+            stmts = build_statements(t_env, FileSource(staged), s, "blackhole", archive=archive, features=features)
+            stmts.execute().wait()
+            wall = time.monotonic() - t0
+            labelled(w)
+            cpu = w.usage.cpu_by_name(before).get("Flink JVM (mini-cluster)", 0.0)
+            rows.append((label, wall, cpu))
+        bare = rows[1][2]
+        print(f"{'job':<26}{'wall s':>8}{'events/s':>11}{'JVM CPU s':>11}{'over bare s':>13}{'µs CPU/event':>14}")
+        for label, wall, cpu in rows[1:]:
+            over = cpu - bare if label != "bare source" else cpu
+            per = over / events * 1e6
+            print(f"{label:<26}{wall:>8.1f}{events / wall:>11,.0f}{cpu:>11.1f}{over:>13.1f}{per:>14.1f}")
+        print("(over bare: the JVM's CPU beyond the bare source's; for the bare source, its own)")
+        w.report()
+    finally:
+        stop_services(s)
 
 
 # -- live: Kafka at a fixed rate -----------------------------------------------------------
@@ -387,7 +391,7 @@ def source_lag(archive: Path, every: int = 20) -> Counter:
     return lags
 
 
-def checkpoint_summary(rest: FlinkRest, jid: str) -> str:
+def checkpoint_line(rest: FlinkRest, jid: str) -> str:
     s = rest.checkpoint_summary(jid)
     dur, size = s.get("end_to_end_duration", {}), s.get("checkpointed_size", s.get("state_size", {}))
     return (
@@ -469,7 +473,7 @@ def part_live(rate: float, minutes: float, home: Path, profile: bool) -> None:
             state["tasks_after"] = task_times(rest, jid)
             if state["profile"]:
                 state["profile"].stop()
-            state["checkpoints"] = checkpoint_summary(rest, jid)
+            state["checkpoints"] = checkpoint_line(rest, jid)
             span = max(ends[-1][0] - ends[0][0], 1e-9)
             state["feature_rate"] = (ends[-1][1] - ends[0][1]) / span, (ends[-1][2] - ends[0][2]) / span
             time.sleep(10)  # drain

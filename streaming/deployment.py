@@ -33,7 +33,7 @@ def definition_fingerprint(settings: Settings) -> str:
     from streaming.job import (
         UNPARSED_VIEW,
         CatalogSource,
-        catalog_sql,
+        catalog_table_ddl,
         compiled_queries,
         event_columns,
         typed_view,
@@ -46,7 +46,7 @@ def definition_fingerprint(settings: Settings) -> str:
     parts = [UNPARSED_VIEW, typed_view(columns), *views((0, 0), columns)]
     parts += [f"{q.output}: {view}\n{q.select}" for view, q in compiled_queries(settings)]
     # the catalogue's versioned table (not the broker's address); the joins are in the features' views
-    parts += catalog_sql(CatalogSource(settings.catalog.topic, "", 0), settings)[:1]
+    parts.append(catalog_table_ddl(CatalogSource(settings.catalog.topic, "", 0), settings))
     s = settings.stream
     # not the parallelism: a rescale restores the same state with more or fewer subtasks;
     # :g, so 168 and 168.0 (the default, and the same value read from a setting) are one definition

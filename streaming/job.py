@@ -213,11 +213,10 @@ def views(bounds: tuple[int, int], events: tuple[Column, ...]) -> list[str]:
     ]
 
 
-def catalog_sql(cat: CatalogSource, settings: Settings) -> list[str]:
-    """The catalogue as a versioned table `catalog_items` (primary key item_id, time: the
-    change's time in the source database; enriched features join it, streaming/sql.py), and
-    the change history's archive. Unbounded, a quiet catalogue topic goes idle after
-    idle_timeout_ms, so its watermark stops holding back the joins."""
+def _catalog_kafka(cat: CatalogSource) -> dict[str, str]:
+    """The Kafka options both tables over the catalogue topic share (their group and format aside).
+    Unbounded, a quiet catalogue topic goes idle after idle_timeout_ms, so its watermark stops
+    holding back the joins."""
     kafka = {
         "connector": "kafka",
         "topic": cat.topic,
@@ -227,25 +226,36 @@ def catalog_sql(cat: CatalogSource, settings: Settings) -> list[str]:
     }
     if cat.stop_offsets is None:  # bounded, it ends, and its watermark with it; idle early, it would join too soon
         kafka["scan.watermark.idle-timeout"] = f"{cat.idle_timeout_ms} ms"
-    group = settings.kafka.group_id + "-catalog"
-    versioned = kafka | {
-        "properties.group.id": group,
+    return kafka
+
+
+def catalog_table_ddl(cat: CatalogSource, settings: Settings) -> str:
+    """The catalogue as the versioned table `catalog_items` (primary key item_id, time: the
+    change's time in the source database); enriched features join it (streaming/sql.py)."""
+    versioned = _catalog_kafka(cat) | {
+        "properties.group.id": settings.kafka.group_id + "-catalog",
         "value.format": "debezium-json",
         "value.debezium-json.ignore-parse-errors": "true",
     }
+    return (
+        f"CREATE TEMPORARY TABLE catalog_items ({ITEM_DDL}, "
+        "`changed_at` TIMESTAMP_LTZ(3) METADATA FROM 'value.source.timestamp' VIRTUAL, "
+        f"PRIMARY KEY (`{ITEM_KEY}`) NOT ENFORCED, WATERMARK FOR `changed_at` AS `changed_at`) "
+        f"WITH ({_with(versioned)})"
+    )
+
+
+def catalog_history_sql(cat: CatalogSource, settings: Settings) -> list[str]:
+    """The catalogue's change history to its archive: the topic as plain JSON, the sink, the INSERT."""
     row = f"ROW<{', '.join(f'`{c.name}` {c.flink}' for c in ITEM_COLUMNS)}>"
-    raw = kafka | {
-        "properties.group.id": group + "-history",
+    raw = _catalog_kafka(cat) | {
+        "properties.group.id": settings.kafka.group_id + "-catalog-history",
         "format": "json",
         "json.ignore-parse-errors": "true",
         "json.fail-on-missing-field": "false",
     }
     values = ", ".join(f"COALESCE(`after`, `before`).`{c.name}`" for c in ITEM_COLUMNS)
     return [
-        f"CREATE TEMPORARY TABLE catalog_items ({ITEM_DDL}, "
-        "`changed_at` TIMESTAMP_LTZ(3) METADATA FROM 'value.source.timestamp' VIRTUAL, "
-        f"PRIMARY KEY (`{ITEM_KEY}`) NOT ENFORCED, WATERMARK FOR `changed_at` AS `changed_at`) "
-        f"WITH ({_with(versioned)})",
         f"CREATE TEMPORARY TABLE catalog_changes (`before` {row}, `after` {row}, `op` STRING, "
         "`source` ROW<`ts_ms` BIGINT, `file` STRING, `pos` BIGINT, `row` INT>, "
         "`src_part` INT METADATA FROM 'partition' VIRTUAL, `src_off` BIGINT METADATA FROM 'offset' VIRTUAL) "
@@ -372,8 +382,9 @@ def base_sql(
             + f", late, {ARRIVED_AT_MS}, DATE_FORMAT(ts, 'yyyy-MM-dd'), DATE_FORMAT(ts, 'HH') FROM events",
         ]
     if catalog:
-        cat = catalog_sql(catalog, settings)
-        stmts += cat if archive else cat[:1]  # the history's table, sink and INSERT only with the archive
+        stmts.append(catalog_table_ddl(catalog, settings))
+        if archive:
+            stmts += catalog_history_sql(catalog, settings)
     return stmts
 
 

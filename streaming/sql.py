@@ -54,9 +54,10 @@ def catalog_join(events: str) -> str:
 def _input_view(f: Feature) -> str:
     base = "events_on_time" if f.windowed else "events"
     where = f" WHERE {f.source_filter}" if f.source_filter else ""
+    events = f"SELECT * FROM {base}{where}"
     # the filter (on event columns only) before the join: the join holds and looks up only
     # this feature's events
-    return catalog_join(f"SELECT * FROM {base}{where}") if f.enriched else f"SELECT * FROM {base}{where}"
+    return catalog_join(events) if f.enriched else events
 
 
 def _window_aggregate(f: Feature, agg: WindowAggregate, view: str) -> FlinkQuery:
