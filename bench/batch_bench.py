@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,18 +29,13 @@ sys.path.insert(0, str(REPO))
 
 from bench.batch_archive import write_generated_archive  # noqa: E402
 from bench.machine import TreeUsage, hardware, load_average, watch  # noqa: E402
+from common.ports import free_port  # noqa: E402
 from common.repository import load_features  # noqa: E402
 from common.services import clickhouse_service, redis_service  # noqa: E402
 from common.settings import load_settings  # noqa: E402
 from features.generator import GeneratorConfig  # noqa: E402
 
 START = date(2026, 1, 1)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def archive(data: Path, events: int, days: int) -> Path:

@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,7 @@ sys.path.insert(0, str(REPO))
 from bench.machine import TreeUsage, hardware, load_average  # noqa: E402
 from common.clickhouse import close_clients  # noqa: E402
 from common.kafka import bootstrap, ensure_topics  # noqa: E402
+from common.ports import free_port  # noqa: E402
 from common.repository import load_features  # noqa: E402
 from common.services import local_services  # noqa: E402
 from common.settings import Settings, load_settings  # noqa: E402
@@ -51,12 +51,6 @@ from streaming.staging import StagedWriter, StageResult  # noqa: E402
 PIPELINE = "lambda-features-bench"
 LIVE_WARMUP_S = 30  # lag samples before this (or a fifth of the run) are left out of the growth verdict
 LAG_EVERY_S = 5
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def settings_for(home: Path) -> Settings:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from common.clickhouse import close_clients
+from common.ports import free_port
 from common.services import LocalService
 from common.settings import Settings, load_settings
 
@@ -29,12 +29,6 @@ def monitoring_ports() -> dict[str, int]:
 def monitoring_env() -> dict[str, str]:
     """The same as environment."""
     return {f"LAMBDA_FEATURES_MONITORING__{k.upper()}": str(v) for k, v in monitoring_ports().items()}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -380,13 +380,11 @@ def test_a_deployed_stream_job_is_monitored_end_to_end(platform_env):
 
         def exported():
             m = _scrape(s.monitoring.exporter_port)
-            return (
-                m
-                if m.get("lf_stream_events_in_total", [None])[0] and m["lf_stream_events_in_total"][0].value >= 2001
-                else None
-            )
+            counted = m.get("lf_stream_events_in_total") and m["lf_stream_events_in_total"][0].value >= 2001
+            # the periodic watermark follows the events by up to its interval
+            return m if counted and m.get("lf_stream_event_time_lag_seconds") else None
 
-        m = _wait(exported, 300, "the exporter to count every event")
+        m = _wait(exported, 300, "the exporter to count every event and serve the job's watermark")
         assert m["lf_stream_job_running"][0].value == 1
         for name in (
             "flink_jobmanager_job_lastCheckpointDuration",
