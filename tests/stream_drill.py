@@ -192,8 +192,9 @@ def archived(settings: Settings) -> int:
 
 
 def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
-    """Each partition's end: the offset after its last record. Tansu reports the base offset of
-    its last batch as the end (ListOffsets), so the records from there on are read to find it."""
+    """Each partition's end: the offset after its last record. Tansu reports as the end
+    (ListOffsets) either that or the base offset of its last batch, so the records from the one
+    before it on are read to find it."""
     from confluent_kafka import Consumer, TopicPartition
 
     c = Consumer({"bootstrap.servers": bootstrap(settings), "group.id": "drill-probe", "enable.auto.commit": False})
@@ -203,9 +204,9 @@ def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], 
         ends = {(t, p): c.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1] for t, p in parts}
         if not ends:
             return ends
-        c.assign([TopicPartition(t, p, o) for (t, p), o in ends.items()])
-        # the batch at each reported end holds a record at least: wait for one from each (a
-        # loaded machine can take seconds to fetch), then read on until two polls find nothing
+        c.assign([TopicPartition(t, p, max(o - 1, 0)) for (t, p), o in ends.items()])
+        # a record is there just before each reported end: wait for one from each (a loaded
+        # machine can take seconds to fetch), then read on until two polls find nothing
         unread = {tp for tp, o in ends.items() if o > 0}
         deadline = time.monotonic() + 60
         quiet = 0
