@@ -74,25 +74,30 @@ def consumer_lag(settings: Settings, group: str, topics: Iterable[str]) -> dict[
         consumer.close()
 
 
-def _to_end(consumer, topic: str, partition: int, start: int, timeout_s: float):
-    """(offset, value) of each message of the partition from `start` to its end, as a fetch
-    reports the end (enable.partition.eof)."""
+def _to_end(consumer, starts: dict[tuple[str, int], int], timeout_s: float):
+    """(topic, partition, offset, value) of each message from each start to its partition's end,
+    as a fetch reports the end (enable.partition.eof); the partitions are read together."""
     import time
 
     from confluent_kafka import KafkaError, TopicPartition
 
-    consumer.assign([TopicPartition(topic, partition, start)])
+    consumer.assign([TopicPartition(t, p, o) for (t, p), o in starts.items()])
+    pending = set(starts)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    while pending and time.monotonic() < deadline:
         msg = consumer.poll(1.0)
         if msg is None:
             continue
+        topic, partition = msg.topic(), msg.partition()
         if msg.error():
             if msg.error().code() == KafkaError._PARTITION_EOF:
-                return
+                pending.discard((topic, partition))
+                continue
             raise PlatformError(f"cannot read Kafka topic {topic} partition {partition}: {msg.error()}")
-        yield msg.offset(), msg.value()
-    raise PlatformError(f"cannot read to the end of Kafka topic {topic} partition {partition}")
+        yield topic, partition, msg.offset(), msg.value()
+    if pending:
+        topic, partition = min(pending)
+        raise PlatformError(f"cannot read to the end of Kafka topic {topic} partition {partition}")
 
 
 def _reader(settings: Settings):
@@ -108,28 +113,46 @@ def _reader(settings: Settings):
     )
 
 
-def last_messages(settings: Settings, topic: str, timeout_s: float = 30) -> dict[int, tuple[int, bytes]]:
-    """Per partition of the topic, its last message (offset, value); empty partitions are left out.
-    It reads to the end a fetch reports: Tansu's ListOffsets can report an end short of the last
-    batch an idempotent producer wrote, so the end it reports is only where reading starts."""
+def last_messages_of(
+    settings: Settings, topics: Iterable[str], timeout_s: float = 30
+) -> tuple[list[tuple[str, int]], dict[tuple[str, int], tuple[int, bytes]]]:
+    """Every partition of the topics (those that exist), and the last message (offset, value) of
+    each that has one. It reads to the end a fetch reports: Tansu's ListOffsets reports either
+    that end or the base offset of the last batch, so the end it reports is only where reading
+    starts."""
     from confluent_kafka import TopicPartition
 
     consumer = _reader(settings)
-    out: dict[int, tuple[int, bytes]] = {}
+    out: dict[tuple[str, int], tuple[int, bytes]] = {}
     try:
-        for p in partitions_of(settings, topic):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            for offset, value in _to_end(consumer, topic, p, max(low, high - 1), timeout_s):
-                out[p] = (offset, value)
+        md = consumer.list_topics(timeout=10).topics
+        parts = [(t, p) for t in topics if t in md for p in sorted(md[t].partitions)]
+        starts = {}
+        for t, p in parts:
+            low, high = consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10)
+            starts[(t, p)] = max(low, high - 1)
+        for topic, partition, offset, value in _to_end(consumer, starts, timeout_s):
+            out[(topic, partition)] = (offset, value)
     finally:
         consumer.close()
-    return out
+    return parts, out
+
+
+def last_messages(settings: Settings, topic: str, timeout_s: float = 30) -> dict[int, tuple[int, bytes]]:
+    """Per partition of the topic, its last message (offset, value); empty partitions are left out."""
+    _, tails = last_messages_of(settings, [topic], timeout_s)
+    return {p: m for (_, p), m in tails.items()}
+
+
+def partition_ends(settings: Settings, topics: Iterable[str]) -> dict[tuple[str, int], int]:
+    """Per (topic, partition) of the topics, the offset after its last message (0 when empty)."""
+    parts, tails = last_messages_of(settings, topics)
+    return {tp: tails[tp][0] + 1 if tp in tails else 0 for tp in parts}
 
 
 def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
     """Per partition, the offset after its last message (0 when empty)."""
-    tail = last_messages(settings, topic)
-    return {p: tail[p][0] + 1 if p in tail else 0 for p in partitions_of(settings, topic)}
+    return {p: end for (_, p), end in partition_ends(settings, [topic]).items()}
 
 
 def read_all(settings: Settings, topic: str, partition: int = 0, timeout_s: float = 30) -> list[tuple[int, bytes]]:
@@ -139,6 +162,6 @@ def read_all(settings: Settings, topic: str, partition: int = 0, timeout_s: floa
     consumer = _reader(settings)
     try:
         low, _ = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-        return list(_to_end(consumer, topic, partition, low, timeout_s))
+        return [(offset, value) for *_, offset, value in _to_end(consumer, {(topic, partition): low}, timeout_s)]
     finally:
         consumer.close()

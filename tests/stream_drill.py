@@ -16,7 +16,7 @@ import orjson
 import requests
 
 from common.clickhouse import close_clients, get_client
-from common.kafka import bootstrap, ensure_topics, producer
+from common.kafka import bootstrap, ensure_topics, partition_ends, producer
 from common.redis_store import get_redis
 from common.services import local_services
 from common.settings import Settings
@@ -191,38 +191,6 @@ def archived(settings: Settings) -> int:
     return sum(len(p.read_bytes().splitlines()) for p in settings.archive_dir.rglob("part-*"))
 
 
-def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
-    """Each partition's end: the offset after its last record. Tansu reports as the end
-    (ListOffsets) either that or the base offset of its last batch, so the records from the one
-    before it on are read to find it."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    c = Consumer({"bootstrap.servers": bootstrap(settings), "group.id": "drill-probe", "enable.auto.commit": False})
-    try:
-        md = c.list_topics(timeout=10).topics
-        parts = [(t, p) for t in topics if t in md for p in sorted(md[t].partitions)]
-        ends = {(t, p): c.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1] for t, p in parts}
-        if not ends:
-            return ends
-        c.assign([TopicPartition(t, p, max(o - 1, 0)) for (t, p), o in ends.items()])
-        # a record is there just before each reported end: wait for one from each (a loaded
-        # machine can take seconds to fetch), then read on until two polls find nothing
-        unread = {tp for tp, o in ends.items() if o > 0}
-        deadline = time.monotonic() + 60
-        quiet = 0
-        while (unread and time.monotonic() < deadline) or quiet < 2:
-            msgs = c.consume(1000, 0.5)
-            quiet = 0 if msgs else quiet + 1
-            for m in msgs:
-                if not m.error():
-                    key = (m.topic(), m.partition())
-                    ends[key] = max(ends[key], m.offset() + 1)
-                    unread.discard(key)
-        return ends
-    finally:
-        c.close()
-
-
 def committed_offsets(settings: Settings, group: str, parts: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
     from confluent_kafka import Consumer, TopicPartition
 
@@ -239,7 +207,8 @@ def loaders_caught_up(settings: Settings) -> bool:
     k = settings.kafka
     queries = [q for _, q in compiled_queries(settings)]
     for role, loader in LOADERS.items():
-        ends = end_offsets(settings, [k.features_topic_prefix + q.output for q in queries if loader.wants(q)])
+        topics = [k.features_topic_prefix + q.output for q in queries if loader.wants(q)]
+        ends = partition_ends(settings, topics)
         done = committed_offsets(settings, f"{k.group_id}-{role}", list(ends))
         if any(done.get(tp, -1) < end for tp, end in ends.items() if end > 0):
             return False
