@@ -113,41 +113,39 @@ def _reader(settings: Settings):
     )
 
 
-def last_messages_of(
+def _tails(
     settings: Settings, topics: Iterable[str], timeout_s: float = 30
-) -> tuple[list[tuple[str, int]], dict[tuple[str, int], tuple[int, bytes]]]:
-    """Every partition of the topics (those that exist), and the last message (offset, value) of
-    each that has one. It reads to the end a fetch reports: Tansu's ListOffsets reports either
+) -> dict[tuple[str, int], tuple[int, bytes] | None]:
+    """Per (topic, partition) of the topics that exist, its last message (offset, value), None
+    when it has none. It reads to the end a fetch reports: Tansu's ListOffsets reports either
     that end or the base offset of the last batch, so the end it reports is only where reading
     starts."""
     from confluent_kafka import TopicPartition
 
     consumer = _reader(settings)
-    out: dict[tuple[str, int], tuple[int, bytes]] = {}
     try:
         md = consumer.list_topics(timeout=10).topics
-        parts = [(t, p) for t in topics if t in md for p in sorted(md[t].partitions)]
         starts = {}
-        for t, p in parts:
-            low, high = consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10)
-            starts[(t, p)] = max(low, high - 1)
+        for t in (t for t in topics if t in md):
+            for p in sorted(md[t].partitions):
+                low, high = consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10)
+                starts[(t, p)] = max(low, high - 1)
+        out: dict[tuple[str, int], tuple[int, bytes] | None] = dict.fromkeys(starts)
         for topic, partition, offset, value in _to_end(consumer, starts, timeout_s):
             out[(topic, partition)] = (offset, value)
+        return out
     finally:
         consumer.close()
-    return parts, out
 
 
 def last_messages(settings: Settings, topic: str, timeout_s: float = 30) -> dict[int, tuple[int, bytes]]:
     """Per partition of the topic, its last message (offset, value); empty partitions are left out."""
-    _, tails = last_messages_of(settings, [topic], timeout_s)
-    return {p: m for (_, p), m in tails.items()}
+    return {p: m for (_, p), m in _tails(settings, [topic], timeout_s).items() if m}
 
 
 def partition_ends(settings: Settings, topics: Iterable[str]) -> dict[tuple[str, int], int]:
     """Per (topic, partition) of the topics, the offset after its last message (0 when empty)."""
-    parts, tails = last_messages_of(settings, topics)
-    return {tp: tails[tp][0] + 1 if tp in tails else 0 for tp in parts}
+    return {tp: m[0] + 1 if m else 0 for tp, m in _tails(settings, topics).items()}
 
 
 def end_offsets(settings: Settings, topic: str) -> dict[int, int]:

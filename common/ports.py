@@ -25,10 +25,11 @@ def _ephemeral_low() -> int:
 
 def _share() -> range:
     """This process's share of the span: pytest-xdist workers each draw from their own."""
-    low = max(1024, _ephemeral_low() - SPAN)
+    high = _ephemeral_low()
+    low = max(1024, high - SPAN)
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-    size = (_ephemeral_low() - low) // max(workers, 1)
+    size = (high - low) // max(workers, 1)
     return range(low + worker * size, low + (worker + 1) * size)
 
 
