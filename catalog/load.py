@@ -1,6 +1,7 @@
 """`catalog load FILE`: CSV (with a header) or JSON lines into the table `items`, upserted by
 item_id in transactions of CATALOG__LOAD_BATCH_ROWS rows. The first invalid row stops the load
-with its file and line named; the rows before it are committed and stay."""
+with its file and line named; the rows before it are committed and stay. With `at`, the changes
+take effect at that time instead of now: the session's clock, which the binlog records."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import csv
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -117,12 +119,16 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict]]:
             yield n, row
 
 
-def load_file(settings: Settings, path: Path) -> LoadResult:
-    """Upsert every row of the file; stop at the first invalid row, keeping those before it."""
+def load_file(settings: Settings, path: Path, at: datetime | None = None) -> LoadResult:
+    """Upsert every row of the file; stop at the first invalid row, keeping those before it.
+    `at` (timezone-aware) backdates the changes: a past catalogue, for replaying past events."""
     if not path.is_file():
         raise PlatformError(f"{path}: no such file")
     result = LoadResult(path)
     conn = connect(settings)
+    if at is not None:
+        with conn.cursor() as cur:
+            cur.execute("SET timestamp = %s", (at.timestamp(),))
     batch: list[tuple] = []
 
     def flush() -> None:

@@ -3,12 +3,14 @@ behind the binlog (for `catalog status` and the Dagster asset `catalog`)."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import orjson
 
 from catalog.relay import binlog_number, position_file, saved_position
 from common.catalog_db import TABLE, connect
+from common.errors import PlatformError
 from common.settings import Settings
 
 
@@ -45,3 +47,15 @@ def observe(settings: Settings) -> dict[str, object]:
             "cdc_lag_s": round((datetime.now(UTC) - saved_at).total_seconds(), 1) if behind else 0.0,
         }
     return out
+
+
+def wait_relayed(settings: Settings, timeout_s: float = 120) -> None:
+    """Wait until the relay has confirmed every change in the binlog (nothing behind)."""
+    deadline = time.monotonic() + timeout_s
+    while (seen := observe(settings)).get("binlog_behind_bytes") != 0:
+        if time.monotonic() > deadline:
+            raise PlatformError(
+                f"the catalogue relay did not relay every change within {timeout_s:.0f} s: {seen}",
+                f"see {settings.run_dir / 'catalog-relay.log'} and `lambda-features catalog status`",
+            )
+        time.sleep(0.2)

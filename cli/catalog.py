@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -13,12 +14,20 @@ app = typer.Typer(no_args_is_help=True, help="The item catalogue: load it, relay
 
 
 @app.command("load")
-def load(file: Annotated[Path, typer.Argument(help="CSV with a header, or JSON lines (.jsonl)")]) -> None:
-    """Upsert items (item_id, category_id, brand, price, title) from a file into the catalogue table `items`."""
+def load(
+    file: Annotated[Path, typer.Argument(help="CSV with a header, or JSON lines (.jsonl)")],
+    at: Annotated[
+        datetime | None,
+        typer.Option(help="when the changes take effect (UTC unless the time says otherwise; default now)"),
+    ] = None,
+) -> None:
+    """Upsert items (item_id, category_id, brand, price, title) from a file into the catalogue table `items`.
+    `--at` backdates the changes, to give past events (a replay, a backfill) the catalogue they saw."""
     from catalog.load import load_file
 
-    result = load_file(settings(), file)
-    console.print(f"{result.rows} item(s) loaded from {file}")
+    when = at if at is None or at.tzinfo else at.replace(tzinfo=UTC)
+    result = load_file(settings(), file, at=when)
+    console.print(f"{result.rows} item(s) loaded from {file}" + (f", effective {when.isoformat()}" if when else ""))
 
 
 @app.command("relay")

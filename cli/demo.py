@@ -45,6 +45,39 @@ def _print_fingerprints(before: dict[str, tuple[int, int]], after: dict[str, tup
     return before == after
 
 
+def _print_catalogue(cat) -> None:
+    t = Table(title="the item catalogue (MariaDB, relayed to Kafka by binlog CDC)")
+    t.add_column("version")
+    t.add_column("effective (UTC)")
+    t.add_column("what it holds")
+    t.add_row(
+        "1", f"{cat.first[1]:%Y-%m-%d %H:%M}",
+        f"{cat.items:,} items with brand, category and price; {cat.unknown_items:,} items of the events left out "
+        f"({cat.unknown_event_share:.2%} of the events with an item: referential_completeness shows it)",
+    )  # fmt: skip
+    t.add_row(
+        "2", f"{cat.second[1]:%Y-%m-%d %H:%M}",
+        f"{cat.changed_brands:,} items with a new brand, {cat.changed_prices:,} with a new price",
+    )  # fmt: skip
+    console.print(t)
+    console.print(
+        f"loaded as [bold]lambda-features catalog load {cat.first[0]} --at '{cat.first[1]:%Y-%m-%d %H:%M:%S}'[/bold] "
+        "would, then the second version the same way"
+    )
+
+
+def _print_services(s) -> None:
+    from common.services import local_services
+
+    running = [svc for svc in local_services(s, catalog=True) if svc.pid()]
+    if running:
+        console.print(
+            "the demo leaves the local services running for the commands above: "
+            + ", ".join(f"{svc.name} on 127.0.0.1:{svc.port}" for svc in running)
+            + "; [bold]lambda-features services stop[/bold] stops them"
+        )
+
+
 def demo(
     events: Annotated[int, typer.Option(help="generated events (0: replay the bundled Taobao slice)")] = 200_000,
     days: Annotated[int, typer.Option(help="days the generated events span")] = 3,
@@ -59,6 +92,8 @@ def demo(
     from features.samples import TAOBAO_SAMPLE
     from orchestration.demo import (
         generate_events,
+        generator_config,
+        load_catalogue,
         reset_outputs,
         serving_fingerprints,
         tiering_partition,
@@ -69,9 +104,18 @@ def demo(
     reset_outputs(s)
     if taobao or events == 0:
         fmt, path = "taobao", taobao or TAOBAO_SAMPLE
+        console.print(
+            "[yellow]the Taobao slice's items have no catalogue: brand_clicks_1h and category_purchases_1h "
+            "count them under a NULL brand and category"
+        )
     else:
-        fmt, path = "jsonl", generate_events(s, events, days, seed)
+        cfg = generator_config(events, days, seed)
+        fmt, path = "jsonl", generate_events(s, cfg, events)
         logging.info("generated %d events over %d days into %s", events, days, path)
+        if s.catalog.url:
+            console.print("[yellow]the catalogue at CATALOG__URL is used as it is: the demo loads none into it")
+        else:
+            _print_catalogue(load_catalogue(s, cfg, path, days))
     stream = replay_stream(s, [str(path)], fmt)
     _print_run("demo: the stream job (Dagster asset stream_job)", stream)
     if not stream.success:
@@ -104,8 +148,4 @@ def demo(
         "  [bold]lambda-features tier status[/bold] (what moved to the cold tier)\n"
         f"  [bold]lambda-features ui[/bold] (the runs, assets and checks on http://127.0.0.1:{s.orchestration.ui_port})"
     )
-    if not s.clickhouse.url:
-        console.print(
-            f"the local ClickHouse service keeps running on 127.0.0.1:{s.clickhouse.local_port} for that; "
-            "[bold]lambda-features services stop[/bold] stops it"
-        )
+    _print_services(s)

@@ -4,6 +4,7 @@ chDB service over $LAMBDA_FEATURES_HOME/clickhouse. The schema is in warehouse/.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from common.errors import PlatformError
@@ -60,3 +61,10 @@ def close_clients() -> None:
         for client in _clients.values():
             client.close()
         _clients.clear()
+
+
+def row_checksum(columns: Iterable[str]) -> str:
+    """An order-free checksum of whole rows, as a SQL aggregate: the sum of each row's hash. The
+    row is hashed as one tuple because cityHash64 of a NULL argument is NULL, which `sum` skips;
+    a tuple's hash keeps its NULLs and tells them from 0 or ''."""
+    return f"sum(cityHash64(tuple({', '.join(f'`{c}`' for c in columns)})))"

@@ -95,6 +95,9 @@ def _topn_jaccard(f: Feature) -> str | None:
     )
 
 
+COUNTS = ("count", "count_distinct", "count_if")  # measures a late event raises by at most 1
+
+
 def _late_events(settings: Settings, f: Feature, day: date) -> str:
     keys = ", ".join([*f.keys, ""]) if f.keys and not f.enriched else ""
     filt = f" AND ({f.source_filter})" if f.source_filter else ""
@@ -108,8 +111,9 @@ def _late_events(settings: Settings, f: Feature, day: date) -> str:
 def _explained(settings: Settings, f: Feature, day: date) -> str | None:
     """Identities of differing rows with late events behind them. The stream's windows drop
     late events, so in a plain window each count may fall short of the batch's by at most the
-    late events in it; sessions and top-k lists can change shape, so any late event in them
-    explains. Per-user values read late events too: nothing explains a difference there."""
+    late events in it; other measures (a sum of prices, a max) can move by any amount, and
+    sessions and top-k lists can change shape, so any late event in them explains. Per-user
+    values read late events too: nothing explains a difference there."""
     agg = f.aggregation
     if not isinstance(agg, WindowAggregate):
         return None
@@ -136,9 +140,13 @@ def _explained(settings: Settings, f: Feature, day: date) -> str | None:
         src = f"diffs AS d CROSS JOIN {late} AS l"
     if isinstance(w, Session) or agg.top_n:
         return f"SELECT DISTINCT d._id FROM {src} WHERE {in_row}"
-    short_by_late = " AND ".join(
-        f"any(d.s_{m.name}) <= any(d.b_{m.name}) AND any(d.b_{m.name}) - any(d.s_{m.name}) <= count()"
-        for m in agg.measures
+    short_by_late = (
+        " AND ".join(
+            f"any(d.s_{m.name}) <= any(d.b_{m.name}) AND any(d.b_{m.name}) - any(d.s_{m.name}) <= count()"
+            for m in agg.measures
+            if m.fn in COUNTS
+        )
+        or "1"
     )
     return f"SELECT d._id FROM {src} WHERE {in_row} GROUP BY d._id HAVING {short_by_late}"
 

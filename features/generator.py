@@ -47,6 +47,14 @@ def _zipf(rng: np.random.Generator, a: float, n: int, size: int) -> np.ndarray:
     return rng.choice(n, size=size, p=p) + 1
 
 
+def _items(rng: np.random.Generator, cfg: GeneratorConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each item's price, category and brand index (arrays indexed by item_id), the generator's first draws."""
+    price = np.round(rng.lognormal(3.0, 1.0, cfg.items + 1), 2)
+    category = rng.integers(1, cfg.categories + 1, cfg.items + 1)
+    brand = rng.integers(0, len(BRANDS), cfg.items + 1)
+    return price, category, brand
+
+
 def generate(cfg: GeneratorConfig, count: int, live: bool = False) -> Iterator[Event]:
     """Yield `count` events. With live=True event times are the wall clock at emission."""
     rng = np.random.default_rng(cfg.seed)
@@ -56,9 +64,7 @@ def generate(cfg: GeneratorConfig, count: int, live: bool = False) -> Iterator[E
     chunk = 10_000
     cart: dict[int, list[int]] = {}
     produced = 0
-    item_price = np.round(rng.lognormal(3.0, 1.0, cfg.items + 1), 2)
-    item_cat = rng.integers(1, cfg.categories + 1, cfg.items + 1)
-    item_brand = rng.integers(0, len(BRANDS), cfg.items + 1)
+    item_price, item_cat, item_brand = _items(rng, cfg)
     step = 1000.0 / cfg.events_per_second
     while produced < count:
         n = min(chunk, count - produced)
@@ -106,3 +112,54 @@ def generate(cfg: GeneratorConfig, count: int, live: bool = False) -> Iterator[E
                 "event_time": t,
             }
         produced += n
+
+
+@dataclass(frozen=True)
+class GeneratedCatalogue:
+    """Two versions of an item catalogue for generated events, as rows of `catalog load`."""
+
+    first: list[dict]  # every known item, as the events describe it
+    second: list[dict]  # the items whose brand or price changed, whole rows
+    unknown: frozenset[int]  # items of the events left out of the catalogue
+    unknown_events: int  # events whose item is unknown
+    item_events: int  # events with an item
+
+
+def generate_catalogue(
+    cfg: GeneratorConfig, item_events: dict[int, int], unknown_share: float = 0.005, changed_share: float = 0.1
+) -> GeneratedCatalogue:
+    """A catalogue of the items that events generated with `cfg` use (item -> events). The least-used
+    items, up to `unknown_share` of those events, are left out; a second version gives a new brand to
+    half of `changed_share` of the known items and a new price to the other half."""
+    price, category, brand = _items(np.random.default_rng(cfg.seed), cfg)
+    total = sum(item_events.values())
+    unknown: set[int] = set()
+    left_out = 0
+    for item, n in sorted(item_events.items(), key=lambda kv: (kv[1], kv[0])):
+        if left_out + n > unknown_share * total:
+            break
+        unknown.add(item)
+        left_out += n
+    known = sorted(set(item_events) - unknown)
+    rng = np.random.default_rng(cfg.seed + 1)
+
+    def row(item: int, b: int, p: float) -> dict:
+        return {
+            "item_id": item,
+            "category_id": int(category[item]),
+            "brand": BRANDS[b],
+            "price": round(p, 2),
+            "title": f"{BRANDS[b]} {WORDS[item % len(WORDS)]} {item}",
+        }
+
+    first = [row(i, int(brand[i]), float(price[i])) for i in known]
+    changed = sorted(rng.choice(known, size=int(len(known) * changed_share), replace=False).tolist()) if known else []
+    second = []
+    for k, item in enumerate(changed):
+        if k % 2:  # a new price, 30% off to 30% up
+            second.append(row(item, int(brand[item]), max(0.01, float(price[item]) * rng.uniform(0.7, 1.3))))
+        else:  # a new brand
+            second.append(
+                row(item, (int(brand[item]) + int(rng.integers(1, len(BRANDS)))) % len(BRANDS), float(price[item]))
+            )
+    return GeneratedCatalogue(first, second, frozenset(unknown), left_out, total)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import selectors
 import signal
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -23,30 +26,55 @@ os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1 -XX:+UseSeri
 
 
 MONITORING_PORTS = ("prometheus", "stream", "loader", "olap_loader", "clickhouse", "exporter")
+# Every port setting of the platform: a test draws each of them, so that none depends on the
+# defaults being free (the demo leaves its services running on them).
+PORT_SETTINGS = (
+    ("kafka", "local_port"),
+    ("redis", "local_port"),
+    ("clickhouse", "local_port"),
+    ("catalog", "local_port"),
+    ("catalog", "relay_port"),
+    ("stream", "rest_port"),
+    ("orchestration", "ui_port"),
+    ("serving", "port"),
+    *(("monitoring", f"{name}_port") for name in MONITORING_PORTS),
+)
+
+
+def free_ports() -> dict[str, dict[str, int]]:
+    """A free port for every port setting, as nested settings (section -> field -> port)."""
+    out: dict[str, dict[str, int]] = {}
+    for section, field in PORT_SETTINGS:
+        out.setdefault(section, {})[field] = free_port()
+    return out
+
+
+def port_env(ports: dict[str, dict[str, int]]) -> dict[str, str]:
+    """The same as environment variables."""
+    return {
+        f"LAMBDA_FEATURES_{section.upper()}__{field.upper()}": str(port)
+        for section, fields in ports.items()
+        for field, port in fields.items()
+    }
 
 
 def monitoring_ports() -> dict[str, int]:
     """Free ports for every metrics endpoint and the local Prometheus (settings.monitoring)."""
-    return {f"{name}_port": free_port() for name in MONITORING_PORTS}
+    return free_ports()["monitoring"]
 
 
-def monitoring_env() -> dict[str, str]:
-    """The same as environment."""
-    return {f"LAMBDA_FEATURES_MONITORING__{k.upper()}": str(v) for k, v in monitoring_ports().items()}
+def isolated_settings(home: Path, **overrides) -> Settings:
+    """Embedded defaults under home, on ports no other test uses; `overrides` as load_settings takes them."""
+    merged: dict = free_ports()
+    for name, value in overrides.items():
+        merged[name] = merged.get(name, {}) | value if isinstance(value, dict) else value
+    return load_settings(home=home, **merged)
 
 
 @pytest.fixture
 def settings(tmp_path: Path):
     """Embedded defaults under a temp home, on ports no other test uses."""
-    yield load_settings(
-        home=tmp_path / "home",
-        redis={"local_port": free_port()},
-        kafka={"local_port": free_port()},
-        clickhouse={"local_port": free_port()},
-        catalog={"local_port": free_port()},
-        stream={"checkpoint_interval_ms": 2000},
-        monitoring=monitoring_ports(),
-    )
+    yield isolated_settings(tmp_path / "home", stream={"checkpoint_interval_ms": 2000})
     close_clients()
 
 
@@ -56,14 +84,9 @@ def platform_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     itself (Dagster resources, CLI subprocesses)."""
     env = {
         "LAMBDA_FEATURES_HOME": str(tmp_path / "home"),
-        "LAMBDA_FEATURES_KAFKA__LOCAL_PORT": str(free_port()),
-        "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(free_port()),
-        "LAMBDA_FEATURES_STREAM__REST_PORT": str(free_port()),
-        "LAMBDA_FEATURES_CLICKHOUSE__LOCAL_PORT": str(free_port()),
-        "LAMBDA_FEATURES_CATALOG__LOCAL_PORT": str(free_port()),
         "LAMBDA_FEATURES_STREAM__CHECKPOINT_INTERVAL_MS": "2000",
         "DAGSTER_HOME": str(tmp_path / "home" / "dagster"),
-        **monitoring_env(),
+        **port_env(free_ports()),
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -87,6 +110,51 @@ def _no_service_left(tmp_path: Path):
     stop_local_services(tmp_path)
 
 
+def default_ports() -> set[int]:
+    """The ports of the embedded defaults (what `make demo` and `services start` listen on)."""
+    defaults = Settings.model_construct()
+    return {type(getattr(defaults, section)).model_fields[field].default for section, field in PORT_SETTINGS}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _default_ports_taken():
+    """Hold every default port for the whole session, as the demo's services would, so that a test
+    that forgot to draw its own ports fails here on every run. A port already taken (the demo's
+    services are up) is the same condition and is left alone. Connections are closed at once."""
+    held = []
+    for port in sorted(default_ports()):
+        sock = socket.socket()
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            sock.close()
+            continue
+        sock.listen(16)
+        sock.setblocking(False)
+        held.append(sock)
+    stop = threading.Event()
+
+    def refuse() -> None:
+        sel = selectors.DefaultSelector()
+        for sock in held:
+            sel.register(sock, selectors.EVENT_READ)
+        while not stop.is_set():
+            for key, _ in sel.select(timeout=0.2):
+                try:
+                    conn, _ = key.fileobj.accept()
+                    conn.close()
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=refuse, name="default-ports", daemon=True)
+    thread.start()
+    yield {s.getsockname()[1] for s in held}
+    stop.set()
+    thread.join()
+    for sock in held:
+        sock.close()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _no_service_left_in_session(tmp_path_factory: pytest.TempPathFactory):
     yield
@@ -96,15 +164,7 @@ def _no_service_left_in_session(tmp_path_factory: pytest.TempPathFactory):
 
 def isolated(home: Path, **env_extra: str) -> tuple[Settings, dict[str, str]]:
     """Settings for `home` on free ports, and the same as the environment of a CLI process."""
-    env = {
-        "LAMBDA_FEATURES_HOME": str(home),
-        "LAMBDA_FEATURES_KAFKA__LOCAL_PORT": str(free_port()),
-        "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(free_port()),
-        "LAMBDA_FEATURES_CLICKHOUSE__LOCAL_PORT": str(free_port()),
-        "LAMBDA_FEATURES_CATALOG__LOCAL_PORT": str(free_port()),
-        **monitoring_env(),
-        **env_extra,
-    }
+    env = {"LAMBDA_FEATURES_HOME": str(home), **port_env(free_ports()), **env_extra}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -132,17 +192,10 @@ def cli(args: list[str], env: dict[str, str]) -> subprocess.Popen:
 
 def env_of(settings: Settings) -> dict[str, str]:
     """The environment that gives a CLI process these settings."""
-    return {
-        "LAMBDA_FEATURES_HOME": str(settings.home),
-        "LAMBDA_FEATURES_KAFKA__LOCAL_PORT": str(settings.kafka.local_port),
-        "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(settings.redis.local_port),
-        "LAMBDA_FEATURES_CLICKHOUSE__LOCAL_PORT": str(settings.clickhouse.local_port),
-        "LAMBDA_FEATURES_CATALOG__LOCAL_PORT": str(settings.catalog.local_port),
-        **{
-            f"LAMBDA_FEATURES_MONITORING__{name.upper()}_PORT": str(getattr(settings.monitoring, f"{name}_port"))
-            for name in MONITORING_PORTS
-        },
-    }
+    ports: dict[str, dict[str, int]] = {}
+    for section, field in PORT_SETTINGS:
+        ports.setdefault(section, {})[field] = getattr(getattr(settings, section), field)
+    return {"LAMBDA_FEATURES_HOME": str(settings.home), **port_env(ports)}
 
 
 def run_batch(settings: Settings, *args: str) -> subprocess.CompletedProcess:

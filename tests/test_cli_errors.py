@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, free_ports, port_env
 
 CLI = [sys.executable, "-m", "cli.main"]
 REPO = Path(__file__).resolve().parent.parent
@@ -15,11 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def run_cli(args, tmp_path, **env):
     e = {k: v for k, v in os.environ.items() if not k.startswith("LAMBDA_FEATURES_")}
-    e |= {
-        "LAMBDA_FEATURES_HOME": str(tmp_path / "home"),
-        "LAMBDA_FEATURES_CLICKHOUSE__LOCAL_PORT": str(free_port()),  # stopped by conftest's _no_service_left
-        **env,
-    }
+    e |= {"LAMBDA_FEATURES_HOME": str(tmp_path / "home"), **port_env(free_ports()), **env}  # see conftest
     return subprocess.run(CLI + args, cwd=REPO, env=e, capture_output=True, text=True, timeout=120)
 
 

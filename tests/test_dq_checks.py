@@ -79,9 +79,9 @@ def sql(settings, q: str):
     return get_client(settings).query(q).result_rows
 
 
-def build_day(settings) -> None:
+def build_day(settings, extra_events: tuple[dict, ...] = ()) -> None:
     """A day the stream and the batch agree on, except where the late click explains it."""
-    write_archive(settings, [{"late": False, **e} for e in EVENTS])
+    write_archive(settings, [{"late": False, **e} for e in (*EVENTS, *extra_events)])
     create_tables(settings)
     ch = get_client(settings)
     for table, rows in STREAM_ROWS.items():
@@ -131,6 +131,18 @@ def test_clean_day_passes_and_late_differences_are_explained(day):
     assert {(r.check, r.feature) for r in results if r.check.startswith("validity")} == {
         (c, f.name) for f in FEATURES for c in ("validity_values", "validity_schema")
     }
+
+
+def test_a_late_purchase_explains_a_catalogue_window_only_in_the_batch(settings):
+    """The batch's sum of prices exceeds the stream's by the late purchase's price, not by at
+    most one per late event as a count does: any late event of the window explains it."""
+    late = {"user_id": 4, "event_type": "purchase", "item_id": 300, "price": 19.99, "event_time": t(10, 30)}
+    build_day(settings, ({**late, "late": True},))
+    get_client(settings).command(
+        f"INSERT INTO features.category_purchases_1h_batch VALUES ({ts('10:00')}, {ts('11:00')}, 7, 1, 19.99)"
+    )
+    r = by(consistency(settings, D), "consistency", "category_purchases_1h")
+    assert r.passed and r.metrics["only_batch"] == 1 and r.metrics["explained_by_late"] == 1, r
 
 
 def test_events_dropped_from_the_stream(day):

@@ -22,8 +22,8 @@ def test_definitions_load_with_the_whole_graph(platform_env):
     assert {"catalog", "catalog_relay"} <= keys
     for key in keys - {"stream_job", "catalog", "catalog_relay"}:
         assert graph.get(AssetKey.from_user_string(key)).partitions_def is not None, key
-    assert defs.resolve_job_def("daily_batch") and defs.resolve_job_def("stream_deploy")
-    assert defs.resolve_job_def("catalog_relay_deploy")
+    for job in ("daily_batch", "stream_deploy", "catalog_relay_deploy"):  # each raises when missing
+        defs.resolve_job_def(job)
 
 
 def test_daily_schedule_asks_for_the_day_before_after_the_delay(settings):

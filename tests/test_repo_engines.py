@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from common.settings import load_settings
 from orchestration.repo_plan import engine_problems, run_engine_checks
+from tests.conftest import isolated_settings
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ FEATURES = (
 def _settings(tmp_path: Path, name: str, text: str):
     p = tmp_path / f"{name}.py"
     p.write_text(text)
-    return load_settings(home=tmp_path / "home", feature_repo=p)
+    return isolated_settings(tmp_path / "home", feature_repo=p)
 
 
 def test_each_engine_rejects_with_its_own_message(tmp_path: Path):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from common import registry
+from common.errors import PlatformError
 from common.repository import load_features
 from common.settings import load_settings
 from features.adapters import parse_jsonl, parse_rees46, parse_taobao
@@ -108,7 +109,7 @@ def test_an_engine_rejection_stops_the_plan(tmp_path: Path):
     s = load_settings(home=tmp_path, feature_repo=V1)
     checks = _checks({})
     checks["spark"]["problems"] = {"fav_amount": "[UNRESOLVED_COLUMN] ..."}
-    with pytest.raises(Exception, match="fav_amount: spark rejects it: .UNRESOLVED_COLUMN"):
+    with pytest.raises(PlatformError, match="fav_amount: spark rejects it: .UNRESOLVED_COLUMN"):
         build_plan(s, today=TODAY, checks=checks)
 
 

@@ -61,4 +61,3 @@ def test_api_conforms_to_its_schema(api_url, tmp_path):
     )  # fmt: skip
     print(run.stdout[-1500:])  # the summary, with -s
     assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-5000:]
-    assert "No issues found" in run.stdout or "passed" in run.stdout, run.stdout

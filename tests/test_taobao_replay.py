@@ -11,11 +11,10 @@ import pytest
 from common.clickhouse import close_clients
 from common.lake import feature_day_dir
 from common.services import clickhouse_service
-from common.settings import load_settings
 from features.ecommerce import STREAM_FEATURES
 from features.samples import TAOBAO_SAMPLE as TAOBAO
 from tests import reference as ref
-from tests.conftest import free_port, monitoring_ports
+from tests.conftest import isolated_settings
 from tests.pipeline import ms, run_pipeline
 
 pytestmark = pytest.mark.slow
@@ -23,12 +22,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    s = load_settings(
+    s = isolated_settings(
         home=tmp_path_factory.mktemp("taobao") / "home",
-        redis={"local_port": free_port()},
-        kafka={"local_port": free_port()},
-        clickhouse={"local_port": free_port()},
-        monitoring=monitoring_ports(),
     )
     result = run_pipeline(s, "taobao", TAOBAO)
     yield result, ref.accept(result.events)

@@ -10,7 +10,7 @@ import tiering
 from common.clickhouse import close_clients, get_client
 from common.errors import PlatformError
 from common.settings import load_settings
-from tests.conftest import free_port, monitoring_ports
+from tests.conftest import isolated_settings
 from tests.tiering_data import DUE_DAYS, TODAY, answers, hot_days, seed
 from tiering import manifest
 from tiering.cold_views import view_sql
@@ -21,10 +21,8 @@ from warehouse.tables import tiered_tables
 
 @pytest.fixture
 def tier_settings(tmp_path):
-    yield load_settings(
+    yield isolated_settings(
         home=tmp_path / "home",
-        clickhouse={"local_port": free_port()},
-        monitoring=monitoring_ports(),
         tiering={"rows_per_object": 500},
     )
     close_clients()

@@ -10,10 +10,9 @@ import boto3
 import pytest
 
 import tiering
-from common.clickhouse import close_clients, get_client
+from common.clickhouse import close_clients, get_client, row_checksum
 from common.errors import PlatformError
-from common.settings import load_settings
-from tests.conftest import cli, env_of, free_port, monitoring_ports
+from tests.conftest import cli, env_of, isolated_settings
 from tests.moto_server import CREDENTIALS, moto_server
 from tests.tiering_data import DUE_DAYS, TODAY, answers, hot_days, seed
 from tiering import manifest
@@ -45,10 +44,8 @@ def bucket(endpoint, aws):
 
 @pytest.fixture
 def tier_settings(tmp_path, endpoint, bucket):
-    yield load_settings(
+    yield isolated_settings(
         home=tmp_path / "home",
-        clickhouse={"local_port": free_port()},
-        monitoring=monitoring_ports(),
         tiering={"bucket": bucket, "endpoint_url": endpoint},
     )
     close_clients()
@@ -76,10 +73,8 @@ def test_views_identical_after_moving_to_s3_and_after_restore(tier_settings, end
 
 
 def test_large_partition_goes_up_in_parts_and_chdb_reads_it_back(tmp_path, endpoint, bucket):
-    s = load_settings(
+    s = isolated_settings(
         home=tmp_path / "home",
-        clickhouse={"local_port": free_port()},
-        monitoring=monitoring_ports(),
         tiering={"bucket": bucket, "endpoint_url": endpoint, "multipart_threshold_mb": 5, "multipart_chunk_mb": 5},
     )
     c = get_client(s)
@@ -96,9 +91,9 @@ def test_large_partition_goes_up_in_parts_and_chdb_reads_it_back(tmp_path, endpo
     etag = s3(endpoint).head_object(Bucket=bucket, Key=key)["ETag"]
     assert "-" in etag.strip('"')  # a multipart upload's ETag is "<md5 of part md5s>-<parts>"
     url = f"{endpoint}/{bucket}/{key}"
-    cols = "user_id, window_start, window_end, category_id, clicks"
+    cols = ("user_id", "window_start", "window_end", "category_id", "clicks")
     got = c.query(
-        f"SELECT count(), sum(cityHash64({cols})) FROM s3('{url}', 'testing', 'testing', 'Parquet', "
+        f"SELECT count(), {row_checksum(cols)} FROM s3('{url}', 'testing', 'testing', 'Parquet', "
         "'user_id Int64, window_start DateTime64(3, \\'UTC\\'), window_end DateTime64(3, \\'UTC\\'), "
         "category_id Nullable(Int64), clicks Int64')"
     ).result_rows
@@ -129,10 +124,8 @@ def test_a_partial_object_is_caught_and_the_hot_day_kept(tier_settings, endpoint
 
 
 def test_missing_credentials_bucket_and_access_denied_leave_hot_data(tmp_path, endpoint, bucket, monkeypatch):
-    s = load_settings(
+    s = isolated_settings(
         home=tmp_path / "home",
-        clickhouse={"local_port": free_port()},
-        monitoring=monitoring_ports(),
         tiering={"bucket": "lf-no-such-bucket", "endpoint_url": endpoint},
     )
     seed(s)
@@ -165,10 +158,8 @@ def test_access_denied_names_the_bucket(tmp_path, monkeypatch):
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
         monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        s = load_settings(
+        s = isolated_settings(
             home=tmp_path / "home",
-            clickhouse={"local_port": free_port()},
-            monitoring=monitoring_ports(),
             tiering={"bucket": "lf-locked", "endpoint_url": url},
         )
         seed(s)

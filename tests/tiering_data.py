@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from common.clickhouse import get_client
+from common.clickhouse import get_client, row_checksum
 from common.settings import Settings
 from warehouse.schema import create_tables
 
@@ -50,7 +50,8 @@ def answers(settings: Settings) -> dict[str, list]:
     db = settings.clickhouse.database
     out: dict[str, list] = {}
     for v in VIEWS:
-        out[v] = c.query(f"SELECT count(), sum(cityHash64(*)) FROM {db}.{v}").result_rows
+        cols = [name for name, *_ in c.query(f"DESCRIBE {db}.{v}").result_rows]
+        out[v] = c.query(f"SELECT count(), {row_checksum(cols)} FROM {db}.{v}").result_rows
     out["uv_by_day"] = c.query(
         f"SELECT toDate(window_start) d, sum(uv), sum(events) FROM {db}.uv_1m GROUP BY d ORDER BY d"
     ).result_rows

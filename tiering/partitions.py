@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from common.clickhouse import get_client
+from common.clickhouse import get_client, row_checksum
 from common.errors import PlatformError
 from common.settings import Settings
 from features.definitions import Feature
@@ -33,8 +33,7 @@ def feature_of(settings: Settings, table: str) -> Feature:
 
 
 def _fingerprint_sql(f: Feature) -> str:
-    cols = ", ".join(f"`{c.name}`" for c in f.columns)
-    return f"SELECT count(), sum(cityHash64({cols}))"
+    return f"SELECT count(), {row_checksum(c.name for c in f.columns)}"
 
 
 def hot_fingerprint(settings: Settings, table: str, day: date) -> tuple[int, int]:
@@ -45,7 +44,7 @@ def hot_fingerprint(settings: Settings, table: str, day: date) -> tuple[int, int
         f"{_fingerprint_sql(f)} FROM {db}.{table} FINAL WHERE toDate({first_time_column(f)}) = '{day.isoformat()}'"
     )
     rows, checksum = row.result_rows[0]
-    return int(rows), int(checksum or 0)
+    return int(rows), int(checksum)
 
 
 def cold_fingerprint(settings: Settings, table: str, day: date) -> tuple[int, int]:
@@ -62,7 +61,7 @@ def cold_fingerprint(settings: Settings, table: str, day: date) -> tuple[int, in
             f"cannot read back {uri(settings, table, day)}: {str(e).splitlines()[0][:400]}",
             "the hot data is untouched; re-run `lambda-features tier run` (or `tier restore`) once the store is fixed",
         ) from None
-    return int(rows), int(checksum or 0)
+    return int(rows), int(checksum)
 
 
 def export(settings: Settings, table: str, day: date, out_dir: Path) -> list[Path]:
