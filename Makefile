@@ -10,10 +10,10 @@ test: setup
 	.venv/bin/pytest -q
 
 test-fast: setup
-	.venv/bin/pytest -q -m "not slow"
+	.venv/bin/pytest -q tests/unit
 
 snapshots: setup
-	UPDATE_SNAPSHOTS=1 .venv/bin/pytest -q tests/test_snapshots.py
+	UPDATE_SNAPSHOTS=1 .venv/bin/pytest -q tests/unit/test_snapshots.py
 
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .

@@ -28,13 +28,13 @@ from pathlib import Path
 
 import httpx
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from bench.machine import TreeUsage, cpu_waiting_us, hardware, load_average, watch  # noqa: E402
 from common.services import redis_service  # noqa: E402
 from tests.conftest import free_port, isolated  # noqa: E402
-from tests.serving_env import publish_batch, server, stream_rows, write_stream  # noqa: E402
+from tests.support.serving_env import publish_batch, server, stream_rows, write_stream  # noqa: E402
 
 LUA = Path(__file__).with_name("serve_load.lua")
 BRANDS = ["acme", "globex", "hooli", "initech", "umbrella", "stark"]

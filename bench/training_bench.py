@@ -21,7 +21,7 @@ from bench.batch_archive import write_generated_archive
 from bench.machine import hardware, load_average
 from features.generator import GeneratorConfig
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 STREAM = "cart_amount,last_searches,last_event_time,category_clicks_1h,user_sessions,uv_1m,hot_items_5m"
 
 

@@ -41,6 +41,9 @@ RELAYED = Counter("lf_catalog_changes_total", "Catalogue changes the relay put o
 SKIPPED = Counter("lf_catalog_changes_skipped_total", "Re-read catalogue changes already on the topic")
 RELAY_POSITION = Gauge("lf_catalog_relay_binlog_position", "The relay's saved binlog position", ["file"])
 LAST_CHANGE = Gauge("lf_catalog_last_change_timestamp_seconds", "Binlog time of the newest change relayed")
+# Each look at a caught-up binlog reconnects (non-blocking dumps end at its end): 0.2 s after a
+# change, doubling to 1 s while idle, which keeps an idle relay near 2% of a core instead of 12%.
+IDLE_WAIT_S = (0.2, 1.0)
 
 Source = tuple[int, int, int]  # (binlog file number, position after the rows event, row index in it)
 
@@ -184,9 +187,11 @@ class Relay:
             enable_logging=False,
         )
         pending = 0
+        idle_wait = IDLE_WAIT_S[0]
         try:
             while not self.stop.is_set():
                 for ev in stream:  # non-blocking: ends when the binlog has nothing new
+                    idle_wait = IDLE_WAIT_S[0]
                     if isinstance(ev, XidEvent | QueryEvent):
                         if isinstance(ev, QueryEvent) and ev.query.strip().upper() != "COMMIT":
                             continue
@@ -234,7 +239,8 @@ class Relay:
                     if (stream.log_file, stream.log_pos) != self.saved:
                         self._commit(producer, stream.log_file, stream.log_pos, pending)
                         pending = 0
-                    self.stop.wait(0.2)
+                    self.stop.wait(idle_wait)
+                    idle_wait = min(idle_wait * 2, IDLE_WAIT_S[1])
         finally:
             stream.close()
             producer.flush(10)

@@ -19,6 +19,7 @@ from common.services import LocalService
 from common.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
+KINDS = ("unit", "integration", "e2e")  # the folders under tests/, and the marker each gives its tests
 # Every JVM the tests start (Spark, Flink, in this process or a CLI child) runs small data, where
 # starting fast matters more than hot loops: C1 only and the serial collector take a third off
 # a batch command (16 -> 11 s) and a fifth off the drills' stream run.
@@ -216,7 +217,18 @@ def run_batch(settings: Settings, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="session")
 def uninterrupted(tmp_path_factory):
     """Every sink after an uninterrupted run over the chaos drills' events, which the drills in
-    several files compare with (tests/stream_drill.py)."""
-    from tests.stream_drill import uninterrupted_run
+    several files compare with (tests/support/stream_drill.py)."""
+    from tests.support.stream_drill import uninterrupted_run
 
     yield from uninterrupted_run(tmp_path_factory.mktemp("uninterrupted"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Markers follow the folder: `-m unit`, `-m integration`, `-m e2e`; both of the last two are `slow`."""
+    for item in items:
+        kind = next((k for k in KINDS if k in item.path.relative_to(REPO / "tests").parts[:1]), None)
+        if kind is None:
+            raise pytest.UsageError(f"{item.nodeid}: a test belongs in tests/unit, tests/integration or tests/e2e")
+        item.add_marker(kind)
+        if kind != "unit":
+            item.add_marker("slow")

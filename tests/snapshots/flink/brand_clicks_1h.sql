@@ -1,5 +1,5 @@
 -- brand_clicks_1h: the stream job's input view, sink and INSERT; output brand_clicks_1h, append-only
--- refresh: UPDATE_SNAPSHOTS=1 .venv/bin/pytest -q tests/test_snapshots.py
+-- refresh: make snapshots
 
 CREATE TEMPORARY VIEW brand_clicks_1h_input AS SELECT e.*, c.`category_id` AS `catalog_category_id`, c.`brand` AS `catalog_brand`, c.`price` AS `catalog_price`, c.`title` AS `catalog_title`, c.`item_id` IS NOT NULL AS catalog_known FROM (SELECT * FROM events_on_time WHERE event_type = 'click' AND item_id IS NOT NULL) AS e LEFT JOIN catalog_items FOR SYSTEM_TIME AS OF e.ts AS c ON e.`item_id` = c.`item_id`;
 

@@ -1,5 +1,5 @@
 -- cart_amount: the stream job's input view, sink and INSERT; output cart_amount, upsert (updating)
--- refresh: UPDATE_SNAPSHOTS=1 .venv/bin/pytest -q tests/test_snapshots.py
+-- refresh: make snapshots
 
 CREATE TEMPORARY VIEW cart_amount_input AS SELECT * FROM events WHERE event_type IN ('cart', 'remove_cart', 'purchase');
 

@@ -1,5 +1,5 @@
 -- category_clicks_1h: the stream job's input view, sink and INSERT; output category_clicks_1h_tiles, append-only
--- refresh: UPDATE_SNAPSHOTS=1 .venv/bin/pytest -q tests/test_snapshots.py
+-- refresh: make snapshots
 
 CREATE TEMPORARY VIEW category_clicks_1h_input AS SELECT * FROM events_on_time WHERE event_type = 'click';
 

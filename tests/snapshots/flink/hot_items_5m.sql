@@ -1,5 +1,5 @@
 -- hot_items_5m: the stream job's input view, sink and INSERT; output hot_items_5m, append-only
--- refresh: UPDATE_SNAPSHOTS=1 .venv/bin/pytest -q tests/test_snapshots.py
+-- refresh: make snapshots
 
 CREATE TEMPORARY VIEW hot_items_5m_input AS SELECT * FROM events_on_time WHERE event_type = 'click' AND item_id IS NOT NULL;
 

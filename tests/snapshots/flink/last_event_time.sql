@@ -1,5 +1,5 @@
 -- last_event_time: the stream job's input view, sink and INSERT; output last_event_time, upsert (updating)
--- refresh: UPDATE_SNAPSHOTS=1 .venv/bin/pytest -q tests/test_snapshots.py
+-- refresh: make snapshots
 
 CREATE TEMPORARY VIEW last_event_time_input AS SELECT * FROM events;
 

@@ -1,5 +1,5 @@
 -- last_searches: the stream job's input view, sink and INSERT; output last_searches, upsert (updating)
--- refresh: UPDATE_SNAPSHOTS=1 .venv/bin/pytest -q tests/test_snapshots.py
+-- refresh: make snapshots
 
 CREATE TEMPORARY VIEW last_searches_input AS SELECT * FROM events WHERE event_type = 'search' AND query IS NOT NULL;
 

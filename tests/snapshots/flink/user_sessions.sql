@@ -1,5 +1,5 @@
 -- user_sessions: the stream job's input view, sink and INSERT; output user_sessions, append-only
--- refresh: UPDATE_SNAPSHOTS=1 .venv/bin/pytest -q tests/test_snapshots.py
+-- refresh: make snapshots
 
 CREATE TEMPORARY VIEW user_sessions_input AS SELECT * FROM events_on_time;
 

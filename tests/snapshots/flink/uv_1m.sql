@@ -1,5 +1,5 @@
 -- uv_1m: the stream job's input view, sink and INSERT; output uv_1m, append-only
--- refresh: UPDATE_SNAPSHOTS=1 .venv/bin/pytest -q tests/test_snapshots.py
+-- refresh: make snapshots
 
 CREATE TEMPORARY VIEW uv_1m_input AS SELECT * FROM events_on_time;
 

@@ -1,5 +1,5 @@
 -- cart_amount: the batch layer's Spark SQL, in the order a run uses it
--- refresh: UPDATE_SNAPSHOTS=1 .venv/bin/pytest -q tests/test_snapshots.py
+-- refresh: make snapshots
 
 -- reduce_sql: each day's events of `events` that can still decide the state
 SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY dt, user_id, item_id ORDER BY event_time DESC, src_part DESC, src_off DESC) AS _rn FROM events WHERE event_type IN ('cart', 'remove_cart', 'purchase')) WHERE _rn <= 1;

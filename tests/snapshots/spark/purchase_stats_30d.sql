@@ -1,5 +1,5 @@
 -- purchase_stats_30d: the batch layer's Spark SQL, in the order a run uses it
--- refresh: UPDATE_SNAPSHOTS=1 .venv/bin/pytest -q tests/test_snapshots.py
+-- refresh: make snapshots
 
 -- partial_sql: the daily partials over `events`
 SELECT dt, user_id, SUM(CASE WHEN event_type = 'purchase' THEN 1 END) AS purchases, SUM(CASE WHEN event_type = 'purchase' THEN CAST(COALESCE(price, 0) AS DECIMAL(18, 2)) END) AS gmv, collect_set(CASE WHEN event_type = 'purchase' THEN item_id END) AS distinct_items, collect_set(to_date(ts)) AS active_days FROM events GROUP BY dt, user_id;

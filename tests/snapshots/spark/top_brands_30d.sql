@@ -1,5 +1,5 @@
 -- top_brands_30d: the batch layer's Spark SQL, in the order a run uses it
--- refresh: UPDATE_SNAPSHOTS=1 .venv/bin/pytest -q tests/test_snapshots.py
+-- refresh: make snapshots
 
 -- partial_sql: the daily partials over `events`
 SELECT dt, user_id, brand, COUNT(*) AS purchases FROM events WHERE event_type = 'purchase' AND brand IS NOT NULL GROUP BY dt, user_id, brand;

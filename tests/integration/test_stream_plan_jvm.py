@@ -1,0 +1,27 @@
+"""The stream job's compiled plan in a real JVM: the same node ids when compiled twice in one
+process (a redeploy in a long-lived process); tests/unit/test_stream_plan.py has the alignment."""
+
+from __future__ import annotations
+
+import json
+
+from streaming.plan import align
+
+
+def test_the_job_compiled_twice_in_one_jvm_gets_the_same_plan(settings, monkeypatch):
+    import streaming.job as job
+    from streaming.flink_env import create_table_env
+
+    monkeypatch.setattr(job, "ensure_topics", lambda *a, **k: None)  # compiled only: no broker needed
+    monkeypatch.setattr(job, "end_offsets", lambda *a, **k: {0: 0})
+    source = job.KafkaSource(topic="lf.events", bootstrap="127.0.0.1:1", group_id="g")
+    plans = []
+    for _ in range(2):  # a table environment each, in the one JVM of this process
+        t_env = create_table_env(settings, with_kafka=True, pipeline_name="plan-test")
+        stmts = job.build_statements(t_env, source, settings, "kafka")
+        plans.append(json.loads(align(stmts.compile_plan().as_json_string())))
+    # the uids are `<node id>_<transformation>`: the same plan gives the same uids
+    assert plans[0]["nodes"][0]["id"] == 1 and len(plans[0]["nodes"]) > 50
+    assert plans[0] == plans[1]
+    # the newest event time accepted follows the clock as records are read, not as the job started
+    assert '"$UNIX_TIMESTAMP$1"' in json.dumps(plans[0])

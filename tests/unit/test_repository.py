@@ -1,0 +1,168 @@
+"""Feature repositories: how one is found and read, and each check it must pass, with an error
+that names the feature and the field. The engines' checks of its SQL: tests/integration/test_repo_engines.py."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from common.errors import PlatformError
+from common.repository import load_features
+from common.settings import load_settings
+from features import ecommerce
+from features.definitions import (
+    Hop,
+    LastN,
+    Measure,
+    RollingTopN,
+    Session,
+    TopN,
+    WindowAggregate,
+    bigint,
+)
+from features.events import EventAttribute
+from features.repository import FeatureRepository, problems
+
+CLICKS = ecommerce.CATEGORY_CLICKS_1H
+SESSIONS = ecommerce.USER_SESSIONS
+
+
+def _problems(*features, attributes=()) -> list[str]:
+    return problems(FeatureRepository("test", tuple(features), tuple(attributes)))
+
+
+def _one(*features, attributes=()) -> str:
+    found = _problems(*features, attributes=attributes)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_the_shipped_repository_is_the_default_and_passes(tmp_path: Path):
+    repo = load_features(load_settings(home=tmp_path))
+    assert repo.source == "features.ecommerce"
+    assert repo.features == ecommerce.FEATURES and repo.stream == ecommerce.STREAM_FEATURES
+    assert repo.batch == ecommerce.BATCH_FEATURES and repo.event_attributes == ()
+    assert _problems(*ecommerce.FEATURES) == []
+
+
+def test_a_file_and_a_package_directory_load(tmp_path: Path):
+    one = tmp_path / "mine.py"
+    one.write_text("from features.ecommerce import UV_1M\nFEATURES = [UV_1M]\n")
+    assert load_features(load_settings(home=tmp_path, feature_repo=one)).names == ("uv_1m",)
+    pkg = tmp_path / "repo"
+    pkg.mkdir()
+    (pkg / "clicks.py").write_text("from features.ecommerce import CATEGORY_CLICKS_1H as CLICKS\n")
+    (pkg / "__init__.py").write_text(
+        "from features.events import EventAttribute\nfrom .clicks import CLICKS\n"
+        "FEATURES = (CLICKS,)\nEVENT_ATTRIBUTES = (EventAttribute('channel'),)\n"
+    )
+    repo = load_features(load_settings(home=tmp_path, feature_repo=pkg))
+    assert repo.names == ("category_clicks_1h",) and repo.event_fields[-1] == "channel"
+    # a change is read again
+    one.write_text("from features.ecommerce import UV_1M, LAST_EVENT_TIME\nFEATURES = [UV_1M, LAST_EVENT_TIME]\n")
+    assert load_features(load_settings(home=tmp_path, feature_repo=one)).names == ("uv_1m", "last_event_time")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("X = 1\n", "defines no FEATURES"),
+        ("FEATURES = 'uv_1m'\n", "FEATURES is a str, not a sequence of Feature"),
+        ("FEATURES = [1]\n", "FEATURES[0] is a int, not a Feature"),
+        ("import nothing_of_that_name\n", "failed to import (line 1 of"),
+        ("FEATURES = []\nEVENT_ATTRIBUTES = ['channel']\n", "EVENT_ATTRIBUTES[0] is a str"),
+    ],
+)
+def test_a_repository_that_cannot_be_read(tmp_path: Path, text: str, message: str):
+    path = tmp_path / "bad.py"
+    path.write_text(text)
+    with pytest.raises(PlatformError) as e:
+        load_features(load_settings(home=tmp_path, feature_repo=path))
+    assert message in e.value.what and str(path) in e.value.what
+
+
+def test_a_missing_repository_names_the_setting(tmp_path: Path):
+    with pytest.raises(PlatformError, match="LAMBDA_FEATURES_FEATURE_REPO points at .*does not exist"):
+        load_features(load_settings(home=tmp_path, feature_repo=tmp_path / "nowhere.py"))
+
+
+def test_a_bad_repository_lists_every_problem_through_the_loader(tmp_path: Path):
+    path = tmp_path / "bad.py"
+    path.write_text(
+        "import dataclasses\nfrom features.ecommerce import UV_1M\n"
+        "FEATURES = [UV_1M, UV_1M, dataclasses.replace(UV_1M, name='dq_results')]\n"
+    )
+    with pytest.raises(PlatformError) as e:
+        load_features(load_settings(home=tmp_path, feature_repo=path))
+    assert "2 problem(s)" in e.value.what
+    assert "uv_1m.name: defined twice" in e.value.what and "dq_results.name: 'dq_results' is reserved" in e.value.what
+
+
+def test_names():
+    assert "uv_1m.name: defined twice" in _one(ecommerce.UV_1M, ecommerce.UV_1M)
+    assert "is reserved by the platform" in _one(replace(ecommerce.UV_1M, name="reconciled_days"))
+    assert "ends in '_batch'" in _one(replace(ecommerce.UV_1M, name="uv_batch"))
+    assert "not a lower-case identifier" in _one(replace(ecommerce.UV_1M, name="Uv-1m"))
+
+
+def test_unknown_columns():
+    found = _problems(replace(CLICKS, keys=("user_id", "categoryid")))
+    assert found[0].startswith("category_clicks_1h.keys: 'categoryid' is not an event column (known: brand, ")
+    assert "columns: 'categoryid' missing" in found[-1]
+    lastn = replace(ecommerce.LAST_SEARCHES, aggregation=LastN(value="queries", n=10))
+    assert _one(lastn).startswith("last_searches.aggregation.value: 'queries' is not an event column")
+    assert "order_key: 'when' is not one of its columns" in _one(replace(CLICKS, order_key=("user_id", "when")))
+    extra = replace(CLICKS, columns=(*CLICKS.columns, bigint("views")))
+    assert "columns: 'views' is neither a key, a window bound nor a measure" in _one(extra)
+    # an extra attribute is an event column like any other
+    channel = EventAttribute("channel")
+    by_channel = replace(
+        CLICKS,
+        keys=("user_id", "channel"),
+        columns=(*CLICKS.columns[:3], bigint("channel"), CLICKS.columns[-1]),
+        order_key=("user_id", "window_start", "channel"),
+    )
+    assert _problems(by_channel, attributes=[channel]) == []
+    assert "'channel' is not an event column" in _one(by_channel)
+
+
+def test_hop_size_must_be_a_multiple_of_its_slide():
+    agg = WindowAggregate(Hop(size_s=3600, slide_s=700), CLICKS.aggregation.measures)  # type: ignore[union-attr]
+    found = _one(replace(CLICKS, aggregation=agg))
+    assert found.startswith(
+        "category_clicks_1h.aggregation.window: hop size_s 3600 is not a multiple of its slide_s 700"
+    )
+
+
+def test_aggregations_the_stream_cannot_run():
+    distinct = WindowAggregate(Hop(3600, 300), (Measure("clicks", "count_distinct", "item_id"),))
+    assert "the stream cannot run count_distinct over a Hop" in _one(replace(CLICKS, aggregation=distinct))
+    rolling = replace(CLICKS, aggregation=RollingTopN("brand", 3, 30))
+    assert "aggregation: the stream layer cannot run RollingTopN" in _one(rolling)
+    assert "a batch-only feature is a RollingTopN or RollingStats" in _one(replace(CLICKS, layer="batch"))
+    ranked = WindowAggregate(Session(300), SESSIONS.aggregation.measures, top_n=TopN(3, ("events DESC",)))  # type: ignore[union-attr]
+    sessions = replace(SESSIONS, aggregation=ranked, columns=(*SESSIONS.columns, bigint("rank")))
+    assert "aggregation.top_n: the stream ranks only Tumble windows, not a Session" in _one(sessions)
+    no_start = WindowAggregate(Session(300), SESSIONS.aggregation.measures[1:])  # type: ignore[union-attr]
+    found = _problems(replace(SESSIONS, aggregation=no_start, columns=SESSIONS.columns[:1] + SESSIONS.columns[2:]))
+    assert any("a Session needs a min_time measure" in p for p in found), found
+    bad_fn = WindowAggregate(Session(300), (Measure("events", "avg"),))  # type: ignore[arg-type]
+    assert any("fn 'avg' is not one the stream runs" in p for p in _problems(replace(SESSIONS, aggregation=bad_fn)))
+
+
+def test_online_columns_must_exist_and_be_per_user():
+    assert _one(replace(ecommerce.CART_AMOUNT, online_column="amount")).startswith(
+        "cart_amount.online_column: 'amount' is not one of its columns (user_id, cart_amount, updated_at)"
+    )
+    assert "only a per-user value" in _one(replace(ecommerce.UV_1M, online_column="uv"))
+
+
+def test_event_attributes():
+    found = _problems(attributes=[EventAttribute("brand"), EventAttribute("ts"), EventAttribute("x", type="JSON")])
+    assert [p.split(":")[0] for p in found] == [
+        "EVENT_ATTRIBUTES 'brand'.name",
+        "EVENT_ATTRIBUTES 'ts'.name",
+        "EVENT_ATTRIBUTES 'x'.type",
+    ]
