@@ -57,7 +57,7 @@ def settings_for(home: Path) -> Settings:
     return load_settings(
         home=home,
         redis={"local_port": free_port()},
-        kafka={"local_port": free_port()},
+        kafka={"local_port": free_port(), "local_controller_port": free_port()},
         clickhouse={"local_port": free_port()},
         monitoring={"enabled": False},
     )
@@ -68,6 +68,7 @@ def env_of(s: Settings) -> dict[str, str]:
     return os.environ | {
         "LAMBDA_FEATURES_HOME": str(s.home),
         "LAMBDA_FEATURES_KAFKA__LOCAL_PORT": str(s.kafka.local_port),
+        "LAMBDA_FEATURES_KAFKA__LOCAL_CONTROLLER_PORT": str(s.kafka.local_controller_port),
         "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(s.redis.local_port),
         "LAMBDA_FEATURES_CLICKHOUSE__LOCAL_PORT": str(s.clickhouse.local_port),
     }

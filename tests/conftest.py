@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -41,7 +40,7 @@ def settings(tmp_path: Path):
     yield load_settings(
         home=tmp_path / "home",
         redis={"local_port": free_port()},
-        kafka={"local_port": free_port()},
+        kafka={"local_port": free_port(), "local_controller_port": free_port()},
         clickhouse={"local_port": free_port()},
         catalog={"local_port": free_port()},
         stream={"checkpoint_interval_ms": 2000},
@@ -57,6 +56,7 @@ def platform_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     env = {
         "LAMBDA_FEATURES_HOME": str(tmp_path / "home"),
         "LAMBDA_FEATURES_KAFKA__LOCAL_PORT": str(free_port()),
+        "LAMBDA_FEATURES_KAFKA__LOCAL_CONTROLLER_PORT": str(free_port()),
         "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(free_port()),
         "LAMBDA_FEATURES_STREAM__REST_PORT": str(free_port()),
         "LAMBDA_FEATURES_CLICKHOUSE__LOCAL_PORT": str(free_port()),
@@ -76,8 +76,7 @@ def stop_local_services(root: Path) -> None:
     the Redis that commands start on demand, outlive the jobs that start them."""
     for name in ("clickhouse", "redis", "kafka", "exporter", "prometheus", "mariadb", "catalog-relay"):
         for pidfile in root.glob(f"**/run/{name}.pid"):
-            stop = signal.SIGINT if name == "kafka" else signal.SIGTERM
-            LocalService(name, [], 0, pidfile.parent, stop_signal=stop, stop_timeout_s=40).stop()
+            LocalService(name, [], 0, pidfile.parent, stop_timeout_s=60).stop()
 
 
 @pytest.fixture(autouse=True)
@@ -99,6 +98,7 @@ def isolated(home: Path, **env_extra: str) -> tuple[Settings, dict[str, str]]:
     env = {
         "LAMBDA_FEATURES_HOME": str(home),
         "LAMBDA_FEATURES_KAFKA__LOCAL_PORT": str(free_port()),
+        "LAMBDA_FEATURES_KAFKA__LOCAL_CONTROLLER_PORT": str(free_port()),
         "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(free_port()),
         "LAMBDA_FEATURES_CLICKHOUSE__LOCAL_PORT": str(free_port()),
         "LAMBDA_FEATURES_CATALOG__LOCAL_PORT": str(free_port()),
@@ -135,6 +135,7 @@ def env_of(settings: Settings) -> dict[str, str]:
     return {
         "LAMBDA_FEATURES_HOME": str(settings.home),
         "LAMBDA_FEATURES_KAFKA__LOCAL_PORT": str(settings.kafka.local_port),
+        "LAMBDA_FEATURES_KAFKA__LOCAL_CONTROLLER_PORT": str(settings.kafka.local_controller_port),
         "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(settings.redis.local_port),
         "LAMBDA_FEATURES_CLICKHOUSE__LOCAL_PORT": str(settings.clickhouse.local_port),
         "LAMBDA_FEATURES_CATALOG__LOCAL_PORT": str(settings.catalog.local_port),

@@ -26,7 +26,7 @@ def run(tmp_path_factory):
     s = load_settings(
         home=tmp_path_factory.mktemp("taobao") / "home",
         redis={"local_port": free_port()},
-        kafka={"local_port": free_port()},
+        kafka={"local_port": free_port(), "local_controller_port": free_port()},
         clickhouse={"local_port": free_port()},
         monitoring=monitoring_ports(),
     )
