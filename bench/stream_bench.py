@@ -134,7 +134,7 @@ class Watch:
 
 
 def service_labels(s: Settings) -> dict[int, str]:
-    names = {"kafka": "Kafka broker (Tansu)", "redis": "Redis", "clickhouse": "ClickHouse (chDB service)"}
+    names = {"kafka": "Kafka broker", "redis": "Redis", "clickhouse": "ClickHouse (chDB service)"}
     out = {}
     for svc in local_services(s):
         svc.start()

@@ -156,9 +156,6 @@ class Relay:
         parts = partitions_of(s, s.catalog.topic)
         tail = published_tail(s)
         saved = saved_position(s)
-        if saved and not tail:  # a new topic (the local broker keeps its topics in memory): the whole history again
-            log.warning("catalogue relay: %s is empty; relaying every change from the oldest binlog", s.catalog.topic)
-            saved = None
         file, pos = self.saved = saved or (logs[0], 4)
         log.info("catalogue relay: from %s:%d to %s (%d partition(s))", file, pos, s.catalog.topic, len(parts))
         producer = Producer(

@@ -158,8 +158,8 @@ def redis_service(settings: Settings) -> LocalService:
     return LocalService("redis", cmd, port, settings.run_dir)
 
 
-def kafka_service(settings: Settings) -> LocalService:
-    """Apache Kafka as one KRaft node (broker and controller in one JVM) on 127.0.0.1, from the
+def kafka_service(settings: Settings, host: str = "127.0.0.1") -> LocalService:
+    """Apache Kafka as one KRaft node (broker and controller in one JVM) on `host`, from the
     jars of jvm/pom.xml; its data under $HOME/kafka, formatted once, kept across restarts."""
     from common.jvm import JVM_DIR, classpath
 
@@ -171,7 +171,7 @@ def kafka_service(settings: Settings) -> LocalService:
 
     def prepare() -> None:
         check_data_dir(data, k.local_min_free_mb)
-        conf.write_text(kafka_server_properties(settings))
+        conf.write_text(kafka_server_properties(settings, host))
         if (data / "meta.properties").is_file():
             return
         cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()  # Kafka's Uuid text
@@ -190,7 +190,7 @@ def kafka_service(settings: Settings) -> LocalService:
     # skips their recovery
     return LocalService(
         "kafka", cmd, k.local_port, run, start_timeout_s=120, stop_timeout_s=60, prepare=prepare,
-        ready=lambda: kafka_ready(f"127.0.0.1:{k.local_port}"),
+        ready=lambda: kafka_ready(f"{host}:{k.local_port}"),
     )  # fmt: skip
 
 
@@ -207,15 +207,15 @@ def kafka_ready(bootstrap: str) -> bool:
     return all(not t.error and all(p.leader >= 0 and not p.error for p in t.partitions.values()) for t in topics)
 
 
-def kafka_server_properties(settings: Settings) -> str:
+def kafka_server_properties(settings: Settings, host: str = "127.0.0.1") -> str:
     k = settings.kafka
-    ctl = f"127.0.0.1:{k.local_controller_port}"
+    ctl = f"{host}:{k.local_controller_port}"
     props = {
         "process.roles": "broker,controller",
         "node.id": 1,
         "controller.quorum.bootstrap.servers": ctl,
-        "listeners": f"PLAINTEXT://127.0.0.1:{k.local_port},CONTROLLER://{ctl}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{k.local_port}",
+        "listeners": f"PLAINTEXT://{host}:{k.local_port},CONTROLLER://{ctl}",
+        "advertised.listeners": f"PLAINTEXT://{host}:{k.local_port}",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",

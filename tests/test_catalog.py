@@ -178,6 +178,34 @@ def test_relay_killed_between_the_brokers_ack_and_its_save_repeats_nothing(cat):
 
 
 @pytest.mark.slow
+def test_broker_killed_mid_stream_the_relay_goes_on_from_its_position(cat):
+    """The broker SIGKILLed while the relay relays changes that keep coming, then started again
+    on the same data: the relay (the same process) goes on by itself, each change once, in
+    binlog order, none re-relayed from an older position."""
+    broker = kafka_service(cat)
+    broker.start()
+    writer = Writer(cat, 1)
+    writer.start()
+    relay = relay_service(cat)
+    relay.start()
+    relay_pid = relay.pid()
+    wait_for(lambda: saved_position(cat) is not None, what="the relay to save a position")
+    os.kill(broker.pid(), signal.SIGKILL)
+    time.sleep(3)  # changes keep coming while the broker is down
+    broker.start()
+    saved = saved_position(cat)
+    wait_for(lambda: saved_position(cat) != saved, 120, "the relay to relay again")
+    writer.stop.set()
+    writer.join()
+    expected = binlog_changes(cat)
+    wait_for(lambda: end_offsets(cat, cat.catalog.topic)[0] >= len(expected), 120, "the relay to catch up")
+    time.sleep(1)
+    assert relay.pid() == relay_pid, "the relay was restarted instead of going on"
+    assert topic_changes(cat) == expected  # in binlog order, each change once
+    relay.stop()
+
+
+@pytest.mark.slow
 def test_supervisor_observes_the_catalogue_and_restarts_a_dead_relay(platform_env, monkeypatch):
     from dagster import build_sensor_context
 

@@ -1,6 +1,6 @@
 """A stream job on Kafka, killed with SIGKILL mid-stream and started again, resumes from
 its checkpoint, and each feature loader, killed alone mid-stream, is restarted and resumes
-from its own offsets: every sink ends equal to the drills' uninterrupted run's (real Tansu, Flink,
+from its own offsets: every sink ends equal to the drills' uninterrupted run's (real Kafka, Flink,
 Redis, chDB; the job runs as `lambda-features stream run` in its own process group).
 
 The jobs are unbounded, as in production: a bounded KafkaSource never finishes after a

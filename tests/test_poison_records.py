@@ -2,7 +2,7 @@
 of the wrong type and a missing user_id, produced onto the Kafka events topic among good
 events. Every one reaches the dead letters with its reason, partition and offset, the
 completeness check accounts for them, and every other sink equals that of a run over the
-same events without them (real Tansu, Flink, Redis, chDB; bounded runs on the same job SQL
+same events without them (real Kafka, Flink, Redis, chDB; bounded runs on the same job SQL
 as `stream run`)."""
 
 from __future__ import annotations
@@ -63,8 +63,7 @@ def produce(settings: Settings, evs: list[dict], bad: list[tuple[bytes | None, s
     ensure_topics(settings, [settings.kafka.events_topic], settings.kafka.partitions)
     p = producer(settings)
     positions: dict[tuple[int, int], str] = {}
-    # each partition's end, from the delivery reports: Tansu reports the base offset of its
-    # last batch as a partition's end (ListOffsets), not the offset after its last record
+    # each partition's end, from the delivery reports
     ends: dict[int, int] = {}
     every = len(evs) // (len(bad) + 1)
 
