@@ -1,7 +1,9 @@
-"""Shared fixtures: isolated settings per test, on free local ports."""
+"""Shared fixtures: isolated settings per test, on free local ports, on one Kafka broker per
+session (tests/BROKERS.md: which tests run a broker of their own, and why)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -11,7 +13,7 @@ import pytest
 
 from common.clickhouse import close_clients
 from common.ports import free_port
-from common.services import LocalService
+from common.services import LocalService, kafka_service
 from common.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,15 +36,64 @@ def monitoring_env() -> dict[str, str]:
     return {f"LAMBDA_FEATURES_MONITORING__{k.upper()}": str(v) for k, v in monitoring_ports().items()}
 
 
+@pytest.fixture(scope="session")
+def shared_kafka(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The address of one broker for the session's tests (each pytest-xdist worker has its own):
+    a JVM broker takes seconds to start, so the tests that neither stop nor kill it share one,
+    each on topics and consumer groups of its own (kafka_of)."""
+    home = tmp_path_factory.mktemp("shared-kafka")
+    s = load_settings(home=home, kafka={"local_port": free_port(), "local_controller_port": free_port()})
+    broker = kafka_service(s)
+    broker.start()
+    yield f"127.0.0.1:{s.kafka.local_port}"
+    broker.stop()
+
+
+_tests = itertools.count()
+SHARED_KAFKA = {"bootstrap", "events_topic", "features_topic_prefix", "group_id"}  # what kafka_of sets
+
+
+def on_shared(bootstrap: str) -> tuple[dict[str, object], dict[str, object]]:
+    """The kafka and catalog settings of a test on the session's broker: topics and consumer
+    groups named for it alone."""
+    name = f"t{next(_tests)}"
+    kafka = {
+        "bootstrap": bootstrap,
+        "events_topic": f"{name}.events",
+        "features_topic_prefix": f"{name}.features.",
+        "group_id": f"lambda-features-{name}",
+    }
+    return kafka, {"topic": f"{name}.catalog.items"}
+
+
+def shared_env(bootstrap: str) -> dict[str, str]:
+    """The same as the environment of a CLI process (for isolated())."""
+    kafka, catalog = on_shared(bootstrap)
+    return as_env("kafka", kafka) | as_env("catalog", catalog)
+
+
+def kafka_of(request: pytest.FixtureRequest) -> tuple[dict[str, object], dict[str, object]]:
+    """The kafka and catalog settings of a test: a local broker of its own on free ports when
+    it is marked own_broker, else the session's broker."""
+    if request.node.get_closest_marker("own_broker"):
+        return {"local_port": free_port(), "local_controller_port": free_port()}, {}
+    return on_shared(request.getfixturevalue("shared_kafka"))
+
+
+def as_env(section: str, values: dict[str, object]) -> dict[str, str]:
+    return {f"LAMBDA_FEATURES_{section.upper()}__{k.upper()}": str(v) for k, v in values.items()}
+
+
 @pytest.fixture
-def settings(tmp_path: Path):
+def settings(tmp_path: Path, request: pytest.FixtureRequest):
     """Embedded defaults under a temp home, on ports no other test uses."""
+    kafka, catalog = kafka_of(request)
     yield load_settings(
         home=tmp_path / "home",
         redis={"local_port": free_port()},
-        kafka={"local_port": free_port(), "local_controller_port": free_port()},
+        kafka=kafka,
         clickhouse={"local_port": free_port()},
-        catalog={"local_port": free_port()},
+        catalog={"local_port": free_port(), **catalog},
         stream={"checkpoint_interval_ms": 2000},
         monitoring=monitoring_ports(),
     )
@@ -50,13 +101,14 @@ def settings(tmp_path: Path):
 
 
 @pytest.fixture
-def platform_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def platform_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Settings:
     """Isolated settings set as this test's environment, for code that reads the environment
     itself (Dagster resources, CLI subprocesses)."""
+    kafka, catalog = kafka_of(request)
     env = {
         "LAMBDA_FEATURES_HOME": str(tmp_path / "home"),
-        "LAMBDA_FEATURES_KAFKA__LOCAL_PORT": str(free_port()),
-        "LAMBDA_FEATURES_KAFKA__LOCAL_CONTROLLER_PORT": str(free_port()),
+        **as_env("kafka", kafka),
+        **as_env("catalog", catalog),
         "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(free_port()),
         "LAMBDA_FEATURES_STREAM__REST_PORT": str(free_port()),
         "LAMBDA_FEATURES_CLICKHOUSE__LOCAL_PORT": str(free_port()),
@@ -136,9 +188,11 @@ def env_of(settings: Settings) -> dict[str, str]:
         "LAMBDA_FEATURES_HOME": str(settings.home),
         "LAMBDA_FEATURES_KAFKA__LOCAL_PORT": str(settings.kafka.local_port),
         "LAMBDA_FEATURES_KAFKA__LOCAL_CONTROLLER_PORT": str(settings.kafka.local_controller_port),
+        **as_env("kafka", settings.kafka.model_dump(include=SHARED_KAFKA, exclude_none=True)),
         "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(settings.redis.local_port),
         "LAMBDA_FEATURES_CLICKHOUSE__LOCAL_PORT": str(settings.clickhouse.local_port),
         "LAMBDA_FEATURES_CATALOG__LOCAL_PORT": str(settings.catalog.local_port),
+        "LAMBDA_FEATURES_CATALOG__TOPIC": settings.catalog.topic,
         **{
             f"LAMBDA_FEATURES_MONITORING__{name.upper()}_PORT": str(getattr(settings.monitoring, f"{name}_port"))
             for name in MONITORING_PORTS
@@ -162,9 +216,9 @@ def run_batch(settings: Settings, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
-def uninterrupted(tmp_path_factory):
+def uninterrupted(tmp_path_factory, shared_kafka):
     """Every sink after an uninterrupted run over the chaos drills' events, which the drills in
     several files compare with (tests/stream_drill.py)."""
     from tests.stream_drill import uninterrupted_run
 
-    yield from uninterrupted_run(tmp_path_factory.mktemp("uninterrupted"))
+    yield from uninterrupted_run(tmp_path_factory.mktemp("uninterrupted"), **shared_env(shared_kafka))

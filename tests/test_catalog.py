@@ -143,7 +143,6 @@ def kill(relay) -> None:
 
 @pytest.mark.slow
 def test_relay_killed_between_the_brokers_ack_and_its_save_repeats_nothing(cat):
-    kafka_service(cat).start()
     ensure_topics(cat, [cat.catalog.topic], 1)
     Writer(cat, 1).once()  # one transaction before the relay starts
 
@@ -178,6 +177,7 @@ def test_relay_killed_between_the_brokers_ack_and_its_save_repeats_nothing(cat):
 
 
 @pytest.mark.slow
+@pytest.mark.own_broker  # it kills the broker
 def test_broker_killed_mid_stream_the_relay_goes_on_from_its_position(cat):
     """The broker SIGKILLed while the relay relays changes that keep coming, then started again
     on the same data: the relay (the same process) goes on by itself, each change once, in
@@ -220,7 +220,6 @@ def test_supervisor_observes_the_catalogue_and_restarts_a_dead_relay(platform_en
     with build_sensor_context(definitions=defs, resources=defs.resources) as ctx:
         assert "not deployed" in (sensor.evaluate_tick(ctx).skip_message or "")
 
-    kafka_service(s).start()
     Writer(s, 1).once()
     deploy = defs.resolve_job_def("catalog_relay_deploy")
     run = deploy.execute_in_process(instance=dagster_instance(s))

@@ -29,6 +29,7 @@ from common.settings import Settings
 from streaming.autoscaler import MIN_RATE_SPAN_S
 from streaming.job import compiled_queries
 from streaming.loader import LOADERS
+from tests.conftest import shared_env
 from tests.netns import broker_in_a_namespace
 from tests.stream_drill import (
     DRILL_EVENTS,
@@ -111,8 +112,10 @@ def store_outage(s: Settings, job, alive, feeder: Feeder, svc: LocalService, sto
     print(f"DRILL {store}: the loader committed again {time.monotonic() - back:.1f} s after the store was back")
 
 
-def test_redis_then_clickhouse_down_for_20s_mid_stream(uninterrupted, tmp_path):
-    s, env = make_settings(tmp_path / "drill", LAMBDA_FEATURES_MONITORING__SCRAPE_INTERVAL_S="1")
+def test_redis_then_clickhouse_down_for_20s_mid_stream(uninterrupted, tmp_path, shared_kafka):
+    s, env = make_settings(
+        tmp_path / "drill", LAMBDA_FEATURES_MONITORING__SCRAPE_INTERVAL_S="1", **shared_env(shared_kafka)
+    )
     job = None
     try:
         job, alive, feeder = start_drill(s, env)

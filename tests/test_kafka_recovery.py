@@ -24,6 +24,7 @@ from common.kafka import bootstrap, partitions_of
 from common.redis_store import get_redis
 from common.services import local_services, process_running
 from common.settings import Settings
+from tests.conftest import shared_env
 from tests.stream_drill import (
     DRILL_EVENTS,
     DRILL_SEED,
@@ -106,8 +107,8 @@ def run_until_caught_up(
     return out
 
 
-def test_sigkill_mid_stream_then_restore_equals_uninterrupted(uninterrupted, tmp_path):
-    killed, env_k = make_settings(tmp_path / "killed")
+def test_sigkill_mid_stream_then_restore_equals_uninterrupted(uninterrupted, tmp_path, shared_kafka):
+    killed, env_k = make_settings(tmp_path / "killed", **shared_env(shared_kafka))
     evs = events(DRILL_EVENTS, DRILL_SEED)
     users = len({e["user_id"] for e in evs} | {TICK_USER})
     try:

@@ -26,7 +26,7 @@ from features.generator import GeneratorConfig, generate
 from monitoring.outputs import StreamOutputs
 from streaming.job import KafkaSource
 from streaming.runner import run_job
-from tests.conftest import isolated
+from tests.conftest import isolated, shared_env
 from warehouse.tables import stream_table
 
 pytestmark = pytest.mark.slow
@@ -124,9 +124,9 @@ def run(settings: Settings, bad: list[tuple[bytes | None, str]]) -> tuple[dict, 
     return out | {"counted": counted.dead_letters}, positions
 
 
-def test_poison_records_reach_the_dead_letters_and_change_nothing_else(tmp_path: Path):
-    poisoned, _ = isolated(tmp_path / "poisoned")
-    clean, _ = isolated(tmp_path / "clean")
+def test_poison_records_reach_the_dead_letters_and_change_nothing_else(tmp_path: Path, shared_kafka):
+    poisoned, _ = isolated(tmp_path / "poisoned", **shared_env(shared_kafka))
+    clean, _ = isolated(tmp_path / "clean", **shared_env(shared_kafka))
     t = next(iter(generate(GeneratorConfig(seed=7, late=0.0, events_per_second=100), 1)))["event_time"] + 60_000
     bad = poison(t)
     try:

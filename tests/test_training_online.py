@@ -19,7 +19,7 @@ from features.adapters import to_json
 from features.generator import GeneratorConfig, generate
 from serving.catalog import iso_ms
 from tests.archive import write_archive
-from tests.conftest import free_port, isolated
+from tests.conftest import free_port, isolated, shared_env
 from tests.pipeline import ms, run_pipeline
 from tests.serving_env import server
 from tests.test_training_set import run_spark, write_spine
@@ -42,8 +42,10 @@ def training_row(row: dict) -> dict:
     }
 
 
-def test_as_known_at_equals_online_serving_at_t(tmp_path: Path):
-    settings, env = isolated(tmp_path / "home", LAMBDA_FEATURES_STREAM__CHECKPOINT_INTERVAL_MS="2000")
+def test_as_known_at_equals_online_serving_at_t(tmp_path: Path, shared_kafka):
+    settings, env = isolated(
+        tmp_path / "home", LAMBDA_FEATURES_STREAM__CHECKPOINT_INTERVAL_MS="2000", **shared_env(shared_kafka)
+    )
     try:
         _check(settings, env, tmp_path)
     finally:
