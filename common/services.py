@@ -161,7 +161,7 @@ def redis_service(settings: Settings) -> LocalService:
 def kafka_service(settings: Settings, host: str = "127.0.0.1") -> LocalService:
     """Apache Kafka as one KRaft node (broker and controller in one JVM) on `host`, from the
     jars of jvm/pom.xml; its data under $HOME/kafka, formatted once, kept across restarts."""
-    from common.jvm import JVM_DIR, classpath
+    from common.jvm import JVM_DIR, classpath, jar_dir
 
     k = settings.kafka
     data, run = settings.kafka_dir, settings.run_dir
@@ -184,12 +184,17 @@ def kafka_service(settings: Settings, host: str = "127.0.0.1") -> LocalService:
 
     cmd = [
         java, f"-Xmx{k.local_heap_mb}m", f"-Xms{min(64, k.local_heap_mb)}m", "-XX:+UseSerialGC",
-        f"-Dlog4j2.configurationFile={JVM_DIR / 'broker-log4j2.properties'}", "-cp", cp, "kafka.Kafka", str(conf),
+        f"-Dlog4j2.configurationFile={JVM_DIR / 'broker-log4j2.properties'}",
     ]  # fmt: skip
+    if settings.monitoring.enabled:  # its metrics for Prometheus, from its MBeans
+        agent = jar_dir("agent") / "jmx_prometheus_javaagent.jar"
+        rules = JVM_DIR / "kafka-jmx-exporter.yml"
+        cmd.append(f"-javaagent:{agent}=127.0.0.1:{settings.monitoring.kafka_port}:{rules}")
+    cmd += ["-cp", cp, "kafka.Kafka", str(conf)]
     # SIGTERM is a controlled shutdown: the logs are flushed and closed, so the next start
     # skips their recovery
     return LocalService(
-        "kafka", cmd, k.local_port, run, start_timeout_s=120, stop_timeout_s=60, prepare=prepare,
+        "kafka", cmd, k.local_port, run, start_timeout_s=240, stop_timeout_s=60, prepare=prepare,
         ready=lambda: kafka_ready(f"{host}:{k.local_port}"),
     )  # fmt: skip
 

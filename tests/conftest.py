@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
 
 
-MONITORING_PORTS = ("prometheus", "stream", "loader", "olap_loader", "clickhouse", "exporter")
+MONITORING_PORTS = ("prometheus", "stream", "loader", "olap_loader", "clickhouse", "exporter", "kafka")
 
 
 def monitoring_ports() -> dict[str, int]:
@@ -42,7 +42,11 @@ def shared_kafka(tmp_path_factory: pytest.TempPathFactory) -> str:
     a JVM broker takes seconds to start, so the tests that neither stop nor kill it share one,
     each on topics and consumer groups of its own (kafka_of)."""
     home = tmp_path_factory.mktemp("shared-kafka")
-    s = load_settings(home=home, kafka={"local_port": free_port(), "local_controller_port": free_port()})
+    s = load_settings(
+        home=home,
+        kafka={"local_port": free_port(), "local_controller_port": free_port()},
+        monitoring={"kafka_port": free_port()},
+    )
     broker = kafka_service(s)
     broker.start()
     yield f"127.0.0.1:{s.kafka.local_port}"
