@@ -194,7 +194,7 @@ class MonitoringSettings(BaseModel):
     olap_loader_port: int = Field(19105, ge=1, le=65535)  # the OLAP loader (ClickHouse), a process of its own
     clickhouse_port: int = Field(19103, ge=1, le=65535)  # the local ClickHouse service
     exporter_port: int = Field(19104, ge=1, le=65535)  # Flink REST, Kafka lag, dead letters, DQ, tiering
-    kafka_port: int = Field(19106, ge=1, le=65535)  # the embedded broker's JMX exporter (a Java agent)
+    kafka_port: int = Field(19107, ge=1, le=65535)  # the embedded broker's JMX exporter (a Java agent)
 
 
 class TieringSettings(BaseModel):
