@@ -194,11 +194,11 @@ def test_broker_killed_mid_stream_the_relay_goes_on_from_its_position(cat):
     time.sleep(3)  # changes keep coming while the broker is down
     broker.start()
     saved = saved_position(cat)
-    wait_for(lambda: saved_position(cat) != saved, 120, "the relay to relay again")
+    wait_for(lambda: saved_position(cat) != saved, 600, "the relay to relay again")
     writer.stop.set()
     writer.join()
     expected = binlog_changes(cat)
-    wait_for(lambda: end_offsets(cat, cat.catalog.topic)[0] >= len(expected), 120, "the relay to catch up")
+    wait_for(lambda: end_offsets(cat, cat.catalog.topic)[0] >= len(expected), 300, "the relay to catch up")
     time.sleep(1)
     assert relay.pid() == relay_pid, "the relay was restarted instead of going on"
     assert topic_changes(cat) == expected  # in binlog order, each change once
