@@ -60,6 +60,7 @@ def fresh_home(data: Path, name: str, archive_dir: Path) -> dict[str, str]:
         "LAMBDA_FEATURES_HOME": str(home),
         "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(free_port()),
         "LAMBDA_FEATURES_KAFKA__LOCAL_PORT": str(free_port()),
+        "LAMBDA_FEATURES_KAFKA__LOCAL_CONTROLLER_PORT": str(free_port()),
         "LAMBDA_FEATURES_CLICKHOUSE__LOCAL_PORT": str(free_port()),
         "LAMBDA_FEATURES_MONITORING__ENABLED": "false",
     }

@@ -2,8 +2,8 @@
 
 A producer writes small events at --rate for --seconds into a topic of 2 partitions, which
 --consumers consumers (as Flink's source and the two loaders) read as they arrive. The broker
-(Tansu, started here on a free port) is measured from /proc: its CPU seconds per event. Its
-cost follows the number of requests more than the number of records, so the linger and the
+(the platform's Apache Kafka, started here on free ports) is measured from /proc: its CPU
+seconds per event. Its cost follows the number of requests more than the number of records, so the linger and the
 fetch wait (`KAFKA__*_LINGER_MS`, `KAFKA__*_FETCH_MAX_WAIT_MS`) set most of it.
 
     .venv/bin/python bench/broker_bench.py [--rate 10000] [--seconds 10] [--consumers 3]
@@ -87,7 +87,7 @@ def main() -> None:
     settings, _ = isolated(home)
     broker = kafka_service(settings)
     broker.start()
-    print(f"{a.rate:,.0f} events/s for {a.seconds:.0f} s, {a.consumers} consumers, broker: Tansu (memory engine)")
+    print(f"{a.rate:,.0f} events/s for {a.seconds:.0f} s, {a.consumers} consumers, broker: Apache Kafka (KRaft)")
     head = ("linger ms", "fetch wait ms", "events", "broker CPU s", "µs/event", "read by all")
     print(" ".join(f"{h:>{w}}" for h, w in zip(head, (9, 13, 9, 12, 9, 11), strict=True)))
     try:

@@ -49,6 +49,7 @@ from streaming.job import FileSource, KafkaSource, compiled_queries  # noqa: E40
 from streaming.staging import StagedWriter, StageResult  # noqa: E402
 
 PIPELINE = "lambda-features-bench"
+SERVICE_NAMES = {"kafka": "Kafka broker", "redis": "Redis", "clickhouse": "ClickHouse (chDB service)"}
 LIVE_WARMUP_S = 30  # lag samples before this (or a fifth of the run) are left out of the growth verdict
 LAG_EVERY_S = 5
 
@@ -57,7 +58,7 @@ def settings_for(home: Path) -> Settings:
     return load_settings(
         home=home,
         redis={"local_port": free_port()},
-        kafka={"local_port": free_port()},
+        kafka={"local_port": free_port(), "local_controller_port": free_port()},
         clickhouse={"local_port": free_port()},
         monitoring={"enabled": False},
     )
@@ -68,6 +69,7 @@ def env_of(s: Settings) -> dict[str, str]:
     return os.environ | {
         "LAMBDA_FEATURES_HOME": str(s.home),
         "LAMBDA_FEATURES_KAFKA__LOCAL_PORT": str(s.kafka.local_port),
+        "LAMBDA_FEATURES_KAFKA__LOCAL_CONTROLLER_PORT": str(s.kafka.local_controller_port),
         "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(s.redis.local_port),
         "LAMBDA_FEATURES_CLICKHOUSE__LOCAL_PORT": str(s.clickhouse.local_port),
     }
@@ -133,13 +135,23 @@ class Watch:
 
 
 def service_labels(s: Settings) -> dict[int, str]:
-    names = {"kafka": "Kafka broker (Tansu)", "redis": "Redis", "clickhouse": "ClickHouse (chDB service)"}
+    """Start the local services (saying how long each took) and name their pids."""
     out = {}
     for svc in local_services(s):
-        svc.start()
+        began = time.monotonic()
+        if svc.start():
+            print(f"started {svc.name} in {time.monotonic() - began:.1f} s")
         if svc.pid():
-            out[svc.pid()] = names.get(svc.name, svc.name)
+            out[svc.pid()] = SERVICE_NAMES.get(svc.name, svc.name)
     return out
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process now, MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def stop_services(s: Settings) -> None:
@@ -441,8 +453,12 @@ def part_live(rate: float, minutes: float, home: Path, profile: bool) -> None:
             t0 = time.monotonic()
             ends = [(0.0, topic_end(s, topics), topic_end(s, online_topics))]
             next_lag = 0.0
+            broker = next((pid for pid, name in w.usage.names.items() if name == SERVICE_NAMES["kafka"]), None)
+            state["broker_rss"] = []  # (minute, MB) at each full minute of production
             while prod.poll() is None:
                 t = time.monotonic() - t0
+                if broker and t >= 60 * (len(state["broker_rss"]) + 1):
+                    state["broker_rss"].append((len(state["broker_rss"]) + 1, rss_mb(broker)))
                 if t >= next_lag:
                     try:
                         m = rest.source_metrics(jid, ("pendingRecords",))
@@ -529,6 +545,8 @@ def part_live(rate: float, minutes: float, home: Path, profile: bool) -> None:
         print(state["checkpoints"])
         if prof := state["profile"]:
             prof.report(state["cpu_after"][prof.pid] - state["cpu_before"][prof.pid], p["events"])
+        if state.get("broker_rss"):
+            print("broker RSS: " + ", ".join(f"{mb:,.0f} MB at {m} min" for m, mb in state["broker_rss"]))
         print("process CPU during production, and peak RSS over the whole run:")
         w.report(since=state["cpu_before"], events=p["events"])
     finally:

@@ -159,9 +159,6 @@ class Relay:
         parts = partitions_of(s, s.catalog.topic)
         tail = published_tail(s)
         saved = saved_position(s)
-        if saved and not tail:  # a new topic (the local broker keeps its topics in memory): the whole history again
-            log.warning("catalogue relay: %s is empty; relaying every change from the oldest binlog", s.catalog.topic)
-            saved = None
         file, pos = self.saved = saved or (logs[0], 4)
         log.info("catalogue relay: from %s:%d to %s (%d partition(s))", file, pos, s.catalog.topic, len(parts))
         producer = Producer(
@@ -248,7 +245,14 @@ class Relay:
     def _commit(self, producer, file: str, pos: int, changes: int) -> None:
         """A transaction ended: once the broker acknowledged its changes, save the position after it."""
         if changes:
-            if producer.flush(30) or self.errors:
+            waited = 0
+            # a broker away (restarting, say) is waited for, as the loaders do; the client gives
+            # up on a change after its message.timeout.ms (5 min), which lands in self.errors
+            while producer.flush(5) and not self.errors and not self.stop.is_set():
+                waited += 5
+                if waited == 10:
+                    log.warning("catalogue relay: waiting for the broker to acknowledge %d change(s)", changes)
+            if len(producer) or self.errors:
                 raise PlatformError(
                     f"the broker did not acknowledge {changes} catalogue change(s): {self.errors[:3]}",
                     "check Kafka; the relay resumes from its last saved position when restarted",

@@ -44,6 +44,7 @@ def producer(settings: Settings, **extra: object):
         "bootstrap.servers": bootstrap(settings),
         "partitioner": "murmur2_random",
         "linger.ms": settings.kafka.events_linger_ms,
+        "enable.idempotence": True,  # a retry after a lost acknowledgment writes nothing twice
     }
     conf.update(extra)
     return Producer(conf)
@@ -117,9 +118,7 @@ def _tails(
     settings: Settings, topics: Iterable[str], timeout_s: float = 30
 ) -> dict[tuple[str, int], tuple[int, bytes] | None]:
     """Per (topic, partition) of the topics that exist, its last message (offset, value), None
-    when it has none. It reads to the end a fetch reports: Tansu's ListOffsets reports either
-    that end or the base offset of the last batch, so the end it reports is only where reading
-    starts."""
+    when it has none, read from the partition's reported end on to the end a fetch reports."""
     from confluent_kafka import TopicPartition
 
     consumer = _reader(settings)

@@ -27,6 +27,8 @@ def scrape_targets(settings: Settings) -> dict[str, int]:
     if not settings.clickhouse.url:
         targets["lambda-features-clickhouse"] = m.clickhouse_port
     targets["lambda-features-exporter"] = m.exporter_port
+    if not settings.kafka.bootstrap:  # the embedded broker's JMX exporter
+        targets["lambda-features-kafka"] = m.kafka_port
     return targets
 
 

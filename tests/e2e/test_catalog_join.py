@@ -18,7 +18,6 @@ from catalog.relay import Relay
 from common.catalog_db import connect
 from common.clickhouse import get_client
 from common.kafka import end_offsets
-from common.services import kafka_service
 from dq_checks.referential import referential_completeness
 from tests.conftest import cli, env_of, free_port, run_batch
 from tests.support.pipeline import ms
@@ -124,7 +123,6 @@ def test_mid_stream_catalogue_changes_join_alike_in_stream_and_batch(settings, t
     catalogue_history(conn)
     conn.close()
 
-    kafka_service(s).start()
     relay = Relay(s)
     thread = threading.Thread(target=relay.run, daemon=True)
     thread.start()
@@ -187,7 +185,6 @@ def test_events_keep_flowing_while_the_catalogue_is_silent(settings, tmp_path):
     conn = connect(s)
     catalogue_history(conn)
     conn.close()
-    kafka_service(s).start()
     relay = Relay(s)
     thread = threading.Thread(target=relay.run, daemon=True)
     thread.start()

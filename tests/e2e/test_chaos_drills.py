@@ -1,13 +1,15 @@
-"""Chaos drills on real processes (Tansu, Flink's local mini-cluster under `stream run`,
+"""Chaos drills on real processes (Apache Kafka, Flink's local mini-cluster under `stream run`,
 Redis, the ClickHouse service, the exporter and Prometheus), each while events keep flowing,
 each ending with every sink equal to an uninterrupted run's over the same events:
 
 - drills 3 and 4: Redis stopped for 20 s, then the ClickHouse service for 20 s, on one job:
   each loader retries, commits no offset while its store is down, and catches up; Prometheus
   fires LambdaFeaturesStoreUnwritable for that store during the outage;
-- drill 2: the broker stopped for 30 s (SIGSTOP: Tansu keeps its topics in memory, so it is
-  frozen, not ended) and continued: the job and its loaders carry on by themselves, and
-  Prometheus fires LambdaFeaturesKafkaUnreachable meanwhile;
+- drill 2: the broker stopped for 30 s (SIGSTOP: frozen, not ended) and continued: the job
+  and its loaders carry on by themselves, and Prometheus fires LambdaFeaturesKafkaUnreachable
+  meanwhile;
+- the broker SIGKILLed mid-stream and started again on the same data directory: nothing lost
+  or doubled in any sink, the job and its loaders recover by themselves;
 - drill 5: the same with the broker in a network namespace whose link is cut for 30 s;
 - rescaling on backlog: the supervisor's autoscaler rescales the job from 1 to 2 subtasks.
 """
@@ -25,6 +27,7 @@ from common.settings import Settings
 from streaming.autoscaler import MIN_RATE_SPAN_S
 from streaming.job import compiled_queries
 from streaming.loader import LOADERS
+from tests.conftest import shared_env
 from tests.support.netns import broker_in_a_namespace
 from tests.support.stream_drill import (
     DRILL_EVENTS,
@@ -106,8 +109,10 @@ def store_outage(s: Settings, job, alive, feeder: Feeder, svc: LocalService, sto
     print(f"DRILL {store}: the loader committed again {time.monotonic() - back:.1f} s after the store was back")
 
 
-def test_redis_then_clickhouse_down_for_20s_mid_stream(uninterrupted, tmp_path):
-    s, env = make_settings(tmp_path / "drill", LAMBDA_FEATURES_MONITORING__SCRAPE_INTERVAL_S="1")
+def test_redis_then_clickhouse_down_for_20s_mid_stream(uninterrupted, tmp_path, shared_kafka):
+    s, env = make_settings(
+        tmp_path / "drill", LAMBDA_FEATURES_MONITORING__SCRAPE_INTERVAL_S="1", **shared_env(shared_kafka)
+    )
     job = None
     try:
         job, alive, feeder = start_drill(s, env)
@@ -160,6 +165,29 @@ def test_broker_down_for_30s_mid_stream(uninterrupted, tmp_path):
         os.kill(frozen[0], signal.SIGSTOP)
 
     broker_unreachable_for_30s(s, env, uninterrupted, cut, lambda: os.kill(frozen[0], signal.SIGCONT))
+
+
+def test_broker_sigkill_mid_stream_then_restart_on_its_data(uninterrupted, tmp_path):
+    s, env = make_settings(tmp_path / "drill", LAMBDA_FEATURES_MONITORING__ENABLED="false")
+    broker = kafka_service(s)
+    job = None
+    try:
+        job, alive, feeder = start_drill(s, env)
+        assert feeder.pacing
+        os.kill(broker.pid(), signal.SIGKILL)
+        time.sleep(5)  # events keep coming while it is down
+        began = time.monotonic()
+        broker.start()  # recovers its logs from the same directory
+        print(f"DRILL broker SIGKILL: started again in {time.monotonic() - began:.1f} s")
+        assert feeder.pacing, "the stream was not mid-way when the broker came back"
+        feeder.finish()
+        wait_caught_up(s, DRILL_EVENTS, alive)
+        out = job.stop()
+        drilled = snapshot(s)
+    finally:
+        end_drill(s, job)
+    assert b"died" not in out, out.decode()[-3000:]  # no loader restarted: they waited
+    assert_same_sinks(drilled, uninterrupted, events(DRILL_EVENTS, DRILL_SEED), s.kafka.partitions)
 
 
 def test_network_partition_between_the_job_and_the_broker(uninterrupted, tmp_path):

@@ -44,6 +44,7 @@ def test_missing_connector_jar(tmp_path):
         tmp_path,
         LAMBDA_FEATURES_STREAM__KAFKA_CONNECTOR_DIR=str(tmp_path),
         LAMBDA_FEATURES_KAFKA__LOCAL_PORT=str(free_port()),
+        LAMBDA_FEATURES_KAFKA__LOCAL_CONTROLLER_PORT=str(free_port()),
         LAMBDA_FEATURES_REDIS__LOCAL_PORT=str(free_port()),
     )
     check_clear_error(p, "Flink Kafka connector jar missing")
@@ -66,6 +67,7 @@ def test_unreachable_service(tmp_path, var, text):
         tmp_path,
         **{var: value},
         LAMBDA_FEATURES_KAFKA__LOCAL_PORT=str(free_port()),
+        LAMBDA_FEATURES_KAFKA__LOCAL_CONTROLLER_PORT=str(free_port()),
         LAMBDA_FEATURES_REDIS__LOCAL_PORT=str(free_port()),
     )
     check_clear_error(p, text)

@@ -14,12 +14,14 @@ from common.redis_store import get_redis
 from common.services import local_services
 from features.adapters import to_json
 from features.generator import GeneratorConfig, generate
-from tests.conftest import cli, free_port, isolated
+from tests.conftest import cli, free_port, isolated, shared_env
 from tests.support.flink_cluster import rest, session_cluster
 
 
-def test_submit_to_session_cluster(tmp_path):
-    s, env = isolated(tmp_path / "home", LAMBDA_FEATURES_STREAM__CHECKPOINT_INTERVAL_MS="2000")
+def test_submit_to_session_cluster(tmp_path, shared_kafka):
+    s, env = isolated(
+        tmp_path / "home", LAMBDA_FEATURES_STREAM__CHECKPOINT_INTERVAL_MS="2000", **shared_env(shared_kafka)
+    )
     events = list(generate(GeneratorConfig(seed=3, late=0.0), 3000))
     users = {e["user_id"] for e in events}
     loader = None

@@ -1,6 +1,6 @@
 """A stream job on Kafka, killed with SIGKILL mid-stream and started again, resumes from
 its checkpoint, and each feature loader, killed alone mid-stream, is restarted and resumes
-from its own offsets: every sink ends equal to the drills' uninterrupted run's (real Tansu, Flink,
+from its own offsets: every sink ends equal to the drills' uninterrupted run's (real Kafka, Flink,
 Redis, chDB; the job runs as `lambda-features stream run` in its own process group).
 
 The jobs are unbounded, as in production: a bounded KafkaSource never finishes after a
@@ -22,6 +22,7 @@ from common.kafka import bootstrap, partitions_of
 from common.redis_store import get_redis
 from common.services import local_services, process_running
 from common.settings import Settings
+from tests.conftest import shared_env
 from tests.support.stream_drill import (
     DRILL_EVENTS,
     DRILL_SEED,
@@ -102,8 +103,8 @@ def run_until_caught_up(
     return out
 
 
-def test_sigkill_mid_stream_then_restore_equals_uninterrupted(uninterrupted, tmp_path):
-    killed, env_k = make_settings(tmp_path / "killed")
+def test_sigkill_mid_stream_then_restore_equals_uninterrupted(uninterrupted, tmp_path, shared_kafka):
+    killed, env_k = make_settings(tmp_path / "killed", **shared_env(shared_kafka))
     evs = events(DRILL_EVENTS, DRILL_SEED)
     users = len({e["user_id"] for e in evs} | {TICK_USER})
     try:

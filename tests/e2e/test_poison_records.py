@@ -2,7 +2,7 @@
 of the wrong type and a missing user_id, produced onto the Kafka events topic among good
 events. Every one reaches the dead letters with its reason, partition and offset, the
 completeness check accounts for them, and every other sink equals that of a run over the
-same events without them (real Tansu, Flink, Redis, chDB; bounded runs on the same job SQL
+same events without them (real Kafka, Flink, Redis, chDB; bounded runs on the same job SQL
 as `stream run`)."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from features.generator import GeneratorConfig, generate
 from monitoring.outputs import StreamOutputs
 from streaming.job import KafkaSource
 from streaming.runner import run_job
-from tests.conftest import isolated
+from tests.conftest import isolated, shared_env
 from warehouse.tables import stream_table
 
 EVENTS = 20_000
@@ -61,8 +61,7 @@ def produce(settings: Settings, evs: list[dict], bad: list[tuple[bytes | None, s
     ensure_topics(settings, [settings.kafka.events_topic], settings.kafka.partitions)
     p = producer(settings)
     positions: dict[tuple[int, int], str] = {}
-    # each partition's end, from the delivery reports: Tansu reports the base offset of its
-    # last batch as a partition's end (ListOffsets), not the offset after its last record
+    # each partition's end, from the delivery reports
     ends: dict[int, int] = {}
     every = len(evs) // (len(bad) + 1)
 
@@ -123,9 +122,9 @@ def run(settings: Settings, bad: list[tuple[bytes | None, str]]) -> tuple[dict, 
     return out | {"counted": counted.dead_letters}, positions
 
 
-def test_poison_records_reach_the_dead_letters_and_change_nothing_else(tmp_path: Path):
-    poisoned, _ = isolated(tmp_path / "poisoned")
-    clean, _ = isolated(tmp_path / "clean")
+def test_poison_records_reach_the_dead_letters_and_change_nothing_else(tmp_path: Path, shared_kafka):
+    poisoned, _ = isolated(tmp_path / "poisoned", **shared_env(shared_kafka))
+    clean, _ = isolated(tmp_path / "clean", **shared_env(shared_kafka))
     t = next(iter(generate(GeneratorConfig(seed=7, late=0.0, events_per_second=100), 1)))["event_time"] + 60_000
     bad = poison(t)
     try:

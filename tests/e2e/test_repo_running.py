@@ -1,6 +1,6 @@
 """A feature added to a running stream job: `apply` says which features keep their state, stops
 the job with a savepoint and restores it with the new feature; the others then go on from their
-state (real Tansu, Flink, Redis, chDB): each per-user value equals a computation over the events
+state (real Kafka, Flink, Redis, chDB): each per-user value equals a computation over the events
 before and after the redeploy, where a lost state would hold only the events after it."""
 
 from __future__ import annotations

@@ -14,21 +14,23 @@ from common.redis_store import get_redis
 from common.services import local_services
 from features.adapters import to_json
 from features.generator import GeneratorConfig, generate
-from tests.conftest import cli, free_port, isolated, run_batch
+from tests.conftest import cli, free_port, isolated, run_batch, shared_env
 from tests.support.pipeline import ms
 from tests.support.serving_env import iso, server
 
 EVENTS = 4000
 
 
-def test_api_equals_the_stores_after_a_replay(tmp_path):
+def test_api_equals_the_stores_after_a_replay(tmp_path, shared_kafka):
     today = datetime.now(UTC).date()
     day = today - timedelta(days=1)  # events over yesterday: every value PRESENT today
     start_ms = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
     cfg = GeneratorConfig(seed=7, users=300, start_ms=start_ms, events_per_second=EVENTS / 86_400 * 1.05)
     events = tmp_path / "events.jsonl"
     events.write_bytes(b"".join(to_json(e) + b"\n" for e in generate(cfg, EVENTS)))
-    settings, env = isolated(tmp_path / "home", LAMBDA_FEATURES_STREAM__CHECKPOINT_INTERVAL_MS="2000")
+    settings, env = isolated(
+        tmp_path / "home", LAMBDA_FEATURES_STREAM__CHECKPOINT_INTERVAL_MS="2000", **shared_env(shared_kafka)
+    )
     try:
         replay = cli(["replay", "--format", "jsonl", str(events), "--keep-services"], env)
         out = replay.communicate(timeout=900)[0].decode()

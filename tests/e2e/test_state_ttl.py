@@ -12,7 +12,7 @@ import orjson
 from common.kafka import ensure_topics, producer
 from common.redis_store import get_redis
 from common.services import local_services
-from tests.conftest import cli, isolated
+from tests.conftest import cli, isolated, shared_env
 
 T0 = 1_767_225_600_000
 
@@ -25,8 +25,8 @@ def wait_for(fn, what: str, job: subprocess.Popen, timeout: float = 180):
         time.sleep(0.2)
 
 
-def test_cart_state_expires_after_ttl(tmp_path):
-    s, env = isolated(tmp_path / "home", LAMBDA_FEATURES_STREAM__STATE_TTL_HOURS="0.001")
+def test_cart_state_expires_after_ttl(tmp_path, shared_kafka):
+    s, env = isolated(tmp_path / "home", LAMBDA_FEATURES_STREAM__STATE_TTL_HOURS="0.001", **shared_env(shared_kafka))
     job = None
     try:
         for svc in local_services(s):

@@ -17,7 +17,7 @@ from common.services import local_services
 from features.adapters import to_json
 from features.generator import GeneratorConfig, generate
 from serving.catalog import iso_ms
-from tests.conftest import free_port, isolated
+from tests.conftest import free_port, isolated, shared_env
 from tests.integration.test_training_set import run_spark, write_spine
 from tests.support.archive import write_archive
 from tests.support.pipeline import ms, run_pipeline
@@ -40,8 +40,10 @@ def training_row(row: dict) -> dict:
     }
 
 
-def test_as_known_at_equals_online_serving_at_t(tmp_path: Path):
-    settings, env = isolated(tmp_path / "home", LAMBDA_FEATURES_STREAM__CHECKPOINT_INTERVAL_MS="2000")
+def test_as_known_at_equals_online_serving_at_t(tmp_path: Path, shared_kafka):
+    settings, env = isolated(
+        tmp_path / "home", LAMBDA_FEATURES_STREAM__CHECKPOINT_INTERVAL_MS="2000", **shared_env(shared_kafka)
+    )
     try:
         _check(settings, env, tmp_path)
     finally:

@@ -142,7 +142,6 @@ def kill(relay) -> None:
 
 
 def test_relay_killed_between_the_brokers_ack_and_its_save_repeats_nothing(cat):
-    kafka_service(cat).start()
     ensure_topics(cat, [cat.catalog.topic], 1)
     Writer(cat, 1).once()  # one transaction before the relay starts
 
@@ -176,6 +175,34 @@ def test_relay_killed_between_the_brokers_ack_and_its_save_repeats_nothing(cat):
     relay.stop()
 
 
+@pytest.mark.own_broker  # it kills the broker
+def test_broker_killed_mid_stream_the_relay_goes_on_from_its_position(cat):
+    """The broker SIGKILLed while the relay relays changes that keep coming, then started again
+    on the same data: the relay (the same process) goes on by itself, each change once, in
+    binlog order, none re-relayed from an older position."""
+    broker = kafka_service(cat)
+    broker.start()
+    writer = Writer(cat, 1)
+    writer.start()
+    relay = relay_service(cat)
+    relay.start()
+    relay_pid = relay.pid()
+    wait_for(lambda: saved_position(cat) is not None, what="the relay to save a position")
+    os.kill(broker.pid(), signal.SIGKILL)
+    time.sleep(3)  # changes keep coming while the broker is down
+    broker.start()
+    saved = saved_position(cat)
+    wait_for(lambda: saved_position(cat) != saved, 600, "the relay to relay again")
+    writer.stop.set()
+    writer.join()
+    expected = binlog_changes(cat)
+    wait_for(lambda: end_offsets(cat, cat.catalog.topic)[0] >= len(expected), 300, "the relay to catch up")
+    time.sleep(1)
+    assert relay.pid() == relay_pid, "the relay was restarted instead of going on"
+    assert topic_changes(cat) == expected  # in binlog order, each change once
+    relay.stop()
+
+
 def test_supervisor_observes_the_catalogue_and_restarts_a_dead_relay(platform_env, monkeypatch):
     from dagster import build_sensor_context
 
@@ -190,7 +217,6 @@ def test_supervisor_observes_the_catalogue_and_restarts_a_dead_relay(platform_en
     with build_sensor_context(definitions=defs, resources=defs.resources) as ctx:
         assert "not deployed" in (sensor.evaluate_tick(ctx).skip_message or "")
 
-    kafka_service(s).start()
     Writer(s, 1).once()
     deploy = defs.resolve_job_def("catalog_relay_deploy")
     run = deploy.execute_in_process(instance=dagster_instance(s))

