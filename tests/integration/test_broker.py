@@ -24,8 +24,9 @@ def test_unwritable_data_directory_is_named(settings):
 
 def test_full_disk_is_named(settings):
     settings.home.mkdir(parents=True)
-    free_mb = shutil.disk_usage(settings.home).free // (1 << 20)
-    full = settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"local_min_free_mb": free_mb + 1})})
+    # more than the whole disk: the free space other processes leave moves while the test runs
+    more_than_all = shutil.disk_usage(settings.home).total // (1 << 20) + 1
+    full = settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"local_min_free_mb": more_than_all})})
     with pytest.raises(PlatformError, match=f"the disk of {settings.kafka_dir} is full"):
         kafka_service(full).start()
 

@@ -14,3 +14,9 @@ def _no_process(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError(f"a unit test started a process ({args!r}): move it to tests/integration or tests/e2e")
 
     monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
+
+
+@pytest.fixture(scope="session")
+def shared_kafka() -> str:
+    """Unit tests reach no broker: the settings fixtures get an address nothing listens on."""
+    return "127.0.0.1:1"
