@@ -22,6 +22,7 @@ def scrape_targets(settings: Settings) -> dict[str, int]:
     # on a local mini-cluster `stream run` runs the job; either way the two loaders are processes of their own
     if not settings.stream.jobmanager:
         targets["lambda-features-stream"] = m.stream_port
+        targets["lambda-features-flink"] = m.flink_port  # Flink's own reporter in the mini-cluster
     targets["lambda-features-loader"] = m.loader_port
     targets["lambda-features-loader-olap"] = m.olap_loader_port
     if not settings.clickhouse.url:

@@ -185,7 +185,8 @@ class MonitoringSettings(BaseModel):
     loader_port: int = Field(19102, ge=1, le=65535)  # the online loader (Redis), a process of its own
     olap_loader_port: int = Field(19105, ge=1, le=65535)  # the OLAP loader (ClickHouse), a process of its own
     clickhouse_port: int = Field(19103, ge=1, le=65535)  # the local ClickHouse service
-    exporter_port: int = Field(19104, ge=1, le=65535)  # Flink REST, Kafka lag, dead letters, DQ, tiering
+    exporter_port: int = Field(19104, ge=1, le=65535)  # Kafka lag, dead letters, DQ, tiering, autoscaler
+    flink_port: int = Field(19107, ge=1, le=65535)  # Flink's Prometheus reporter on the local mini-cluster
 
 
 class TieringSettings(BaseModel):

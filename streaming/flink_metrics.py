@@ -9,7 +9,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from streaming.deployment import FlinkRest
+from streaming.flink_rest import FlinkRest
 from streaming.job import RECORDS_TABLE
 
 JOBMANAGER_METRICS = ("numRunningJobs", "numRegisteredTaskManagers", "taskSlotsAvailable", "taskSlotsTotal")

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
 
 
-MONITORING_PORTS = ("prometheus", "stream", "loader", "olap_loader", "clickhouse", "exporter")
+MONITORING_PORTS = ("prometheus", "stream", "loader", "olap_loader", "clickhouse", "exporter", "flink")
 
 
 def monitoring_ports() -> dict[str, int]:

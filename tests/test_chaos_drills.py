@@ -193,7 +193,8 @@ def test_autoscaler_rescales_from_1_to_2_mid_stream(uninterrupted, tmp_path, mon
 
     from orchestration.definitions import build_definitions
     from orchestration.instance import dagster_instance
-    from streaming.deployment import STREAM_PIPELINE, FlinkRest, StreamDeployment
+    from streaming.deployment import STREAM_PIPELINE, StreamDeployment
+    from streaming.flink_rest import FlinkRest
 
     s, env = make_settings(
         tmp_path / "drill",
