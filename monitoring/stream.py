@@ -4,6 +4,7 @@ every consumer group of the platform."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
@@ -34,7 +35,8 @@ class FlinkPart:
         job = self.reader.job() if self.rest.reachable() else None
         if job is None or not job.samples:
             return
-        labels = {"job_name": job.job_name}
+        # the job's name as Flink's reporter writes label values, so rules can join on it
+        labels = {"job_name": re.sub(r"[^a-zA-Z0-9:_]", "_", job.job_name)}
         if job.checkpoint_interval_s:
             yield _gauge("lf_stream_checkpoint_interval_seconds", "The stream job's checkpoint interval",
                          job.checkpoint_interval_s, labels)  # fmt: skip
