@@ -154,8 +154,8 @@ class ChangelogLoader:
         self.on_progress: Callable[[LoaderStats], None] = lambda stats: None  # about every REPORT_EVERY_S
         # (topic, partition) -> the offset after the last change consumed (flushed: held by the store)
         self.positions: dict[tuple[str, int], int] = {}
-        # (topic, partition) -> where to read again from (an offset, or OFFSET_BEGINNING), set by
-        # the loader itself when its store lost changes it had written; taken by run()
+        # (topic, partition) -> where to read again from (an offset, or OFFSET_BEGINNING), set when
+        # the store lost changes or a rebuild was asked for; taken by run()
         self.rewind: dict[tuple[str, int], int] = {}
         self.assigned: list[tuple[str, int]] = []
 
@@ -295,16 +295,11 @@ class ChangelogLoader:
         """Read the partitions in self.rewind again from where it says; the others go on."""
         from confluent_kafka import OFFSET_STORED, TopicPartition
 
-        for tp in self.rewind:
-            offsets.pop(tp, None)
-            committed.pop(tp, None)
-        consumer.assign(
-            [
-                TopicPartition(tp.topic, tp.partition, self.rewind.get(key, offsets.get(key, OFFSET_STORED)))
-                for tp in assignment
-                for key in [(tp.topic, tp.partition)]
-            ]
-        )
+        for key in self.rewind:
+            offsets.pop(key, None)
+            committed.pop(key, None)
+        starts = {(tp.topic, tp.partition): offsets.get((tp.topic, tp.partition), OFFSET_STORED) for tp in assignment}
+        consumer.assign([TopicPartition(t, p, o) for (t, p), o in (starts | self.rewind).items()])
         self.rewind = {}
 
 
@@ -471,7 +466,7 @@ class OnlineLoader(ChangelogLoader):
         if self.rebuild:
             self.rebuild.keys.update(by_key)
         if not self.compare(marker):
-            self.marked = positions
+            self.marked |= positions  # partitions not read since the start keep their committed offset
         visible = time.time() * 1000
         self.stats.redis_writes += len(self.pending)
         self.pending = {}
