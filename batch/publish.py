@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date
+from pathlib import Path
 
 import orjson
 
@@ -48,20 +49,46 @@ def read_lake(settings: Settings, f: Feature, day: date) -> list[dict]:
     return pq.read_table(folder).to_pylist()
 
 
-def publish_online(settings: Settings, day: date) -> int:
-    """Write every user's 30-day feature fields as of `day`; returns the users written."""
+def published_record(settings: Settings, f: Feature) -> Path:
+    """A file in the lake beside the feature's folders: the newest as-of day published online.
+    Redis keeps the same in PUBLISHED_KEY, but the lake's copy survives a Redis that lost it."""
+    return lake.feature_dir(settings, f.name) / "_published"
+
+
+def publish_online(settings: Settings, day: date, features: list[Feature] | None = None) -> int:
+    """Write every user's 30-day feature fields (of `features`, all when None) as of `day`;
+    returns the users written."""
     from common.redis_store import PUBLISHED_KEY, get_redis, time_field, user_key, write_hashes
 
+    features = load_features(settings).batch if features is None else features
     online: dict[str, dict[str, str]] = {}
-    for f in load_features(settings).batch:
+    for f in features:
         for user, value in online_values(f, read_lake(settings, f, day)).items():
             online.setdefault(user_key(settings, user), {}).update({f.name: value, time_field(f): day.isoformat()})
     redis = get_redis(settings)
     write_hashes(redis, settings, online)
     # the newest day published: an older as-of day in a user's hash is a value the batch no longer gives
     newest = redis.hgetall(PUBLISHED_KEY)
-    later = {f.name: day.isoformat() for f in load_features(settings).batch if newest.get(f.name, "") < day.isoformat()}
+    later = {f.name: day.isoformat() for f in features if newest.get(f.name, "") < day.isoformat()}
     if later:
         redis.hset(PUBLISHED_KEY, mapping=later)
-    log.info("published the 30-day features as of %s for %d users", day, len(online))
+    for f in features:
+        record = published_record(settings, f)
+        if not record.is_file() or record.read_text().strip() < day.isoformat():
+            record.write_text(day.isoformat() + "\n")
+    log.info("published %s as of %s for %d users", ", ".join(f.name for f in features), day, len(online))
     return len(online)
+
+
+def republish_online(settings: Settings, names: list[str] | None = None) -> dict[str, date]:
+    """Publish again the newest as-of day published of each 30-day feature (those named, all
+    when None), after the online store lost them; returns what it published. A feature never
+    published is left out."""
+    by_day: dict[date, list[Feature]] = {}
+    for f in load_features(settings).batch:
+        record = published_record(settings, f)
+        if (names is None or f.name in names) and record.is_file():
+            by_day.setdefault(date.fromisoformat(record.read_text().strip()), []).append(f)
+    for day, features in sorted(by_day.items()):
+        publish_online(settings, day, features)
+    return {f.name: day for day, fs in by_day.items() for f in fs}

@@ -44,7 +44,8 @@ from common.repository import load_features  # noqa: E402
 from common.services import local_services  # noqa: E402
 from common.settings import Settings, load_settings  # noqa: E402
 from features.generator import GeneratorConfig, generate  # noqa: E402
-from streaming.deployment import FlinkRest, kafka_lag  # noqa: E402
+from streaming.deployment import kafka_lag  # noqa: E402
+from streaming.flink_rest import FlinkRest  # noqa: E402
 from streaming.job import FileSource, KafkaSource, compiled_queries  # noqa: E402
 from streaming.staging import StagedWriter, StageResult  # noqa: E402
 

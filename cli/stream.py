@@ -53,8 +53,17 @@ def replay(
     attributes = load_features(s).event_attributes
     stage = stage_files(fmt, paths, staged, s.dead_letter_dir / "parse", attributes)
     logging.info("staged %d events from %d file(s), %d unparseable", stage.events, len(paths), stage.dead_letters)
-    summary = run_job(s, FileSource(stage.path), stage, keep_services=keep_services)
+    summary = run_job(s, FileSource(stage.path), stage, keep_services=keep_services, on_store_lost=_republisher(s))
     print_summary(summary, "replay")
+
+
+def _republisher(s):
+    """What the loaders' owner does once the online store lost data, besides their own rebuild."""
+    from functools import partial
+
+    from orchestration.online_store import republish_batch
+
+    return partial(republish_batch, s)
 
 
 def _stop_offsets(value: str | None) -> dict[int, int] | None:
@@ -98,6 +107,7 @@ def run(
         pipeline=STREAM_PIPELINE,
         restore=restore_from or not fresh,
         rest_port=s.stream.rest_port,
+        on_store_lost=_republisher(s),
     )
     print_summary(summary, "stream")
 
@@ -164,14 +174,41 @@ def load(
 ) -> None:
     """Run the feature loaders alone (Kafka changelog topics -> Redis, and -> ClickHouse), each
     in its own process, until interrupted."""
-    from common.kafka import ensure_topics
     from streaming.loader_process import ROLES, serve
-    from streaming.runner import feature_topics
+    from streaming.runner import ensure_feature_topics
     from warehouse.schema import create_tables
 
     s = settings()
     if only and only not in ROLES:
         raise PlatformError(f"unknown loader --only {only!r}", f"use one of: {', '.join(ROLES)}")
-    ensure_topics(s, feature_topics(s), s.kafka.partitions)
+    ensure_feature_topics(s)
     create_tables(s)
-    serve(s, [only] if only else ROLES)
+    serve(s, [only] if only else ROLES, on_store_lost=_republisher(s))
+
+
+@app.command("rebuild-online")
+def rebuild_online(
+    feature: Annotated[
+        list[str] | None, typer.Option(help="only this online feature (repeatable); all when left out")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the stream features' rebuild")] = 600,
+) -> None:
+    """Rebuild the online store (Redis): the stream features from the start of their changelog
+    topics (by the running online loader, or by one started here when none runs), and the
+    30-day features by publishing again the newest day published. The online loader does the
+    same by itself when Redis lost writes it had made."""
+    from orchestration.online_store import rebuild_online as rebuild
+    from streaming.runner import ensure_feature_topics
+
+    s = settings()
+    ensure_feature_topics(s)
+    report = rebuild(s, feature or None, timeout)
+    if report.stream:
+        console.print(
+            f"rebuilt {', '.join(report.stream)} from their changelog topics in {report.seconds:.1f}s "
+            f"({report.keys:,} users' keys rewritten), by {report.by}"
+        )
+    for name, day in report.batch.items():
+        console.print(f"republished {name} as of {day}")
+    if not report.stream and not report.batch:
+        console.print("nothing to rebuild: no 30-day feature was ever published")

@@ -12,8 +12,11 @@ def bootstrap(settings: Settings) -> str:
     return settings.kafka.bootstrap or f"127.0.0.1:{settings.kafka.local_port}"
 
 
-def ensure_topics(settings: Settings, topics: Iterable[str], partitions: int) -> None:
-    """Create the topics that do not exist yet; fail clearly when the broker is unreachable."""
+def ensure_topics(
+    settings: Settings, topics: Iterable[str], partitions: int, configs: dict[str, dict[str, str]] | None = None
+) -> None:
+    """Create the topics that do not exist yet (with their `configs`, by topic); fail clearly
+    when the broker is unreachable."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -25,7 +28,8 @@ def ensure_topics(settings: Settings, topics: Iterable[str], partitions: int) ->
             f"cannot reach Kafka at {bootstrap(settings)}: {e.args[0]}",
             "check LAMBDA_FEATURES_KAFKA__BOOTSTRAP, or unset it to use the platform's local broker",
         ) from None
-    new = [NewTopic(t, num_partitions=partitions) for t in topics if t not in existing]
+    configs = configs or {}
+    new = [NewTopic(t, num_partitions=partitions, config=configs.get(t, {})) for t in topics if t not in existing]
     if new:
         futures = admin.create_topics(new)
         for topic, fut in futures.items():

@@ -60,6 +60,33 @@ STORE_ERRORS = Counter(
     "lf_loader_store_errors_total", "Writes of the loader that failed to reach its store (each retried)", ["store"]
 )
 
+ONLINE_REBUILDS = Counter(
+    "lf_online_rebuilds_total",
+    "Rebuilds of the online store from the changelog topics, by reason: lost (the store lost "
+    "changes the loader had written) or requested (`stream rebuild-online`)",
+    ["reason"],
+)
+ONLINE_REBUILD_SECONDS = Gauge(
+    "lf_online_rebuild_seconds", "How long the last rebuild of the online store took", ["reason"]
+)
+ONLINE_REBUILD_KEYS = Gauge("lf_online_rebuild_keys", "Users' keys the last rebuild rewrote", ["reason"])
+ONLINE_REBUILD_FINISHED = Gauge(
+    "lf_online_rebuild_finished_timestamp_seconds", "When the last rebuild of the online store ended", ["reason"]
+)
+ONLINE_REBUILDING = Gauge("lf_online_rebuilding", "1 while the online loader rebuilds the online store")
+
+
+def online_rebuild(reason: str, seconds: float | None = None, keys: int = 0) -> None:
+    """A rebuild of the online store began (seconds None) or ended."""
+    if seconds is None:
+        ONLINE_REBUILDING.set(1)
+        return
+    ONLINE_REBUILDING.set(0)
+    ONLINE_REBUILDS.labels(reason).inc()
+    ONLINE_REBUILD_SECONDS.labels(reason).set(seconds)
+    ONLINE_REBUILD_KEYS.labels(reason).set(keys)
+    ONLINE_REBUILD_FINISHED.labels(reason).set_to_current_time()
+
 
 def store_write(store: str, ok: bool) -> None:
     """After a write to the store: it succeeded, or it failed and will be retried."""
@@ -99,15 +126,18 @@ def _newest(feature: str, seconds: float) -> None:
     FEATURE_NEWEST.labels(feature).set(seconds)
 
 
-def redis_flushed(online: Iterable[tuple[tuple[str, str], str]], flush_s: float, write_s: float) -> None:
+def redis_flushed(
+    online: Iterable[tuple[tuple[str, str], str]], flush_s: float, write_s: float, fresh: bool = True
+) -> None:
     """After a flush of `online` ((key, feature) -> value) to Redis that took flush_s, of which the
-    pipeline write_s: rows, latencies, and the freshness of every `last_event_time` written."""
+    pipeline write_s: rows, latencies, and the freshness of every `last_event_time` written
+    (unless not fresh: old changes read again by a rebuild)."""
     now = time.time()
     counts: dict[str, int] = {}
     newest_ms = None
     for (_, feature), value in online:
         counts[feature] = counts.get(feature, 0) + 1
-        if feature == "last_event_time":
+        if feature == "last_event_time" and fresh:
             ms = int(value)
             ONLINE_FRESHNESS.observe(max(0.0, now - ms / 1000))
             newest_ms = ms if newest_ms is None else max(newest_ms, ms)

@@ -13,6 +13,8 @@ from common.settings import Settings
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY_DIR = REPO / "deploy" / "prometheus"
 RULES_GLOB = "rules/*.yml"
+FLINK_JOB = "lambda-features-flink"
+FLINK_SCRAPE_MIN_S = 10  # Flink's reporter is not scraped more often than this
 
 
 def scrape_targets(settings: Settings) -> dict[str, int]:
@@ -22,6 +24,7 @@ def scrape_targets(settings: Settings) -> dict[str, int]:
     # on a local mini-cluster `stream run` runs the job; either way the two loaders are processes of their own
     if not settings.stream.jobmanager:
         targets["lambda-features-stream"] = m.stream_port
+        targets[FLINK_JOB] = m.flink_port  # Flink's own reporter in the mini-cluster
     targets["lambda-features-loader"] = m.loader_port
     targets["lambda-features-loader-olap"] = m.olap_loader_port
     if not settings.clickhouse.url:
@@ -39,6 +42,10 @@ def prometheus_config(settings: Settings, rules: str = RULES_GLOB) -> str:
         {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
         for job, port in scrape_targets(settings).items()
     ]
+    for job in jobs:
+        if job["job_name"] == FLINK_JOB and settings.monitoring.scrape_interval_s < FLINK_SCRAPE_MIN_S:
+            # thousands of series, each scrape served by the job's own JVM
+            job["scrape_interval"] = job["scrape_timeout"] = f"{FLINK_SCRAPE_MIN_S}s"
     jobs.append(
         {
             "job_name": "prometheus",

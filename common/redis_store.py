@@ -86,3 +86,16 @@ def write_hashes(redis, settings: Settings, by_key: dict[str, dict[str, str]], c
         if n % chunk == 0:
             pipe.execute()
     pipe.execute()
+
+
+def marker_key(settings: Settings) -> str:
+    """A hash the online loader writes last in every flush: "<topic>:<partition>" -> the offset
+    up to which the store holds that partition's changes. Gone or behind what the loader wrote
+    (or committed), it shows the store lost acknowledged writes."""
+    return f"lf-online-marker:{settings.redis.key_prefix}"
+
+
+def rebuild_request_key(settings: Settings) -> str:
+    """A string `stream rebuild-online` sets (JSON list of feature names, [] for all) for the
+    running online loader to take (GETDEL: exactly one taker)."""
+    return f"lf-online-rebuild:{settings.redis.key_prefix}"

@@ -148,10 +148,14 @@ def redis_service(settings: Settings) -> LocalService:
         str(port),
         "--dir",
         str(data),
+        # durable: every write goes to the append-only file before its reply (fsynced every
+        # second), so a killed redis-server comes back with all it acknowledged
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
         "--save",
         "60 1000",
-        "--appendonly",
-        "no",
         "--protected-mode",
         "yes",
     ]

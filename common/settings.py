@@ -195,6 +195,7 @@ class MonitoringSettings(BaseModel):
     clickhouse_port: int = Field(19103, ge=1, le=65535)  # the local ClickHouse service
     exporter_port: int = Field(19104, ge=1, le=65535)  # Flink REST, Kafka lag, dead letters, DQ, tiering
     kafka_port: int = Field(19107, ge=1, le=65535)  # the embedded broker's JMX exporter (a Java agent)
+    flink_port: int = Field(19108, ge=1, le=65535)  # Flink's Prometheus reporter on the local mini-cluster
 
 
 class TieringSettings(BaseModel):

@@ -1,7 +1,9 @@
 """The platform's exporter process: one /metrics endpoint on 127.0.0.1 (MONITORING__EXPORTER_PORT)
-for the Flink job, Kafka lag, the stream's dead letters and late events, the latest data-quality
-and tiering results. Every part is read at scrape time; a part whose source is down is reported
-as lf_exporter_part_up 0, and the others are still served.
+for what no long-running process of the platform owns: the autoscaler's view of the Flink job,
+Kafka lag, the stream's dead letters and late events, the latest data-quality and tiering
+results (the job's own metrics come from Flink's Prometheus reporter). Every part is read at
+scrape time; a part whose source is down is reported as lf_exporter_part_up 0, and the others
+are still served.
 
 Run by `common.services.exporter_service`: python -m monitoring.exporter --settings FILE
 """
@@ -89,14 +91,15 @@ class PlatformCollector(Collector):
         for name in self.parts:
             future = futures.get(name)
             metrics: list[Metric] = []
+            ok = False
             if future is not None and future.done():
                 try:
-                    metrics = future.result()
+                    metrics, ok = future.result(), True
                 except Exception as e:  # one source down must not hide the others
                     log.warning("%s: %s", name, str(e).splitlines()[0][:300] if str(e) else repr(e))
             elif future is not None:
                 log.warning("%s: no answer within %.1f s", name, deadline_s(self.settings))
-            up.add_metric([name], 1 if metrics else 0)
+            up.add_metric([name], int(ok))
             yield from metrics
         yield up
         yield freshness_bounds(self.settings)

@@ -1,35 +1,29 @@
-"""The stream job's metrics for the exporter: Flink's own (from its REST API, under the
-reporter's names), and the platform's (lf_stream_*, lf_kafka_consumer_lag)."""
+"""What the exporter adds to Flink's own metrics (which Flink's Prometheus reporter serves
+under their standard names): the autoscaler's view of the stream job, and the Kafka lag of
+every consumer group of the platform."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from common.kafka import consumer_lag
 from common.settings import Settings
 from streaming.autoscaler import assess
-from streaming.deployment import STREAM_PIPELINE, FlinkRest, StreamDeployment
-from streaming.flink_metrics import FlinkReader, Sample
+from streaming.deployment import STREAM_PIPELINE, StreamDeployment
+from streaming.flink_metrics import FlinkReader
+from streaming.flink_rest import FlinkRest
 from streaming.job import compiled_queries
 from streaming.loader import LOADERS
 
 
-def _families(samples: list[Sample]) -> Iterator[GaugeMetricFamily]:
-    """Flink's reporter exports counters and gauges alike as Prometheus gauges."""
-    by_name: dict[str, GaugeMetricFamily] = {}
-    for s in samples:
-        family = by_name.get(s.name)
-        if family is None:
-            family = by_name[s.name] = GaugeMetricFamily(s.name, f"Flink metric {s.metric}", labels=list(s.labels))
-        family.add_metric(list(s.labels.values()), s.value)
-    yield from by_name.values()
-
-
 class FlinkPart:
-    """The newest job of the stream pipeline at the Flink REST address the settings name."""
+    """The autoscaler's decision on the newest job of the stream pipeline (read from Flink's
+    REST API, as the supervisor reads it), and the job's checkpoint interval, which no Flink
+    metric carries and the checkpoint alert is scaled by."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -38,26 +32,11 @@ class FlinkPart:
         self.previous: tuple[str, tuple[float, float]] | None = None  # the autoscaler's last poll, by job
 
     def collect(self) -> Iterator[Metric]:
-        running = GaugeMetricFamily("lf_stream_job_running", "1 while the stream job is RUNNING", labels=["job_name"])
-        job = None
-        if self.rest.reachable():
-            yield from _families(self.reader.jobmanager())
-            job = self.reader.job()
-        running.add_metric([STREAM_PIPELINE], int(job is not None and job.state == "RUNNING"))
-        yield running
+        job = self.reader.job() if self.rest.reachable() else None
         if job is None or not job.samples:
             return
-        yield from _families(job.samples)
-        labels = {"job_name": job.job_name}
-        yield _counter("lf_stream_events_in", "Events the stream job read (rejected ones included)",
-                       job.events_in, labels)  # fmt: skip
-        yield _counter("lf_stream_events_out", "Feature changes the stream job wrote to the changelog topics",
-                       job.feature_changes_out, labels)  # fmt: skip
-        if job.watermark_ms is not None:
-            yield _gauge("lf_stream_watermark_timestamp_seconds", "The stream job's watermark (lowest of its sources)",
-                         job.watermark_ms / 1000, labels)  # fmt: skip
-            yield _gauge("lf_stream_event_time_lag_seconds", "Now minus the stream job's watermark",
-                         time.time() - job.watermark_ms / 1000, labels)  # fmt: skip
+        # the job's name as Flink's reporter writes label values, so rules can join on it
+        labels = {"job_name": re.sub(r"[^a-zA-Z0-9:_]", "_", job.job_name)}
         if job.checkpoint_interval_s:
             yield _gauge("lf_stream_checkpoint_interval_seconds", "The stream job's checkpoint interval",
                          job.checkpoint_interval_s, labels)  # fmt: skip
@@ -67,12 +46,6 @@ class FlinkPart:
         yield _gauge("lf_stream_parallelism", "The stream job's parallelism", decision.current, labels)
         yield _gauge("lf_stream_needed_parallelism", "The parallelism the autoscaler finds the job needs",
                      decision.parallelism, labels)  # fmt: skip
-
-
-def _counter(name: str, doc: str, value: float, labels: dict[str, str]) -> CounterMetricFamily:
-    c = CounterMetricFamily(name, doc, labels=list(labels))
-    c.add_metric(list(labels.values()), value)
-    return c
 
 
 def _gauge(name: str, doc: str, value: float, labels: dict[str, str]) -> GaugeMetricFamily:

@@ -59,8 +59,9 @@ def autoscale(settings: Settings, st: StreamStatus, cursor: str | None) -> tuple
     """The autoscaler's decision on the running job (None until its metrics are served), and
     the cursor that keeps this poll for the next one (the input rate is measured between two)."""
     from streaming.autoscaler import assess
-    from streaming.deployment import STREAM_PIPELINE, FlinkRest
+    from streaming.deployment import STREAM_PIPELINE
     from streaming.flink_metrics import FlinkReader
+    from streaming.flink_rest import FlinkRest
 
     try:
         job = FlinkReader(FlinkRest(st.rest or ""), STREAM_PIPELINE).job()

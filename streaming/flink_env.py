@@ -10,6 +10,29 @@ from common.jvm import JARS
 from common.settings import Settings
 
 CONNECTOR_JAR = "flink-sql-connector-kafka.jar"
+# As deploy/flink/config.yaml. Left out: ids no rule or dashboard reads (on every series of a
+# task, they tripled the size of a scrape: 3.5 MB, 98 s to serve on a loaded machine) and
+# per-second rates of counters, which Prometheus computes from the counters themselves.
+PROMETHEUS_REPORTER_OPTIONS = {
+    "factory.class": "org.apache.flink.metrics.prometheus.PrometheusReporterFactory",
+    "scope.variables.excludes": "task_attempt_id;task_attempt_num;tm_id;host;operator_id",
+    "filter.excludes": "*:numBytes*;*:mailboxLatencyMs*;*:numRecords*PerSecond",
+}
+
+
+def prometheus_reporter_jar() -> Path:
+    """Flink's Prometheus reporter, as the apache-flink wheel ships it (in its plugins folder)."""
+    import pyflink
+
+    found = sorted(
+        (Path(pyflink.__file__).parent / "plugins" / "metrics-prometheus").glob("flink-metrics-prometheus-*.jar")
+    )
+    if not found:
+        raise PlatformError(
+            "Flink's Prometheus reporter jar is missing from the apache-flink package",
+            "reinstall it (`make setup`), or set LAMBDA_FEATURES_MONITORING__ENABLED=false",
+        )
+    return found[-1]
 
 
 def kafka_connector_jars(settings: Settings) -> list[Path]:
@@ -37,6 +60,12 @@ def create_table_env(
     tmp.mkdir(parents=True, exist_ok=True)
     # the planner jar is unpacked into java.io.tmpdir at every start: keep it under home
     os.environ.setdefault("JVM_ARGS", f"-Xmx1g -Djava.io.tmpdir={tmp}")
+    if settings.monitoring.enabled and not settings.stream.jobmanager:
+        # The local executor gives its mini-cluster no plugin manager, so metric reporters are
+        # found on the JVM's classpath only (ServiceLoader); PyFlink's gateway adds HADOOP_CLASSPATH to it.
+        jar = str(prometheus_reporter_jar())
+        if jar not in os.environ.get("HADOOP_CLASSPATH", "").split(os.pathsep):
+            os.environ["HADOOP_CLASSPATH"] = os.pathsep.join(filter(None, [jar, os.environ.get("HADOOP_CLASSPATH")]))
     from pyflink.common import Configuration
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
@@ -88,6 +117,11 @@ def flink_config(
     }
     if s.state_backend == "rocksdb":
         values["state.backend.rocksdb.timer-service.factory"] = "HEAP"
+    if settings.monitoring.enabled and not s.jobmanager:
+        # Flink's own metrics under their standard names (docs/operations.md); a cluster
+        # configures its reporter itself (deploy/flink/config.yaml)
+        values |= {"metrics.reporter.prom." + k: v for k, v in PROMETHEUS_REPORTER_OPTIONS.items()}
+        values["metrics.reporter.prom.port"] = str(settings.monitoring.flink_port)
     if s.jobmanager:
         host, _, port = s.jobmanager.rpartition(":")
         values |= {"execution.target": "remote", "rest.address": host, "rest.port": port or "8081"}

@@ -1,6 +1,7 @@
-"""The stream job's metrics from Flink's REST API (the pip distribution of Flink has no
-Prometheus reporter jar), named as Flink's Prometheus reporter names them (`flink_` + scope +
-name, other characters as `_`), so dashboards made for that reporter work here too."""
+"""The stream job's metrics read from Flink's REST API, for decisions: the autoscaler's (the
+supervisor's and the exporter's) and `stream status`. Time series come from Flink's own
+Prometheus reporter instead (docs/operations.md). The samples carry the names that reporter
+gives (`flink_` + scope + name, other characters as `_`), so one vocabulary serves both."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from streaming.deployment import FlinkRest
+from streaming.flink_rest import FlinkRest
 from streaming.job import RECORDS_TABLE
 
 JOBMANAGER_METRICS = ("numRunningJobs", "numRegisteredTaskManagers", "taskSlotsAvailable", "taskSlotsTotal")

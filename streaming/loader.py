@@ -28,7 +28,14 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponent
 from common import metrics
 from common.clickhouse import get_client
 from common.kafka import bootstrap
-from common.redis_store import get_redis, queue_heartbeat, time_field, user_key
+from common.redis_store import (
+    get_redis,
+    marker_key,
+    queue_heartbeat,
+    rebuild_request_key,
+    time_field,
+    user_key,
+)
 from common.settings import Settings
 from streaming.sql import FlinkQuery
 from warehouse.tables import stream_table, time_columns
@@ -38,6 +45,7 @@ END_MARKER = "__end__"
 _END_PREFIX = b'{"__end__"'
 COMMIT_INTERVAL_S = 1.0  # offsets are committed after a flush, at most this often (and at the end)
 REPORT_EVERY_S = 1.0
+STORE_CHECK_S = 1.0  # how often the online loader checks its marker and takes rebuild requests when idle
 LATENCY_HOPS = ("event_to_emit", "emit_to_loader", "loader_to_visible", "event_to_visible")
 
 
@@ -144,6 +152,12 @@ class ChangelogLoader:
         self.should_stop = should_stop
         self.stats = LoaderStats()
         self.on_progress: Callable[[LoaderStats], None] = lambda stats: None  # about every REPORT_EVERY_S
+        # (topic, partition) -> the offset after the last change consumed (flushed: held by the store)
+        self.positions: dict[tuple[str, int], int] = {}
+        # (topic, partition) -> where to read again from (an offset, or OFFSET_BEGINNING), set when
+        # the store lost changes or a rebuild was asked for; taken by run()
+        self.rewind: dict[tuple[str, int], int] = {}
+        self.assigned: list[tuple[str, int]] = []
 
     @property
     def group_id(self) -> str:
@@ -168,6 +182,12 @@ class ChangelogLoader:
 
     def poll_timeout_s(self) -> float:
         raise NotImplementedError
+
+    def started(self, committed: dict[tuple[str, int], int]) -> None:
+        """Once assigned, with the group's committed offsets (those > 0): the store holds them."""
+
+    def maintain(self) -> None:
+        """Called on every turn of the loop: a place for cheap periodic checks of the store."""
 
     def unreachable(self, error: BaseException) -> bool:
         """Whether the error means the store cannot be reached now (worth retrying)."""
@@ -219,8 +239,11 @@ class ChangelogLoader:
             TopicPartition(t, p, OFFSET_STORED) for t in self.queries for p in sorted(md.topics[t].partitions)
         ]
         consumer.assign(assignment)
+        self.assigned = [(tp.topic, tp.partition) for tp in assignment]
+        stored = consumer.committed(assignment, timeout=10) if assignment else []
+        self.started({(tp.topic, tp.partition): tp.offset for tp in stored if tp.offset > 0})
         pending_ends = {(tp.topic, tp.partition) for tp in assignment}
-        offsets: dict[tuple[str, int], int] = {}
+        offsets = self.positions
         committed: dict[tuple[str, int], int] = {}
         last_flush = last_commit = last_report = time.monotonic()
         try:
@@ -246,10 +269,14 @@ class ChangelogLoader:
                         continue
                     self.add(m.topic(), value, m.timestamp()[1], received)
                 now = time.monotonic()
+                self.maintain()
                 finished = not pending_ends or self.should_stop()
-                if finished or self.due(now - last_flush):
+                if finished or self.due(now - last_flush) or self.rewind:
                     self.flush_retrying()
                     last_flush = now
+                    if self.rewind:  # the store lost changes: read them again, commit nothing before
+                        self._rewind(consumer, assignment, offsets, committed)
+                        continue
                     if offsets != committed and (finished or now - last_commit >= COMMIT_INTERVAL_S):
                         consumer.commit(
                             offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
@@ -264,9 +291,47 @@ class ChangelogLoader:
         finally:
             consumer.close()
 
+    def _rewind(self, consumer, assignment: list, offsets: dict, committed: dict) -> None:
+        """Read the partitions in self.rewind again from where it says; the others go on."""
+        from confluent_kafka import OFFSET_STORED, TopicPartition
+
+        for key in self.rewind:
+            offsets.pop(key, None)
+            committed.pop(key, None)
+        starts = {(tp.topic, tp.partition): offsets.get((tp.topic, tp.partition), OFFSET_STORED) for tp in assignment}
+        consumer.assign([TopicPartition(t, p, o) for (t, p), o in (starts | self.rewind).items()])
+        self.rewind = {}
+
+
+@dataclass
+class Rebuild:
+    """A rebuild of the online store under way: done once every partition read again is back
+    where the loader was when it began."""
+
+    reason: str  # lost | requested
+    until: dict[tuple[str, int], int]
+    started: float = field(default_factory=time.monotonic)
+    keys: set[str] = field(default_factory=set)
+
+    def done(self, positions: dict[tuple[str, int], int]) -> bool:
+        return all(positions.get(tp, 0) >= end for tp, end in self.until.items())
+
+
+def _partition(marker_field: str) -> tuple[str, int]:
+    topic, _, partition = marker_field.rpartition(":")
+    return topic, int(partition)
+
 
 class OnlineLoader(ChangelogLoader):
-    """The per-user features into the users' Redis hashes."""
+    """The per-user features into the users' Redis hashes.
+
+    It also watches that Redis keeps what it wrote: every flush ends with a marker (the offsets
+    the store holds per partition, `marker_key`) and reads the marker it left the flush before.
+    A marker gone or behind what the loader wrote, or behind the group's committed offsets when
+    it starts, means Redis lost acknowledged changes (a restart without its data, an older
+    snapshot, a failover to a lagging replica): the loader then reads each such partition again
+    from the marker the store kept (its safe point), or from the topic's start when there is none,
+    and tells its owner (`on_store_lost`), which republishes the 30-day features."""
 
     role = "online"
     store = "redis"
@@ -278,6 +343,12 @@ class OnlineLoader(ChangelogLoader):
         self.redis = get_redis(self.settings)
         self.pending: dict[tuple[str, str], str] = {}
         self.timings: list[tuple[int, int, float]] = []  # (event time, Kafka timestamp, received), ms
+        self.marker = marker_key(self.settings)
+        self.marked: dict[tuple[str, int], int] = {}  # what the store holds, as far as the loader knows
+        self.rebuild: Rebuild | None = None
+        self.last_check = 0.0
+        self.rebuilt: list[dict] = []  # each rebuild ended: reason, seconds, keys, at
+        self.on_store_lost: Callable[[], None] = lambda: None
 
     @staticmethod
     def wants(q: FlinkQuery) -> bool:
@@ -292,6 +363,75 @@ class OnlineLoader(ChangelogLoader):
         # refused, reset, timed out, or still loading its data after a restart
         return isinstance(error, (redis.ConnectionError, redis.TimeoutError))
 
+    def started(self, committed: dict[tuple[str, int], int]) -> None:
+        self.marked = dict(committed)
+        self.check_store()  # a store that lost changes while no loader ran
+
+    def maintain(self) -> None:
+        """About every STORE_CHECK_S, even with nothing to write: the marker, and a rebuild request."""
+        now = time.monotonic()
+        if now - self.last_check < STORE_CHECK_S:
+            return
+        self.last_check = now
+        self.check_store()
+
+    def check_store(self) -> None:
+        import redis
+
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.marker)
+        pipe.getdel(rebuild_request_key(self.settings))
+        try:
+            marker, request = pipe.execute()
+        except (redis.ConnectionError, redis.TimeoutError):
+            return  # down: the next flush retries, and this check runs again
+        self.compare(marker)
+        if request is not None:
+            self.requested(orjson.loads(request))
+
+    def compare(self, marker: dict[str, str]) -> bool:
+        """Whether the marker shows the store lost changes; if so, begin the rebuild."""
+        held = {_partition(k): int(v) for k, v in marker.items()}
+        behind = {tp: held.get(tp) for tp, offset in self.marked.items() if held.get(tp, -1) < offset}
+        if not behind:
+            return False
+        from confluent_kafka import OFFSET_BEGINNING
+
+        log.error(
+            "Redis lost changes the loader had written (marker %s on %d partitions, e.g. %s at %s instead of %s): "
+            "reading them again from the changelog topics",
+            "gone" if not marker else "behind", len(behind), *next(iter(behind.items())),
+            self.marked[next(iter(behind))],
+        )  # fmt: skip
+        # the store holds what its marker says; the marker must not say more until it does again
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(self.marker)
+        if held:
+            pipe.hset(self.marker, mapping={f"{t}:{p}": o for (t, p), o in held.items()})
+        pipe.execute()
+        self.begin("lost", {tp: OFFSET_BEGINNING if at is None else at for tp, at in behind.items()})
+        self.marked = held
+        self.on_store_lost()
+        return True
+
+    def requested(self, features: list[str]) -> None:
+        """`stream rebuild-online`: read these features' topics (all, when empty) from their start."""
+        from confluent_kafka import OFFSET_BEGINNING
+
+        topics = {t for t, q in self.queries.items() if not features or q.feature.name in features}
+        log.info("rebuilding %s in Redis from the start of their changelog topics, as requested", sorted(topics))
+        self.begin("requested", {tp: OFFSET_BEGINNING for tp in self.assigned if tp[0] in topics})
+
+    def begin(self, reason: str, rewind: dict[tuple[str, int], int]) -> None:
+        until = {tp: max(self.positions.get(tp, 0), self.marked.get(tp, 0)) for tp in rewind}
+        if self.rebuild:  # one under way: it goes on to the furthest end of both
+            until = {tp: max(until.get(tp, 0), self.rebuild.until.get(tp, 0)) for tp in until | self.rebuild.until}
+        self.rebuild = Rebuild(reason, until)
+        self.rewind.update(rewind)
+        for tp, at in rewind.items():  # done once read to `until` again
+            self.marked[tp] = max(at, 0)
+        metrics.online_rebuild(reason)
+
     def add(self, topic: str, value: bytes, kafka_ts_ms: int, received_ms: float) -> None:
         q = self.queries[topic]
         fields = online_fields(self.settings, q, orjson.loads(value))
@@ -305,20 +445,28 @@ class OnlineLoader(ChangelogLoader):
 
     def flush(self) -> None:
         if not self.pending:
+            self._rebuilt()
             return
         started = time.perf_counter()
         by_key: dict[str, dict[str, str]] = defaultdict(dict)
         for (key, fld), v in self.pending.items():
             by_key[key][fld] = v
+        positions = dict(self.positions)
         pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.marker)  # what the store kept of the marker the flush before wrote
         for key, mapping in by_key.items():
             pipe.hset(key, mapping=mapping)
             pipe.expire(key, self.settings.redis.key_ttl_s)
         queue_heartbeat(pipe, self.settings, self.pending.items())
+        pipe.hset(self.marker, mapping={f"{t}:{p}": o for (t, p), o in positions.items()})  # last
         sent = time.perf_counter()
-        pipe.execute()
+        marker = pipe.execute()[0]
         done = time.perf_counter()
-        metrics.redis_flushed(self.pending.items(), done - started, done - sent)
+        metrics.redis_flushed(self.pending.items(), done - started, done - sent, fresh=not self.rebuild)
+        if self.rebuild:
+            self.rebuild.keys.update(by_key)
+        if not self.compare(marker):
+            self.marked |= positions  # partitions not read since the start keep their committed offset
         visible = time.time() * 1000
         self.stats.redis_writes += len(self.pending)
         self.pending = {}
@@ -329,6 +477,19 @@ class OnlineLoader(ChangelogLoader):
             lat["loader_to_visible"][round(visible - received)] += 1
             lat["event_to_visible"][round(visible - event)] += 1
         self.timings = []
+        self._rebuilt()
+
+    def _rebuilt(self) -> None:
+        """End the rebuild once the store holds again all it held before."""
+        if not self.rebuild or self.rewind or not self.rebuild.done(self.marked):
+            return
+        r, self.rebuild = self.rebuild, None
+        seconds = time.monotonic() - r.started
+        metrics.online_rebuild(r.reason, seconds, len(r.keys))
+        done = {"reason": r.reason, "seconds": seconds, "keys": len(r.keys), "at": time.time()}
+        self.rebuilt.append(done)
+        self.redis.set(rebuild_request_key(self.settings) + ":done", orjson.dumps(done))
+        log.info("online store rebuilt (%s) in %.1fs: %d users' keys rewritten", r.reason, seconds, len(r.keys))
 
 
 class OlapLoader(ChangelogLoader):

@@ -2,7 +2,10 @@
 
 Their owner (`stream run`, `replay`, `stream load`) starts one process per loader, restarts
 one that dies, and stops them by closing their stdin, so a loader also stops (after its last
-flush and commit) when its owner dies. A loader reports its statistics as JSON lines on stdout.
+flush and commit) when its owner dies. A loader reports its statistics as JSON lines on stdout,
+and the online loader also when Redis lost changes it had written (`store_lost`): it rebuilds
+the stream features itself, and its owner's `on_store_lost` (given by a layer above, which may
+reach the batch layer) republishes the rest.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from common.errors import PlatformError
@@ -40,8 +43,16 @@ def process_name(role: str) -> str:
 class LoaderProcess:
     """One loader in its own process, restarted by `check` after it died."""
 
-    def __init__(self, role: str, settings: Settings, run_id: str | None, measure_latency: bool) -> None:
+    def __init__(
+        self,
+        role: str,
+        settings: Settings,
+        run_id: str | None,
+        measure_latency: bool,
+        on_store_lost: Callable[[], None] | None = None,
+    ) -> None:
         self.role = role
+        self.on_store_lost = on_store_lost
         self.settings = settings
         self.args = [sys.executable, "-m", "streaming.loader_process", role]
         self.args += ["--run-id", run_id] if run_id else []
@@ -88,9 +99,26 @@ class LoaderProcess:
             except ValueError:
                 log.warning("%s loader wrote %r", self.role, line[:200])
                 continue
+            if msg.get("store_lost"):
+                self._store_lost()
+                continue
             self.current = LoaderStats.from_json(msg["stats"])
             if msg["done"]:
                 self.finished, self.error = msg["error"] is None, msg["error"]
+
+    def _store_lost(self) -> None:
+        """Run the owner's on_store_lost beside the loader (it must not hold up its reports)."""
+        if self.on_store_lost is None:
+            log.warning("the %s loader's store lost changes; nothing here republishes the batch features", self.role)
+            return
+
+        def run() -> None:
+            try:
+                self.on_store_lost()  # type: ignore[misc]
+            except Exception:
+                log.exception("after the %s loader's store lost changes: republishing failed", self.role)
+
+        threading.Thread(target=run, daemon=True).start()
 
     def exited(self) -> int | None:
         """The exit code once the process ended and everything it reported was read."""
@@ -146,8 +174,11 @@ class Loaders:
         run_id: str | None = None,
         measure_latency: bool = False,
         roles: Iterable[str] = ROLES,
+        on_store_lost: Callable[[], None] | None = None,
     ) -> None:
-        self.procs = {r: LoaderProcess(r, settings, run_id, measure_latency) for r in roles}
+        """on_store_lost: what to do besides the stream features' rebuild once the online store
+        lost changes (the CLI republishes the 30-day features)."""
+        self.procs = {r: LoaderProcess(r, settings, run_id, measure_latency, on_store_lost) for r in roles}
 
     def start(self) -> None:
         for p in self.procs.values():
@@ -182,12 +213,12 @@ class Loaders:
         )
 
 
-def serve(settings: Settings, roles: Iterable[str] = ROLES) -> None:
+def serve(settings: Settings, roles: Iterable[str] = ROLES, on_store_lost: Callable[[], None] | None = None) -> None:
     """Run the loaders until SIGINT or SIGTERM (`stream load`), then stop them cleanly."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    loaders = Loaders(settings, roles=roles)
+    loaders = Loaders(settings, roles=roles, on_store_lost=on_store_lost)
     loaders.start()
     last = time.monotonic()
     try:
@@ -248,6 +279,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         stats = loader.stats
         loader.on_progress = report
+        if args.role == "online":
+
+            def store_lost() -> None:
+                reports.write(json.dumps({"store_lost": True}) + "\n")
+                reports.flush()
+
+            loader.on_store_lost = store_lost  # type: ignore[attr-defined]
         loader.run()
     except PlatformError as e:  # a store or the broker unreachable: said plainly
         log.error("the %s loader stopped: %s", args.role, e)

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,17 @@ def feature_topics(settings: Settings) -> list[str]:
     return [settings.kafka.features_topic_prefix + q.output for _, q in compiled_queries(settings)]
 
 
+def ensure_feature_topics(settings: Settings) -> None:
+    """The feature changelog topics; the updating features' (keyed upserts, which the online
+    store is rebuilt from) compacted, so a broker keeps each key's last value for good."""
+    compacted = {
+        settings.kafka.features_topic_prefix + q.output: {"cleanup.policy": "compact"}
+        for _, q in compiled_queries(settings)
+        if q.updating
+    }
+    ensure_topics(settings, feature_topics(settings), settings.kafka.partitions, compacted)
+
+
 def count_json_lines(folder: Path, flag: str | None = None) -> tuple[int, int]:
     """(lines, lines where `flag` is true) over the committed part files under folder."""
     import orjson
@@ -98,10 +110,12 @@ def run_job(
     restore: bool | str = False,
     measure_latency: bool = False,
     rest_port: int = 0,
+    on_store_lost: Callable[[], None] | None = None,
 ) -> RunSummary:
     """Run the whole job with its two loaders. A bounded source returns once every sink has it
     all; an unbounded one runs until interrupted (Ctrl-C, SIGTERM) or stopped with a savepoint,
-    and then stops cleanly. `restore` is True (the pipeline's latest checkpoint) or a path."""
+    and then stops cleanly. `restore` is True (the pipeline's latest checkpoint) or a path;
+    on_store_lost: see Loaders."""
     run_id = uuid.uuid4().hex[:12]
     pipeline = pipeline or f"lambda-features-{run_id}"
     summary = RunSummary(events_in=stage.events if stage else 0, parse_dead_letters=stage.dead_letters if stage else 0)
@@ -114,9 +128,11 @@ def run_job(
         kafka_connector_jars(settings)
         get_redis(settings)
         topics = feature_topics(settings)
-        ensure_topics(settings, topics, settings.kafka.partitions)
+        ensure_feature_topics(settings)
         create_tables(settings)
-        loaders = Loaders(settings, run_id=run_id if bounded else None, measure_latency=measure_latency)
+        loaders = Loaders(
+            settings, run_id=run_id if bounded else None, measure_latency=measure_latency, on_store_lost=on_store_lost
+        )
         loaders.start()
         stack.callback(loaders.stop)
         started = time.monotonic()

@@ -8,7 +8,7 @@ from common.services import local_services
 from common.settings import Settings
 from streaming.deployment import STREAM_PIPELINE
 from streaming.job import KafkaSource
-from streaming.runner import feature_topics
+from streaming.runner import ensure_feature_topics
 from warehouse.schema import create_tables
 
 
@@ -38,7 +38,7 @@ def submit(settings: Settings, start: str | None = None, restore_from: str | Non
     for svc in local_services(settings):
         svc.start()
     ensure_topics(settings, [settings.kafka.events_topic], settings.kafka.partitions)
-    ensure_topics(settings, feature_topics(settings), settings.kafka.partitions)
+    ensure_feature_topics(settings)
     create_tables(settings)
     t_env = create_table_env(settings, with_kafka=True, pipeline_name=STREAM_PIPELINE, restore_path=restore_from)
     try:

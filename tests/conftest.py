@@ -27,7 +27,7 @@ KINDS = ("unit", "integration", "e2e")  # the folders under tests/, and the mark
 os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
 
 
-MONITORING_PORTS = ("prometheus", "stream", "loader", "olap_loader", "clickhouse", "exporter", "kafka")
+MONITORING_PORTS = ("prometheus", "stream", "loader", "olap_loader", "clickhouse", "exporter", "kafka", "flink")
 # Every port setting of the platform: a test draws each of them, so that none depends on the
 # defaults being free (the demo leaves its services running on them).
 PORT_SETTINGS = (

@@ -11,14 +11,23 @@ each ending with every sink equal to an uninterrupted run's over the same events
 - the broker SIGKILLed mid-stream and started again on the same data directory: nothing lost
   or doubled in any sink, the job and its loaders recover by themselves;
 - drill 5: the same with the broker in a network namespace whose link is cut for 30 s;
-- rescaling on backlog: the supervisor's autoscaler rescales the job from 1 to 2 subtasks.
+- rescaling on backlog: the supervisor's autoscaler rescales the job from 1 to 2 subtasks;
+- drill 6: redis-server SIGKILLed mid-stream, 20 s down, then started again (`services start`),
+  once as it is (its append-only file keeps every acknowledged write: nothing to rebuild) and
+  once with its data directory lost with it (a lost node): the online loader finds its marker
+  gone, reads the changelog topics again, and Prometheus fires LambdaFeaturesOnlineStoreRebuilt.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from common.kafka import ensure_topics
 from common.redis_store import get_redis
@@ -27,7 +36,7 @@ from common.settings import Settings
 from streaming.autoscaler import MIN_RATE_SPAN_S
 from streaming.job import compiled_queries
 from streaming.loader import LOADERS
-from tests.conftest import shared_env
+from tests.conftest import cli, shared_env
 from tests.support.netns import broker_in_a_namespace
 from tests.support.stream_drill import (
     DRILL_EVENTS,
@@ -210,7 +219,8 @@ def test_autoscaler_rescales_from_1_to_2_mid_stream(uninterrupted, tmp_path, mon
 
     from orchestration.definitions import build_definitions
     from orchestration.instance import dagster_instance
-    from streaming.deployment import STREAM_PIPELINE, FlinkRest, StreamDeployment
+    from streaming.deployment import STREAM_PIPELINE, StreamDeployment
+    from streaming.flink_rest import FlinkRest
 
     s, env = make_settings(
         tmp_path / "drill",
@@ -284,3 +294,52 @@ def test_autoscaler_rescales_from_1_to_2_mid_stream(uninterrupted, tmp_path, mon
         deployment.stop(savepoint=False)
     drilled = snapshot(s)
     assert_same_sinks(drilled, uninterrupted, events(DRILL_EVENTS, DRILL_SEED), s.kafka.partitions)
+
+
+def loader_metrics(s: Settings) -> dict[tuple[str, str], float]:
+    """The online loader's lf_online_rebuild* samples, by (name, reason)."""
+    text = requests.get(f"http://127.0.0.1:{s.monitoring.loader_port}/metrics", timeout=5).text
+    return {
+        (sample.name, sample.labels.get("reason", "")): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name.startswith("lf_online_rebuild")
+        for sample in family.samples
+    }
+
+
+@pytest.mark.parametrize("data_lost", [False, True], ids=["aof-kept", "node-lost"])
+def test_redis_killed_for_20s_mid_stream(uninterrupted, tmp_path, data_lost):
+    s, env = make_settings(tmp_path / "drill", LAMBDA_FEATURES_MONITORING__SCRAPE_INTERVAL_S="1")
+    redis = redis_service(s)
+    job = None
+    try:
+        job, alive, feeder = start_drill(s, env)
+        assert feeder.pacing, "the stream was not flowing when the fault began"
+        pid = redis.pid()
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)  # started by this test's start_drill: its child
+        killed = time.time()
+        if data_lost:
+            shutil.rmtree(s.home / "redis")
+        time.sleep(20)
+        alive()
+        assert feeder.pacing, "the stream stopped flowing during the fault"
+        assert cli(["services", "start"], env).wait(60) == 0
+        if data_lost:
+            wait_for(lambda: firing(s, "LambdaFeaturesOnlineStoreRebuilt"), 120, "the alert on the rebuild", alive)
+            wait_for(lambda: loader_metrics(s).get(("lf_online_rebuilds_total", "lost")), 300, "the rebuild", alive)
+            seen = loader_metrics(s)
+            healed = seen[("lf_online_rebuild_finished_timestamp_seconds", "lost")] - killed
+            print(
+                f"DRILL redis node lost: rebuilt in {seen[('lf_online_rebuild_seconds', 'lost')]:.1f} s, "
+                f"{seen[('lf_online_rebuild_keys', 'lost')]:.0f} keys; {healed:.1f} s from the kill to healed"
+            )
+        feeder.finish()
+        wait_caught_up(s, DRILL_EVENTS, alive)
+        seen = loader_metrics(s)
+        job.stop()
+        drilled = snapshot(s)
+    finally:
+        end_drill(s, job)
+    assert_same_sinks(drilled, uninterrupted, events(DRILL_EVENTS, DRILL_SEED), s.kafka.partitions)
+    assert (seen.get(("lf_online_rebuilds_total", "lost"), 0) >= 1) == data_lost, seen

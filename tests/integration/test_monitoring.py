@@ -113,7 +113,7 @@ def test_deploy_scrape_config_is_the_generated_one(tmp_path):
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def test_exporter_names_flink_metrics_as_flink_reporter_does():
+def test_the_autoscalers_reader_names_flink_metrics_as_flink_reporter_does():
     src = "Source__KafkaSource-default_catalog_default_database_raw_events"
     assert _wanted(f"1.{src}.KafkaSourceReader.KafkaConsumer.records-lag-max") == (
         src, "KafkaSourceReader.KafkaConsumer.records-lag-max", {}
@@ -297,7 +297,8 @@ def test_prometheus_scrapes_the_platforms_processes(settings):
             active = requests.get(f"{api}/targets", timeout=5).json()["data"]["activeTargets"]
             seen.update({t["labels"]["job"]: f"{t['health']} {t['lastError']}" for t in active})
             health = {t["labels"]["job"]: t["health"] for t in active}
-            return health if set(health.values()) == {"up"} else None
+            # no stream job here, so nothing serves Flink's reporter
+            return health if {h for j, h in health.items() if j != "lambda-features-flink"} == {"up"} else None
 
         try:
             health = _wait(targets_up, 90, "every target up")
@@ -305,6 +306,7 @@ def test_prometheus_scrapes_the_platforms_processes(settings):
             raise AssertionError(f"targets not up: {seen}") from None
         assert set(health) == {
             "lambda-features-stream",
+            "lambda-features-flink",
             "lambda-features-loader",
             "lambda-features-loader-olap",
             "lambda-features-clickhouse",
@@ -319,8 +321,9 @@ def test_prometheus_scrapes_the_platforms_processes(settings):
             _wait(lambda: query("lf_online_freshness_seconds_count"), 30, "the loader's metric")[0]["value"][1] == "1"
         )
         assert _wait(lambda: query("lf_clickhouse_queries_total"), 30, "the ClickHouse service's metric")
-        # no stream job here: the exporter says so, and the alert's expression sees it
-        running = _wait(lambda: query("lf_stream_job_running"), 30, "the exporter's metric")
+        assert _wait(lambda: query('lf_exporter_part_up{part="kafka"}'), 30, "the exporter's metric")
+        # no stream job here: the job-down alert's expression sees none
+        running = query('max(flink_jobmanager_job_uptime{job_name="lambda_features_stream"}) or on() vector(0)')
         assert running[0]["value"][1] == "0"
 
         def rules():
@@ -352,9 +355,10 @@ def _scrape(port: int) -> dict[str, list]:
 
 
 def test_a_deployed_stream_job_is_monitored_end_to_end(platform_env):
-    """A real stream job on the local mini-cluster: the exporter serves its Flink metrics under
-    the reporter's names and the platform's, the loader its own, Prometheus scrapes them, and
-    the status that the supervisor records carries the numbers Dagster plots."""
+    """A real stream job on the local mini-cluster: Flink's own Prometheus reporter serves the
+    job's metrics under their standard names, the exporter the Kafka lag and the autoscaler's
+    view, the loader its own; Prometheus scrapes them and records the rules over Flink's names,
+    and the status that the supervisor records carries the numbers Dagster plots."""
     from common.kafka import ensure_topics, producer
     from common.services import local_services
     from features.adapters import to_json
@@ -375,23 +379,38 @@ def test_a_deployed_stream_job_is_monitored_end_to_end(platform_env):
         prod.flush(30)
         assert deployment.deploy().status.state == "RUNNING"
 
-        def exported():
-            m = _scrape(s.monitoring.exporter_port)
-            counted = m.get("lf_stream_events_in_total") and m["lf_stream_events_in_total"][0].value >= 2001
-            # the periodic watermark follows the events by up to its interval
-            return m if counted and m.get("lf_stream_event_time_lag_seconds") else None
+        def source_out(m: dict) -> float:
+            return sum(
+                x.value
+                for x in m.get("flink_taskmanager_job_task_operator_numRecordsOut", [])
+                if re.fullmatch(r"Source.*_events", x.labels["operator_name"])
+            )
 
-        m = _wait(exported, 300, "the exporter to count every event and serve the job's watermark")
-        assert m["lf_stream_job_running"][0].value == 1
+        def reported():
+            """Flink's own reporter, in the job's process: every event read, and its watermark."""
+            m = _scrape(s.monitoring.flink_port)
+            marks = m.get("flink_taskmanager_job_task_operator_currentOutputWatermark", [])
+            return m if source_out(m) >= 2001 and any(x.value > 0 for x in marks) else None
+
+        f = _wait(reported, 300, "Flink's reporter to count every event and serve the job's watermark")
+        uptime = [x for x in f["flink_jobmanager_job_uptime"] if x.labels["job_name"] == "lambda_features_stream"]
+        assert uptime and uptime[0].value > 0
         for name in (
             "flink_jobmanager_job_lastCheckpointDuration",
             "flink_jobmanager_job_numberOfFailedCheckpoints",
             "flink_taskmanager_job_task_backPressuredTimeMsPerSecond",
+            "flink_taskmanager_job_task_busyTimeMsPerSecond",
             "flink_taskmanager_job_task_operator_KafkaSourceReader_KafkaConsumer_records_lag_max",
-            "lf_stream_event_time_lag_seconds",
-            "lf_kafka_consumer_lag",
         ):
-            assert m.get(name), name
+            assert f.get(name), name
+        assert not _scrape(s.monitoring.exporter_port).get("flink_jobmanager_job_uptime")  # one source of each
+
+        def exported():
+            m = _scrape(s.monitoring.exporter_port)
+            return m if m.get("lf_stream_parallelism") else None
+
+        m = _wait(exported, 120, "the exporter's view of the job")
+        assert m["lf_stream_parallelism"][0].labels["job_name"] == "lambda_features_stream"
         assert {
             x.labels["partition"] for x in m["lf_kafka_consumer_lag"] if x.labels["topic"] == s.kafka.events_topic
         } == {"0", "1"}
@@ -408,17 +427,16 @@ def test_a_deployed_stream_job_is_monitored_end_to_end(platform_env):
         assert newest_online_event_ms(get_redis(s), s) is not None
 
         api = f"http://127.0.0.1:{s.monitoring.prometheus_port}/api/v1"
-        result = _wait(
-            lambda: (
-                requests.get(f"{api}/query", params={"query": "lf:stream_events_in:rate1m"}, timeout=5).json()["data"][
-                    "result"
-                ]
-                or None
-            ),
-            120,
-            "Prometheus to record the events' rate",
-        )
-        assert result[0]["metric"]["job_name"] == "lambda-features-stream"
+
+        def query(q: str):
+            return requests.get(f"{api}/query", params={"query": q}, timeout=5).json()["data"]["result"] or None
+
+        # Prometheus scrapes Flink's reporter, and the rules read Flink's standard names
+        result = _wait(lambda: query("lf:stream_events_in:rate1m"), 120, "Prometheus to record the events' rate")
+        assert result[0]["metric"]["job_name"] == "lambda_features_stream"
+        assert _wait(lambda: query("lf:stream_event_time_lag_seconds"), 60, "the event-time lag")
+        lag = _wait(lambda: query("flink_jobmanager_job_lastCheckpointDuration"), 60, "a checkpoint's duration")
+        assert lag[0]["metric"]["job"] == "lambda-features-flink"
 
         st = _wait(lambda: (x := deployment.status()).last_checkpoint_age_s is not None and x, 60, "a checkpoint")
         assert st.events_per_s is not None and st.event_time_lag_s > 0 and st.online_freshness_s is not None

@@ -12,7 +12,7 @@ import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from streaming.checkpoints import savepoint_on_disk
-from streaming.deployment import FlinkRest
+from streaming.flink_rest import FlinkRest
 
 JOB = "3f2a9c0d1e2b4c5d6e7f8091a2b3c4d5"
 
