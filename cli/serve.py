@@ -20,7 +20,7 @@ def serve(
     import uvicorn
 
     from common.redis_store import redis_where
-    from common.services import ensure_running, redis_service
+    from common.services import ensure_running, kafka_service, redis_service
 
     given = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None}
     settings()  # logging as every command sets it up
@@ -28,10 +28,13 @@ def serve(
     if not s.redis.url:  # the platform's local online store; it keeps running after serve stops
         ensure_running(redis_service(s))
     cfg = s.serving
+    if cfg.log_sample_rate > 0 and not s.kafka.bootstrap:  # the serving log's broker
+        ensure_running(kafka_service(s))
     console.print(
         f"serving {redis_where(s)} on http://{cfg.host}:{cfg.port} "
         f"({cfg.workers} worker{'s' if cfg.workers > 1 else ''}; "
-        f"API key {'required' if cfg.api_key else 'off'}; OpenAPI at /openapi.json)"
+        f"API key {'required' if cfg.api_key else 'off'}; OpenAPI at /openapi.json; "
+        f"logging {cfg.log_sample_rate:.0%} of requests to Kafka {cfg.log_topic})"
     )
     common = {"host": cfg.host, "port": cfg.port, "access_log": False, "log_level": "warning"}
     if cfg.workers == 1:
