@@ -13,7 +13,7 @@ from common.errors import PlatformError
 
 def consistency(
     date: Annotated[str, typer.Option(help="the UTC day of the requests, YYYY-MM-DD")],
-    save: Annotated[bool, typer.Option("--record/--no-record", help="store the verdicts in features.dq_results")] = True,
+    save: Annotated[bool, typer.Option("--record/--no-record", help="store the verdicts in dq_results")] = True,
 ) -> None:
     """Recompute the day's logged requests as known at their times (the training-set code)
     and compare with what the API served; exits 1 when a feature fails at ERROR (docs/serving.md)."""
@@ -57,7 +57,7 @@ def consistency(
         if r.sample:
             console.print(f"[bold]{r.feature}[/bold] worst users: " + "; ".join(r.sample))
     if save:
-        console.print(f"recorded in {s.clickhouse.database}.serving_consistency and dq_results as run {record(s, results)}")
+        console.print(f"verdicts recorded in {s.clickhouse.database}.dq_results as run {record(s, results)}")
     blocking = [r for r in results if r.blocking]
     if blocking:
         console.print(f"[bold red]{len(blocking)} feature(s) fail at ERROR: {', '.join(r.feature for r in blocking)}")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cli.console import console, settings
+from common.errors import PlatformError
 from common.settings import ENV_PREFIX, load_settings
 
 
@@ -19,6 +20,7 @@ def serve(
     """Serve every user's online features over HTTP until Ctrl-C or SIGTERM; see docs/serving.md."""
     import uvicorn
 
+    from common.kafka import ensure_topics
     from common.redis_store import redis_where
     from common.services import ensure_running, kafka_service, redis_service
 
@@ -28,8 +30,13 @@ def serve(
     if not s.redis.url:  # the platform's local online store; it keeps running after serve stops
         ensure_running(redis_service(s))
     cfg = s.serving
-    if cfg.log_sample_rate > 0 and not s.kafka.bootstrap:  # the serving log's broker
-        ensure_running(kafka_service(s))
+    if cfg.log_sample_rate > 0:  # the serving log's topic, on the platform's broker unless one is set
+        if not s.kafka.bootstrap:
+            ensure_running(kafka_service(s))
+        try:
+            ensure_topics(s, [cfg.log_topic], s.kafka.partitions)
+        except PlatformError as e:  # the log waits for the broker; requests never do
+            console.print(f"[yellow]serving log: {e.what}; its records are dropped while it lasts")
     console.print(
         f"serving {redis_where(s)} on http://{cfg.host}:{cfg.port} "
         f"({cfg.workers} worker{'s' if cfg.workers > 1 else ''}; "

@@ -5,7 +5,8 @@ A request only hands the record to librdkafka's own bounded queue (SERVING__LOG_
 records), which a background thread of librdkafka sends; `produce` never waits for the
 broker. A full queue, or a record the broker has not taken within SERVING__LOG_TIMEOUT_S,
 is dropped and counted in lf_serving_log_dropped_total: a slow or absent broker costs the
-log records, never a request its answer."""
+log records, never a request its answer. `serve` creates the topic at start when the broker
+answers; the archiver (batch/serving_log.py) creates it too."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import threading
 import orjson
 from prometheus_client import CollectorRegistry, Counter
 
-from common.kafka import bootstrap, ensure_topics, producer
+from common.kafka import bootstrap, producer
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -79,20 +80,11 @@ class ServingLog:
         log.warning("serving log: Kafka at %s: %s", bootstrap(self.settings), err)
 
     def _poll(self) -> None:
-        """Creates the topic when the broker answers, then serves the delivery reports."""
-        created = False
+        """Serves the delivery reports (librdkafka's own thread does the sending)."""
         while not self._stop.is_set():
-            if not created:
-                try:
-                    ensure_topics(self.settings, [self.topic], self.settings.kafka.partitions)
-                    created = True
-                except Exception as e:  # the broker may come later: the records wait in the queue
-                    log.warning("serving log: %s", e)
-                    self._stop.wait(5)
-                    continue
             self._producer.poll(0.2)  # type: ignore[union-attr]
 
-    def close(self, timeout_s: float = 5) -> None:
+    def close(self, timeout_s: float = 1) -> None:
         """Stops the poller and gives the queued records `timeout_s` to go."""
         if self._producer is None:
             return

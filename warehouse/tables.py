@@ -111,6 +111,7 @@ SERVING_COUNTS = (
 def table_ddl(settings: Settings) -> list[str]:
     """The CREATE statements of every table, idempotent; a cold view is created empty once."""
     db = settings.clickhouse.database
+    counts = ", ".join(f"{c} UInt64" for c in SERVING_COUNTS)
     out = [
         f"CREATE TABLE IF NOT EXISTS {db}.reconciled_days (feature String, day Date, rows UInt64, "
         "complete UInt8, gaps String, reconciled_at DateTime64(3, 'UTC')) "
@@ -120,7 +121,7 @@ def table_ddl(settings: Settings) -> list[str]:
         "severity LowCardinality(String), message String, metrics Map(String, Float64), sample Array(String)) "
         "ENGINE = MergeTree ORDER BY (day, check, feature, checked_at) PARTITION BY toYYYYMM(day)",
         f"CREATE TABLE IF NOT EXISTS {db}.{SERVING_CONSISTENCY} (run_id String, checked_at DateTime64(3, 'UTC'), "
-        f"day Date, feature LowCardinality(String), requests UInt64, {', '.join(f'{c} UInt64' for c in SERVING_COUNTS)}, "
+        f"day Date, feature LowCardinality(String), requests UInt64, {counts}, "
         "equal_rate Float64, unexplained_rate Float64, smape Nullable(Float64), worst_users Array(String)) "
         "ENGINE = MergeTree ORDER BY (day, feature, checked_at) PARTITION BY toYYYYMM(day)",
     ]
