@@ -134,8 +134,7 @@ def drill(tmp_path_factory):
         warm, first = first[: RATE * 2], first[RATE * 2 :]
         feed(settings, warm)
         redis = get_redis(settings)
-        stored = lambda: next(redis.scan_iter(f"{settings.redis.key_prefix}*"), None)  # noqa: E731
-        wait_for(stored, 300, "the online store", job.alive)
+        wait_for(lambda: redis.dbsize(), 300, "the online store", job.alive)
         with server(env | {"LAMBDA_FEATURES_SERVING__LOG_SAMPLE_RATE": "1"}, free_port(), tmp / "serve.log") as served:
             day = datetime.now(UTC).date().isoformat()
             values = phase(settings, served, features, first, victims, seed=1)
