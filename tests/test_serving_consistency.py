@@ -134,7 +134,8 @@ def drill(tmp_path_factory):
         warm, first = first[: RATE * 2], first[RATE * 2 :]
         feed(settings, warm)
         redis = get_redis(settings)
-        wait_for(lambda: redis.dbsize(), 300, "the online store", job.alive)
+        users = f"{settings.redis.key_prefix}[0-9]*"
+        wait_for(lambda: next(redis.scan_iter(users), None), 300, "the online store", job.alive)
         with server(env | {"LAMBDA_FEATURES_SERVING__LOG_SAMPLE_RATE": "1"}, free_port(), tmp / "serve.log") as served:
             day = datetime.now(UTC).date().isoformat()
             values = phase(settings, served, features, first, victims, seed=1)
