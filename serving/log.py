@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter
@@ -39,6 +40,7 @@ class ServingLog:
             registry=registry,
         )
         self._stop = threading.Event()
+        self._warned = -60.0
         self._producer = None
         self._poller: threading.Thread | None = None
         if self.rate > 0:
@@ -77,7 +79,10 @@ class ServingLog:
             self.dropped.labels("not_delivered").inc()
 
     def _error(self, err) -> None:
-        log.warning("serving log: Kafka at %s: %s", bootstrap(self.settings), err)
+        now = time.monotonic()
+        if now - self._warned >= 60:  # librdkafka repeats a broker's absence at every reconnect
+            self._warned = now
+            log.warning("serving log: Kafka at %s: %s", bootstrap(self.settings), err)
 
     def _poll(self) -> None:
         """Serves the delivery reports (librdkafka's own thread does the sending)."""
