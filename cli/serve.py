@@ -41,7 +41,7 @@ def serve(
         f"serving {redis_where(s)} on http://{cfg.host}:{cfg.port} "
         f"({cfg.workers} worker{'s' if cfg.workers > 1 else ''}; "
         f"API key {'required' if cfg.api_key else 'off'}; OpenAPI at /openapi.json; "
-        f"logging {cfg.log_sample_rate:.0%} of requests to Kafka {cfg.log_topic})"
+        + (f"logging {cfg.log_sample_rate:.0%} of requests to {cfg.log_topic})" if cfg.log_sample_rate else "log off)")
     )
     common = {"host": cfg.host, "port": cfg.port, "access_log": False, "log_level": "warning"}
     if cfg.workers == 1:
