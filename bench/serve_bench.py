@@ -5,11 +5,15 @@ loaded by wrk (Debian's package, a separate process) on loopback.
 1. single-user lookups (GET /v1/users/{id}/features, all 5 features) at a fixed rate;
 2. batches (POST /v1/features, 100 random users, all 5 features) at a fixed rate;
 3. each of them as fast as wrk's connections go, for the ceiling.
+With --serving-log, instead: single-user lookups at --rate with the serving log off, then on
+(every request logged to the local Kafka broker), alternating `--rounds` times, each round a
+fresh server: what the log adds to the latency.
 Users are random over 110% of the stored ones (about 9% NOT_FOUND). Reports wrk's latency
 percentiles (from a request's send to its whole answer), the server's CPU, the answers by
 status, the hardware, the load average before and after, and the CPU pressure of each run
 (the share of time some runnable task waited for a CPU: other work on the machine shows there).
     .venv/bin/python bench/serve_bench.py [--users 100000] [--seconds 30] [--rate 1000] [--batch-rate 100]
+    .venv/bin/python bench/serve_bench.py --serving-log [--rounds 2] [--rate 1000]
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from bench.machine import TreeUsage, cpu_waiting_us, hardware, load_average, watch  # noqa: E402
-from common.services import redis_service  # noqa: E402
+from common.services import kafka_service, redis_service  # noqa: E402
 from tests.conftest import free_port, isolated  # noqa: E402
 from tests.support.serving_env import publish_batch, server, stream_rows, write_stream  # noqa: E402
 
@@ -105,6 +109,22 @@ def show(name: str, r: dict) -> None:
     )
 
 
+def serving_log(env: dict[str, str], home: Path, args) -> None:
+    """The single-user load with the serving log off and on, alternating."""
+    users = int(args.users * 1.1)
+    common = {"users": users, "batch": 1, "seconds": args.seconds}
+    for k in range(args.rounds):
+        for rate in ("0", "1"):
+            with server(env | {"LAMBDA_FEATURES_SERVING__LOG_SAMPLE_RATE": rate}, free_port(), home / "serve.log") as s:
+                wrk(s.url, "one", users=users, batch=1, rate=0, seconds=3, connections=8)  # warm-up
+                r = run(s.url, s.pid, mode="one", rate=args.rate, connections=16, **common)
+                logged = httpx.get(f"{s.url}/metrics").text
+            dropped = sum(
+                float(ln.split()[-1]) for ln in logged.splitlines() if ln.startswith("lf_serving_log_dropped_total")
+            )
+            show(f"round {k + 1}, log {'on ' if rate == '1' else 'off'} (dropped {dropped:.0f})", r)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--users", type=int, default=100_000)
@@ -113,6 +133,8 @@ def main() -> None:
     ap.add_argument("--batch-rate", type=float, default=100, help="100-user batches/s")
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--serving-log", action="store_true", help="the log off against on, at --rate")
+    ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk not found: `apt-get install wrk` (make setup does it)")
@@ -120,12 +142,15 @@ def main() -> None:
     print(f"load average before: {load_average()}")
     home = Path(tempfile.mkdtemp(prefix="lf-serve-bench-"))
     settings, env = isolated(home / "home", LAMBDA_FEATURES_SERVING__WORKERS=str(args.workers))
-    redis = redis_service(settings)
+    redis, kafka = redis_service(settings), kafka_service(settings)
     try:
         redis.start()
         t0 = time.monotonic()
         fill(settings, args.users)
         print(f"{args.users:,} users written in {time.monotonic() - t0:.1f} s; {args.workers} server worker(s)")
+        if args.serving_log:
+            kafka.start()
+            return serving_log(env, home, args)
         with server(env, free_port(), home / "serve.log") as served:
             url, pid = served.url, served.pid
             users = int(args.users * 1.1)
@@ -141,6 +166,7 @@ def main() -> None:
             show("one user, as fast as it goes", run(url, pid, mode="one", rate=0, connections=16, **common))
             show(f"{args.batch} users, as fast as it goes", run(url, pid, mode="many", rate=0, connections=8, **common))
     finally:
+        kafka.stop()
         redis.stop()
         shutil.rmtree(home, ignore_errors=True)
     print(f"load average after: {load_average()}")

@@ -1,4 +1,4 @@
-"""`batch reconcile|features-30d|publish|backfill`: the batch layer over the archive."""
+"""`batch reconcile|features-30d|publish|backfill|serving-consistency`: the batch layer over the archive."""
 
 from __future__ import annotations
 
@@ -89,3 +89,16 @@ def backfill(
         )
     for day, gaps in result.incomplete.items():
         console.print(f"[yellow]{day} incomplete (marked in features.reconciled_days): {gaps}")
+
+
+@app.command("serving-consistency")
+def serving_consistency(date: Annotated[str, typer.Option(help="the UTC day of the requests, YYYY-MM-DD")]) -> None:
+    """Archive the serving log and compare the day's served values with the training-set
+    code's into features.serving_consistency (no verdict: `lambda-features consistency` gives one)."""
+    from batch.serving_consistency import compare
+
+    run = compare(settings(), parse_date(date, "--date"))
+    console.print(
+        f"{run.requests:,} requests of {run.day} compared (run {run.run_id}): "
+        + ", ".join(f"{n} {fc.equal_rate:.2%} equal" for n, fc in run.features.items())
+    )

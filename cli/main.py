@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from cli import batch, catalog, demo, dq, generate, repo, serve, services, sql, stream, tier, training, ui
+from cli import batch, catalog, consistency, demo, dq, generate, repo, serve, services, sql, stream, tier, training, ui
 from cli.console import console
 from common.errors import PlatformError
 
@@ -16,6 +16,7 @@ app.command()(stream.replay)
 app.command()(generate.generate)
 app.command()(sql.sql)
 app.command()(dq.dq)
+app.command()(consistency.consistency)
 app.command()(ui.ui)
 app.command()(serve.serve)
 app.command("training-set")(training.training_set)

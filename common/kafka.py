@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from common.errors import PlatformError
 from common.settings import Settings
@@ -105,13 +105,13 @@ def _to_end(consumer, starts: dict[tuple[str, int], int], timeout_s: float):
         raise PlatformError(f"cannot read to the end of Kafka topic {topic} partition {partition}")
 
 
-def _reader(settings: Settings):
+def _reader(settings: Settings, group: str = "lambda-features-reader"):
     from confluent_kafka import Consumer
 
     return Consumer(
         {
             "bootstrap.servers": bootstrap(settings),
-            "group.id": "lambda-features-reader",
+            "group.id": group,
             "enable.partition.eof": True,
             "enable.auto.commit": False,
         }
@@ -164,5 +164,35 @@ def read_all(settings: Settings, topic: str, partition: int = 0, timeout_s: floa
     try:
         low, _ = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
         return [(offset, value) for *_, offset, value in _to_end(consumer, {(topic, partition): low}, timeout_s)]
+    finally:
+        consumer.close()
+
+
+def consume_new(
+    settings: Settings, topic: str, group: str, handle: Callable[[list[tuple[int, int, bytes]]], None], timeout_s=60
+) -> int:
+    """Hands `handle` the messages (partition, offset, value) of the topic the group has not
+    committed yet, up to each partition's end, and commits them once it returns: at least
+    once, so `handle` writes idempotently. Returns how many there were (0 without the topic)."""
+    from confluent_kafka import TopicPartition
+
+    consumer = _reader(settings, group)
+    try:
+        md = consumer.list_topics(timeout=10).topics
+        if topic not in md:
+            return 0
+        parts = [TopicPartition(topic, p) for p in sorted(md[topic].partitions)]
+        starts = {}
+        for tp in consumer.committed(parts, timeout=10):
+            low, _ = consumer.get_watermark_offsets(tp, timeout=10)
+            starts[(topic, tp.partition)] = tp.offset if tp.offset >= 0 else low
+        messages = [(p, o, v) for _, p, o, v in _to_end(consumer, starts, timeout_s)]
+        if messages:
+            handle(messages)
+            ends: dict[int, int] = {}
+            for p, o, _ in messages:
+                ends[p] = max(ends.get(p, 0), o + 1)
+            consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in ends.items()], asynchronous=False)
+        return len(messages)
     finally:
         consumer.close()

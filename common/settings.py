@@ -162,6 +162,13 @@ class DQSettings(BaseModel):
     max_unknown_item_rate_warn: float = Field(0.01, ge=0, le=1)
     max_unknown_item_rate_error: float = Field(0.10, ge=0, le=1)
     sample_size: int = Field(10, ge=1)  # offending keys kept per result
+    # serving_consistency: the share of logged values that differ from the training-set code's
+    # without an explanation (WARN above the first, ERROR above the second)
+    serving_max_unexplained_warn: float = Field(0.0, ge=0, le=1)
+    serving_max_unexplained_error: float = Field(0.001, ge=0, le=1)
+    # an event that reached the platform this long before a request may not be in the online
+    # store yet: a difference for its user is explained as in flight
+    serving_in_flight_ms: int = Field(2000, ge=0)
 
 
 class CatalogSettings(BaseModel):
@@ -233,6 +240,12 @@ class ServingSettings(BaseModel):
     stream_max_age_s: float | None = Field(None, gt=0)
     batch_max_age_days: int = Field(2, ge=0)
     workers: int = Field(1, ge=1)
+    # the serving log (docs/serving.md): the share of requests whose answers go to log_topic
+    # (0 turns it off); log_buffer records wait for the broker at most, the rest are dropped
+    log_sample_rate: float = Field(1.0, ge=0, le=1)
+    log_topic: str = "lf.serving.log"
+    log_buffer: int = Field(100_000, ge=1)
+    log_timeout_s: float = Field(30, gt=0)  # a record the broker has not taken by then is dropped
 
 
 class Settings(BaseSettings):
@@ -282,6 +295,11 @@ class Settings(BaseSettings):
     @property
     def archive_dir(self) -> Path:
         return self.home / "lake" / "archive"
+
+    @property
+    def serving_log_dir(self) -> Path:
+        """The serving log archived by request day (lake/serving_log/dt=D/part-*.parquet)."""
+        return self.home / "lake" / "serving_log"
 
     @property
     def dead_letter_dir(self) -> Path:

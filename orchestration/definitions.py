@@ -10,13 +10,13 @@ from dagster import BetaWarning, Definitions, in_process_executor
 
 from common.settings import Settings, load_settings
 from orchestration import checks
-from orchestration.assets import batch, catalog, online, stream, tiering
+from orchestration.assets import batch, catalog, online, serving, stream, tiering
 from orchestration.resources import platform_resources
 
 # single-run backfill policies are beta in Dagster 1.13; they are what makes a range one Spark job
 warnings.filterwarnings("ignore", category=BetaWarning)
 
-DOMAINS = (stream, batch, online, tiering, catalog, checks)
+DOMAINS = (stream, batch, online, serving, tiering, catalog, checks)
 
 
 def build_definitions(settings: Settings) -> Definitions:

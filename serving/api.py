@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from common.settings import Settings
 from serving.catalog import ONLINE
 from serving.limits import BodyLimitMiddleware
+from serving.log import ServingLog
 from serving.lookup import CorruptValue, entries, plan
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.models import MAX_ID, BatchResponse, Error, Health, UserFeatures, batch_request
@@ -39,17 +40,20 @@ def create_app(settings: Settings) -> FastAPI:
     stream_max_age_s = cfg.stream_max_age_s or settings.stream.state_ttl_hours * 3600
     metrics = Metrics()
     store: OnlineStore | None = None
+    served: ServingLog | None = None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        nonlocal store
+        nonlocal store, served
         store = OnlineStore(settings)
+        served = ServingLog(settings, metrics.registry)
         # The app's own objects (FastAPI, pydantic, the models) never die: out of the
         # collector's sight, a full collection no longer walks them in the middle of a request.
         gc.collect()
         gc.freeze()
         yield
         await store.close()
+        served.close()
 
     app = FastAPI(
         title="lambda-features online features",
@@ -91,7 +95,8 @@ def create_app(settings: Settings) -> FastAPI:
         start = time.perf_counter()
         rows, published = await store.hashes(user_ids, p.fields, p.needs_published)  # type: ignore[union-attr]
         metrics.redis.observe(time.perf_counter() - start)
-        bounds = Bounds.at(time.time(), stream_max_age_s, cfg.batch_max_age_days)
+        now = time.time()  # after the read: every value served had reached the store by then
+        bounds = Bounds.at(now, stream_max_age_s, cfg.batch_max_age_days)
         out = []
         tally: Counter[tuple[str, str]] = Counter()
         for user, values in zip(user_ids, rows, strict=True):
@@ -103,6 +108,8 @@ def create_app(settings: Settings) -> FastAPI:
             out.append({"user_id": user, "features": got})
         for (name, status), n in tally.items():
             metrics.values.labels(name, status).inc(n)
+        if served.sampled():  # type: ignore[union-attr]
+            served.record(int(now * 1000), out)  # type: ignore[union-attr]
         return out
 
     @app.get(

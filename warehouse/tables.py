@@ -93,9 +93,25 @@ def _engine(f: Feature) -> str:
     )
 
 
+# online against offline (batch/serving_consistency.py): one row per feature and run, with
+# these counts of the day's logged values
+SERVING_CONSISTENCY = "serving_consistency"
+SERVING_COUNTS = (
+    "values",
+    "equal",
+    "served_not_offline",
+    "offline_not_served",
+    "value_mismatches",
+    "explained_in_flight",
+    "explained_stale",
+    "unexplained",
+)
+
+
 def table_ddl(settings: Settings) -> list[str]:
     """The CREATE statements of every table, idempotent; a cold view is created empty once."""
     db = settings.clickhouse.database
+    counts = ", ".join(f"{c} UInt64" for c in SERVING_COUNTS)
     out = [
         f"CREATE TABLE IF NOT EXISTS {db}.reconciled_days (feature String, day Date, rows UInt64, "
         "complete UInt8, gaps String, reconciled_at DateTime64(3, 'UTC')) "
@@ -104,6 +120,10 @@ def table_ddl(settings: Settings) -> list[str]:
         "check LowCardinality(String), feature LowCardinality(String), passed UInt8, "
         "severity LowCardinality(String), message String, metrics Map(String, Float64), sample Array(String)) "
         "ENGINE = MergeTree ORDER BY (day, check, feature, checked_at) PARTITION BY toYYYYMM(day)",
+        f"CREATE TABLE IF NOT EXISTS {db}.{SERVING_CONSISTENCY} (run_id String, checked_at DateTime64(3, 'UTC'), "
+        f"day Date, feature LowCardinality(String), requests UInt64, {counts}, "
+        "equal_rate Float64, unexplained_rate Float64, smape Nullable(Float64), worst_users Array(String)) "
+        "ENGINE = MergeTree ORDER BY (day, feature, checked_at) PARTITION BY toYYYYMM(day)",
     ]
     for table, f in feature_tables(settings).items():
         out += feature_table_ddl(db, table, f)

@@ -168,8 +168,8 @@ def build_defs(settings: Settings) -> Definitions:
     batch = batch_features_asset(settings)
     daily = define_asset_job(
         "daily_batch",
-        # the stream domain's archive and the online domain's store, by key
-        selection=AssetSelection.assets("archive", batch, "online_store"),
+        # the stream domain's archive, the online domain's store and its serving consistency, by key
+        selection=AssetSelection.assets("archive", batch, "online_store", "serving_consistency"),
         partitions_def=daily_partitions(settings),
     )
     return Definitions(assets=[batch], jobs=[daily], schedules=[daily_batch_schedule(settings, daily)])

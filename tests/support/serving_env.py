@@ -94,8 +94,9 @@ class Served:
 @contextmanager
 def server(env: dict[str, str], port: int, log: Path) -> Iterator[Served]:
     """`lambda-features serve` on 127.0.0.1:port with the platform settings `env`, until the
-    block ends (SIGTERM to its process group, by PID)."""
-    env = env | {"LAMBDA_FEATURES_SERVING__PORT": str(port)}
+    block ends (SIGTERM to its process group, by PID). The serving log is off unless `env`
+    turns it on (it would start a broker)."""
+    env = {"LAMBDA_FEATURES_SERVING__LOG_SAMPLE_RATE": "0"} | env | {"LAMBDA_FEATURES_SERVING__PORT": str(port)}
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "serve"],
