@@ -7,6 +7,7 @@ its day column (`dt` for daily partials, `as_of` for values as of each day's end
 from __future__ import annotations
 
 from features.definitions import (
+    Column,
     DayMeasure,
     Feature,
     Hop,
@@ -17,7 +18,6 @@ from features.definitions import (
     RollingStats,
     RollingTopN,
     Session,
-    Tumble,
     WindowAggregate,
 )
 
@@ -39,9 +39,38 @@ def _combine(m: Measure) -> str:
     raise ValueError(f"{m.name}: tiles need additive measures or max")
 
 
+def _in_time_order(x: str, value: str) -> str:
+    """x's event as a struct that sorts by time then source position (null when x is)."""
+    ordered = f"named_struct('t', event_time, 'p', src_part, 'o', src_off, 'v', {value})"
+    return f"CASE WHEN {x} IS NOT NULL THEN {ordered} END"
+
+
+def measure_sql(m: Measure, out: Column) -> str:
+    """A window measure in Spark SQL; `out` is its column."""
+    x = m.arg
+    if m.fn == "sum":
+        return f"SUM({x})" if out.flink == "BIGINT" else f"CAST(SUM(CAST({x} AS {out.flink})) AS {out.flink})"
+    if m.fn in ("avg", "stddev", "variance"):
+        fn = {"avg": "AVG", "stddev": "STDDEV_POP", "variance": "VAR_POP"}[m.fn]
+        return f"{fn}(CAST({x} AS DOUBLE))"
+    if m.fn in ("first", "last"):
+        return f"{'MIN' if m.fn == 'first' else 'MAX'}({_in_time_order(x, x)}).v"
+    if m.fn in ("first_k", "last_k"):
+        ordered = f"sort_array(collect_list({_in_time_order(x, f'CAST({x} AS STRING)')}), {m.fn == 'first_k'})"
+        return f"transform(slice({ordered}, 1, {m.k}), e -> e.v)"
+    if m.fn in ("top_k", "histogram"):
+        raise ValueError(f"{m.name}: {m.fn} is computed by counted_sql")
+    return m.sql("ts")
+
+
+def _measures(f: Feature, agg: WindowAggregate) -> str:
+    cols = {c.name: c for c in f.columns}
+    return ", ".join(f"{measure_sql(m, cols[m.name])} AS {m.name}" for m in agg.measures)
+
+
 def _window_aggregate(f: Feature, agg: WindowAggregate) -> str:
     keys = list(f.keys)
-    measures = ", ".join(f"{m.sql('ts')} AS {m.name}" for m in agg.measures)
+    measures = _measures(f, agg)
     w = agg.window
     names = [c.name for c in f.columns]
     if isinstance(w, Session):
@@ -51,7 +80,7 @@ def _window_aggregate(f: Feature, agg: WindowAggregate) -> str:
             f"GROUP BY {', '.join(keys)}, session_window(ts, '{w.gap_s} seconds')"
         )
         return f"SELECT {', '.join(names)} FROM ({inner})"
-    if isinstance(w, Hop):
+    if isinstance(w, Hop) and agg.tiled:
         # 5-minute tiles first, then each tile into the size/slide windows containing it
         slide, size = w.slide_s * 1000, w.size_s * 1000
         tile_measures = ", ".join(f"{m.sql('ts')} AS {m.name}" for m in agg.measures)
@@ -74,12 +103,15 @@ def _window_aggregate(f: Feature, agg: WindowAggregate) -> str:
             for c in names
         ]
         return f"SELECT {', '.join(cols)} FROM ({windows})"
-    assert isinstance(w, Tumble)
     size = w.size_s * 1000
     start = f"event_time - pmod(event_time, {size})"
+    events = f"events{_where(f)}"
+    if isinstance(w, Hop):  # each event in the size/slide windows that hold it
+        slide = w.slide_s * 1000
+        start = f"event_time - pmod(event_time, {slide}) - _k * {slide}"
+        events = f"events LATERAL VIEW explode(sequence(0, {w.tiles_per_window - 1})) AS _k{_where(f)}"
     inner = (
-        f"SELECT {', '.join(keys + [''])}{start} AS ws, {measures} FROM events{_where(f)} "
-        f"GROUP BY {', '.join(keys + [start])}"
+        f"SELECT {', '.join(keys + [''])}{start} AS ws, {measures} FROM {events} GROUP BY {', '.join(keys + [start])}"
     )
     cols = [
         f"{_ms('ws')} AS window_start"

@@ -18,6 +18,7 @@ from features.definitions import (
     LastN,
     Latest,
     LatestStateSum,
+    Measure,
     Session,
     Tumble,
     WindowAggregate,
@@ -60,17 +61,53 @@ def _input_view(f: Feature) -> str:
     return catalog_join(events) if f.enriched else events
 
 
+# an event's place in time order as text that sorts like it: event time, then source position
+# (44 digits), before the value it carries
+SORTABLE = (
+    "LPAD(CAST(event_time AS STRING), 15, '0') || LPAD(CAST(src_part AS STRING), 10, '0') || "
+    "LPAD(CAST(src_off AS STRING), 19, '0') || U&'\\0002' || "
+)
+PREFIX = "'[0-9]{44}' || U&'\\0002'"
+
+
+def measure_sql(m: Measure, out: Column) -> str:
+    """A window measure in Flink SQL; `out` is its column."""
+    x = m.arg
+    if m.fn == "sum":
+        return f"SUM({x})" if out.flink == "BIGINT" else f"SUM(CAST({x} AS {out.flink}))"
+    if m.fn in ("avg", "stddev", "variance"):
+        fn = {"avg": "AVG", "stddev": "STDDEV_POP", "variance": "VAR_POP"}[m.fn]
+        return f"{fn}(CAST({x} AS DOUBLE))"
+    if m.fn in ("first", "last"):
+        # the value of the earliest (latest) event by time then source position
+        pick = f"SUBSTRING({'MIN' if m.fn == 'first' else 'MAX'}({SORTABLE}CAST({x} AS STRING)) FROM 46)"
+        return pick if out.flink == "STRING" else f"CAST({pick} AS {out.flink})"
+    if m.fn in ("first_k", "last_k"):
+        collected = f"ARRAY_AGG({SORTABLE}CAST({x} AS STRING)) FILTER (WHERE {x} IS NOT NULL)"
+        ordered = f"ARRAY_SLICE(ARRAY_SORT({collected}, {'TRUE' if m.fn == 'first_k' else 'FALSE'}), 1, {m.k})"
+        joined = f"ARRAY_JOIN({ordered}, U&'\\0001')"
+        return f"SPLIT(REGEXP_REPLACE({joined}, {PREFIX}, ''), U&'\\0001')"
+    if m.fn in ("top_k", "histogram"):
+        raise ValueError(f"{m.name}: {m.fn} is computed by counted_sql")
+    return m.sql("ts")
+
+
+def _measures(f: Feature, agg: WindowAggregate) -> str:
+    cols = {c.name: c for c in f.columns}
+    return ", ".join(f"{measure_sql(m, cols[m.name])} AS {m.name}" for m in agg.measures)
+
+
 def _window_aggregate(f: Feature, agg: WindowAggregate, view: str) -> FlinkQuery:
     keys = list(f.keys)
-    measures = ", ".join(f"{m.sql('ts')} AS {m.name}" for m in agg.measures)
+    measures = _measures(f, agg)
     w = agg.window
     if isinstance(w, Session):
         tvf = f"SESSION(TABLE {view} PARTITION BY {', '.join(keys)}, DESCRIPTOR(ts), {_interval(w.gap_s)})"
+    elif isinstance(w, Hop) and not agg.tiled:
+        tvf = f"HOP(TABLE {view}, DESCRIPTOR(ts), {_interval(w.slide_s)}, {_interval(w.size_s)})"
     elif isinstance(w, Hop):
         # Tiles: count once per slide-sized tumbling window; 1 h windows are sums of
         # 12 tiles, derived where the rows are read (ClickHouse view, batch explode).
-        if not all(m.additive for m in agg.measures):
-            raise ValueError(f"{f.name}: tiles need additive measures")
         tvf = f"TUMBLE(TABLE {view}, DESCRIPTOR(ts), {_interval(w.slide_s)})"
     elif isinstance(w, Tumble):
         tvf = f"TUMBLE(TABLE {view}, DESCRIPTOR(ts), {_interval(w.size_s)})"
@@ -90,7 +127,7 @@ def _window_aggregate(f: Feature, agg: WindowAggregate, view: str) -> FlinkQuery
         select = f"SELECT {cols} FROM ({ranked}) WHERE rn <= {agg.top_n.n}"
     else:
         select = f"SELECT {', '.join(out_cols)} FROM ({inner})"
-    output = f"{f.name}_tiles" if isinstance(w, Hop) else f.name
+    output = f"{f.name}_tiles" if agg.tiled else f.name
     return FlinkQuery(f, output, f.columns, select, updating=False)
 
 
