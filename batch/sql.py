@@ -50,16 +50,22 @@ def measure_sql(m: Measure, out: Column) -> str:
     x = m.arg
     if m.fn == "sum":
         return f"SUM({x})" if out.flink == "BIGINT" else f"CAST(SUM(CAST({x} AS {out.flink})) AS {out.flink})"
-    if m.fn in ("avg", "stddev", "variance"):
-        fn = {"avg": "AVG", "stddev": "STDDEV_POP", "variance": "VAR_POP"}[m.fn]
-        return f"{fn}(CAST({x} AS DOUBLE))"
     if m.fn in ("first", "last"):
         return f"{'MIN' if m.fn == 'first' else 'MAX'}({_in_time_order(x, x)}).v"
     if m.fn in ("first_k", "last_k"):
-        ordered = f"sort_array(collect_list({_in_time_order(x, f'CAST({x} AS STRING)')}), {m.fn == 'first_k'})"
-        return f"transform(slice({ordered}, 1, {m.k}), e -> e.v)"
+        ascending = "true" if m.fn == "first_k" else "false"
+        ordered = f"sort_array(collect_list({_in_time_order(x, f'CAST({x} AS STRING)')}), {ascending})"
+        return f"transform(slice({ordered}, 1, {m.k}), _e -> _e.v)"
     if m.fn in ("top_k", "histogram"):
-        raise ValueError(f"{m.name}: {m.fn} is computed by counted_sql")
+        # each distinct value with its count, most frequent first, ties by the value's text
+        xs = f"collect_list(CAST({x} AS STRING))"
+        counted = (
+            f"transform(array_distinct({xs}), _v -> named_struct('n', -size(filter({xs}, _y -> _y = _v)), 'v', _v))"
+        )
+        top = f"slice(sort_array({counted}), 1, {m.k})"
+        if m.fn == "top_k":
+            return f"transform({top}, _e -> _e.v)"
+        return f"map_from_entries(transform({top}, _e -> struct(_e.v, CAST(-_e.n AS BIGINT))))"
     return m.sql("ts")
 
 

@@ -72,7 +72,7 @@ ORDERED_FNS = ("min", "max")
 BY_TIME_FNS = ("first", "last", "first_k", "last_k")
 COUNTED_FNS = ("top_k", "histogram")
 LIST_FNS = ("first_k", "last_k", "top_k", "histogram")
-FLOATING_FNS = ("avg", "stddev", "variance")  # stream and batch agree within a tolerance only
+FLOATING_FNS = ("avg", "stddev", "variance")  # DOUBLE results of exact sums (Measure._moment)
 ATTRIBUTE_FNS = ("count_distinct", "sum_money", *NUMERIC_FNS, *ORDERED_FNS, *BY_TIME_FNS, *COUNTED_FNS)
 
 
@@ -89,6 +89,8 @@ class Measure:
 
     def sql(self, time_col: str) -> str:
         """The SQL of the measures Flink and Spark write alike (the others: each compiler)."""
+        if self.fn in FLOATING_FNS:
+            return self._moment()
         return {
             "count": "COUNT(*)",
             "count_distinct": f"COUNT(DISTINCT {self.arg})",
@@ -99,6 +101,17 @@ class Measure:
             "max": f"MAX({self.arg})",
             "sum_money": f"CAST(SUM(CAST(COALESCE({self.arg}, 0) AS DECIMAL(18, 2))) AS DECIMAL(18, 2))",
         }[self.fn]
+
+    def _moment(self) -> str:
+        """avg, variance, stddev: from exact decimal sums of the values (each rounded to 6
+        decimals) and of their squares, then one double division, so both engines give the
+        same bits (Flink's own STDDEV_POP/VAR_POP do not survive its compiled plans, either)."""
+        x = f"CAST({self.arg} AS DECIMAL(18, 6))"
+        n = f"COUNT({self.arg})"
+        mean = f"(CAST(SUM({x}) AS DOUBLE) / {n})"
+        var = f"GREATEST(CAST(SUM({x} * {x}) AS DOUBLE) / {n} - {mean} * {mean}, CAST(0 AS DOUBLE))"
+        value = {"avg": mean, "variance": var, "stddev": f"SQRT({var})"}[self.fn]
+        return f"CASE WHEN {n} > 0 THEN {value} END"
 
     @property
     def additive(self) -> bool:

@@ -396,7 +396,14 @@ def _window_problems(f: Feature, agg: WindowAggregate, names: list[str], events:
     for m in agg.measures:
         out += measure_problems(m, types)
     counted = [m for m in agg.measures if m.fn in COUNTED_FNS]
-    if counted:
+    if counted and isinstance(w, Session):
+        out.append(
+            f"aggregation.measures {counted[0].name!r}: {counted[0].fn} is not allowed in a Session window "
+            "(the stream counts each value per window first, and a session split by value is another session)"
+        )
+    elif counted and agg.top_n:
+        out.append(f"aggregation.measures {counted[0].name!r}: {counted[0].fn} is not allowed with a top_n")
+    elif counted:
         others = [m.name for m in agg.measures if m.fn not in (*COUNTED_FNS, "count")]
         if others or len({m.arg for m in counted}) > 1:
             out.append(

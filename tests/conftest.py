@@ -138,6 +138,7 @@ def env_of(settings: Settings) -> dict[str, str]:
         "LAMBDA_FEATURES_REDIS__LOCAL_PORT": str(settings.redis.local_port),
         "LAMBDA_FEATURES_CLICKHOUSE__LOCAL_PORT": str(settings.clickhouse.local_port),
         "LAMBDA_FEATURES_CATALOG__LOCAL_PORT": str(settings.catalog.local_port),
+        **({"LAMBDA_FEATURES_FEATURE_REPO": str(settings.feature_repo)} if settings.feature_repo else {}),
         **{
             f"LAMBDA_FEATURES_MONITORING__{name.upper()}_PORT": str(getattr(settings.monitoring, f"{name}_port"))
             for name in MONITORING_PORTS
