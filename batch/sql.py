@@ -189,6 +189,27 @@ def _cast(f: Feature, m: DayMeasure, sql: str) -> str:
     return f"CAST({sql} AS {next(c.flink for c in f.columns if c.name == m.name)})"
 
 
+def _day_measure(f: Feature, m: DayMeasure, step: str) -> str:
+    """A RollingStats measure over the events (`rescan`), per day (`partial`) or over the
+    days' partials (`merge`): counts and sums add up, minima and maxima combine, distinct
+    values are kept as sets and united."""
+    value = m.value
+    out = next(c for c in f.columns if c.name == m.name)
+    if m.fn == "sum" and out.flink.startswith("DECIMAL"):  # a DOUBLE's exact sum (features/schema.py)
+        value = f"CAST({value} AS {out.flink})"
+    if m.fn in ("min", "max"):
+        return f"{m.fn.upper()}({m.name if step == 'merge' else value})"
+    if m.fn == "count_distinct":
+        return {
+            "rescan": f"COUNT(DISTINCT {value})",
+            "partial": f"collect_set({value})",
+            "merge": f"size(array_distinct(flatten(collect_list({m.name}))))",
+        }[step]
+    return {"rescan": f"COALESCE(SUM({value}), 0)", "partial": f"SUM({value})", "merge": f"COALESCE(SUM({m.name}), 0)"}[
+        step
+    ]
+
+
 def _rolling(f: Feature, as_of: str) -> str:
     """Full rescan over the view `events`, already limited to the day range ending on as_of."""
     keys = ", ".join(f.keys)
@@ -196,11 +217,7 @@ def _rolling(f: Feature, as_of: str) -> str:
     if isinstance(agg, RollingTopN):
         return _top_n(f, agg, f"DATE'{as_of}'", _counted(f, agg, "events"))
     assert isinstance(agg, RollingStats)
-    measures = ", ".join(
-        _cast(f, m, f"COUNT(DISTINCT {m.value})" if m.fn == "count_distinct" else f"COALESCE(SUM({m.value}), 0)")
-        + f" AS {m.name}"
-        for m in agg.measures
-    )
+    measures = ", ".join(_cast(f, m, _day_measure(f, m, "rescan")) + f" AS {m.name}" for m in agg.measures)
     return f"SELECT DATE'{as_of}' AS as_of, {keys}, {measures} FROM events{_where(f)} GROUP BY {keys}"
 
 
@@ -212,9 +229,7 @@ def partial_sql(f: Feature, by: tuple[str, ...] = ("dt",)) -> str:
     if isinstance(agg, RollingTopN):
         return _counted(f, agg, "events", by)
     assert isinstance(agg, RollingStats), f"{f.name} has no daily partials"
-    parts = ", ".join(
-        f"{'collect_set' if m.fn == 'count_distinct' else 'SUM'}({m.value}) AS {m.name}" for m in agg.measures
-    )
+    parts = ", ".join(f"{_day_measure(f, m, 'partial')} AS {m.name}" for m in agg.measures)
     return f"SELECT {keys}, {parts} FROM events{_where(f)} GROUP BY {keys}"
 
 
@@ -227,17 +242,7 @@ def merge_sql(f: Feature) -> str:
     if isinstance(agg, RollingTopN):
         return _top_n(f, agg, "as_of", _counted(f, agg, "partials", by), by)
     assert isinstance(agg, RollingStats), f"{f.name} has no daily partials"
-    measures = ", ".join(
-        _cast(
-            f,
-            m,
-            f"size(array_distinct(flatten(collect_list({m.name}))))"
-            if m.fn == "count_distinct"
-            else f"COALESCE(SUM({m.name}), 0)",
-        )
-        + f" AS {m.name}"
-        for m in agg.measures
-    )
+    measures = ", ".join(_cast(f, m, _day_measure(f, m, "merge")) + f" AS {m.name}" for m in agg.measures)
     return f"SELECT {keys}, {measures} FROM partials GROUP BY {keys}"
 
 

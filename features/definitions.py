@@ -183,10 +183,11 @@ class RollingTopN:
 @dataclass(frozen=True)
 class DayMeasure:
     """One measure of a RollingStats over the events matching `where`. Each splits into
-    per-day partials: counts and sums add up, distinct values are kept as sets and united."""
+    per-day partials: counts and sums add up, minima and maxima combine, distinct values are
+    kept as sets and united. sum, min and max read an event attribute (sum a number)."""
 
     name: str
-    fn: Literal["count", "sum", "sum_money", "count_distinct"]
+    fn: Literal["count", "sum", "sum_money", "count_distinct", "min", "max"]
     arg: str = ""  # the summed attribute, or the expression counted distinct
     where: str = ""  # SQL predicate; empty = every event
 
@@ -196,6 +197,8 @@ class DayMeasure:
         v = {
             "count": "1",
             "sum": self.arg,
+            "min": self.arg,
+            "max": self.arg,
             "sum_money": f"CAST(COALESCE({self.arg}, 0) AS DECIMAL(18, 2))",
             "count_distinct": self.arg,
         }[self.fn]

@@ -107,6 +107,8 @@ def _day_column(m: DayMeasure, arg: Column | None) -> Column:
         return money(m.name)
     if m.fn == "sum" and arg is not None:
         return bigint(m.name) if arg.flink == "BIGINT" else decimal(m.name, *EXACT_SUM)
+    if m.fn in ("min", "max") and arg is not None:
+        return nullable(_renamed(arg, m.name))
     return bigint(m.name)
 
 

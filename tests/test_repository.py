@@ -13,17 +13,19 @@ from common.repository import load_features
 from common.settings import load_settings
 from features import ecommerce
 from features.definitions import (
+    Feature,
     Hop,
     LastN,
     Measure,
     RollingTopN,
     Session,
     TopN,
+    Tumble,
     WindowAggregate,
     bigint,
 )
 from features.events import EventAttribute
-from features.repository import FeatureRepository, problems
+from features.repository import FeatureRepository, problems, resolved
 
 CLICKS = ecommerce.CATEGORY_CLICKS_1H
 SESSIONS = ecommerce.USER_SESSIONS
@@ -162,3 +164,90 @@ def test_event_attributes():
         "EVENT_ATTRIBUTES 'ts'.name",
         "EVENT_ATTRIBUTES 'x'.type",
     ]
+
+
+def _measure(*measures: Measure, window=None) -> list[str]:
+    agg = WindowAggregate(window or Hop(3600, 300), measures)
+    return _problems(replace(CLICKS, aggregation=agg), attributes=[EventAttribute("qty", "BIGINT")])
+
+
+def test_each_new_measure_is_checked_at_declaration():
+    """A wrong attribute type, a missing attribute, a missing k and a measure a window does not
+    allow: each an error naming the feature and the measure's field."""
+    assert _measure(*(Measure(fn, fn, "price") for fn in ("sum", "avg", "min", "max", "stddev", "variance"))) == []
+    assert _measure(*(Measure(fn, fn, "qty") for fn in ("first", "last")), Measure("l", "last_k", "brand", k=2)) == []
+    assert _measure(Measure("top", "top_k", "qty", k=3), Measure("h", "histogram", "qty", k=3)) == []
+    assert _measure(Measure("avg_brand", "avg", "brand")) == [
+        "category_clicks_1h.aggregation.measures 'avg_brand'.arg: avg needs a number (BIGINT or DOUBLE); "
+        "'brand' is STRING"
+    ]
+    assert _measure(Measure("top", "top_k", "price", k=3)) == [
+        "category_clicks_1h.aggregation.measures 'top'.arg: top_k counts categories (STRING or BIGINT); "
+        "'price' is DOUBLE"
+    ]
+    (missing,) = _measure(Measure("s", "sum", "quantity"))
+    assert missing.startswith(
+        "category_clicks_1h.aggregation.measures 's'.arg: sum reads an event column; 'quantity' is not one (known: "
+    )
+    assert "qty" in missing  # the repository's attributes are known columns
+    assert _measure(Measure("l", "last_k", "brand")) == [
+        "category_clicks_1h.aggregation.measures 'l'.k: 0; last_k needs k of at least 1 (how many values it keeps)"
+    ]
+    assert _measure(Measure("m", "max", "price", k=2)) == [
+        "category_clicks_1h.aggregation.measures 'm'.k: max takes no k"
+    ]
+    sessions = _measure(Measure("t", "min_time"), Measure("top", "top_k", "brand", k=2), window=Session(300))
+    assert any(
+        p.startswith("category_clicks_1h.aggregation.measures 'top': top_k is not allowed in a Session window")
+        for p in sessions
+    ), sessions
+
+
+def test_columns_follow_from_the_definition():
+    """Keys with the types of their event columns (not null when the filter requires it), the
+    window, then each measure's documented type; `columns=` overrides."""
+    agg = WindowAggregate(
+        Tumble(60),
+        (
+            Measure("n", "count"),
+            Measure("spend", "sum", "price"),
+            Measure("units", "sum", "qty"),
+            Measure("mean", "avg", "qty"),
+            Measure("last", "last", "brand"),
+            Measure("top", "top_k", "brand", k=2),
+            Measure("hist", "histogram", "brand", k=2),
+        ),
+    )
+    f = Feature(
+        name="f",
+        description="",
+        keys=("user_id", "item_id", "category_id"),
+        aggregation=agg,
+        source_filter="item_id IS NOT NULL AND event_type = 'click'",
+        order_key=("user_id",),
+    )
+    repo = FeatureRepository("test", (f,), (EventAttribute("qty", "BIGINT"),))
+    (f,) = read_repository_features(repo)
+    assert [(c.name, c.flink, c.clickhouse) for c in f.columns] == [
+        ("user_id", "BIGINT", "Int64"),
+        ("window_start", "TIMESTAMP_LTZ(3)", "DateTime64(3, 'UTC')"),
+        ("window_end", "TIMESTAMP_LTZ(3)", "DateTime64(3, 'UTC')"),
+        ("item_id", "BIGINT", "Int64"),
+        ("category_id", "BIGINT", "Nullable(Int64)"),
+        ("n", "BIGINT", "Int64"),
+        ("spend", "DECIMAL(38, 6)", "Nullable(Decimal(38, 6))"),
+        ("units", "BIGINT", "Nullable(Int64)"),
+        ("mean", "DOUBLE", "Nullable(Float64)"),
+        ("last", "STRING", "Nullable(String)"),
+        ("top", "ARRAY<STRING>", "Array(String)"),
+        ("hist", "MAP<STRING, BIGINT>", "Map(String, Int64)"),
+    ]
+    # a changed copy derives its columns again; given columns stay
+    assert replace(f, keys=("user_id",)).columns[3].name == "n"
+    given = replace(f, columns=(bigint("user_id"), bigint("n")))
+    assert [c.name for c in replace(given, keys=("user_id",)).columns] == ["user_id", "n"]
+
+
+def read_repository_features(repo: FeatureRepository) -> tuple[Feature, ...]:
+    attributes = {a.name: a.column for a in repo.event_attributes}
+    return tuple(resolved(f, attributes) for f in repo.features)

@@ -1,8 +1,8 @@
 """Every measure of the window vocabulary in every window kind it is allowed in, through the
 real stream (Flink, Kafka, chDB) and the real batch (`batch reconcile`, Spark) over the archive
 the stream wrote: both tables equal an independent computation in plain Python
-(tests/reference.py), exactly but for the floating measures (avg, stddev, variance), which are
-equal within the tolerance docs/features.md documents."""
+(tests/reference.py) exactly, the floating measures (avg, stddev, variance) too: both engines
+compute them from exact decimal sums with one double division (docs/features.md)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from common.clickhouse import close_clients, get_client
 from common.services import clickhouse_service
 from common.settings import load_settings
-from features.definitions import FLOATING_FNS, Hop, Session, Tumble
+from features.definitions import Hop, Session, Tumble
 from features.generator import GeneratorConfig, generate
 from features.repository import read_repository
 from tests import reference as ref
@@ -24,9 +24,9 @@ from tests.pipeline import ms, run_pipeline
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent / "feature_repos" / "vocabulary.py"
-FEATURES = read_repository(REPO).features
+FEATURES = read_repository(REPO).stream
+ROLLING = read_repository(REPO).feature("spend_30d")
 DAY = "2026-01-01"
-REL = 1e-9  # the tolerance of floating measures (docs/features.md)
 
 
 def _events() -> list[dict]:
@@ -58,10 +58,11 @@ def run(tmp_path_factory):
     path = home / "events.jsonl"
     path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in _events()))
     result = run_pipeline(s, "jsonl", path)
-    p = run_batch(s, "reconcile", "--date", DAY)
+    p = run_batch(s, "backfill", "--start", DAY, "--end", DAY)  # one Spark: the day, and the 30-day features
     assert p.returncode == 0, p.stdout + p.stderr
     ch = get_client(s)
     batch = {f.name: ch.query(f"SELECT * FROM features.{f.name}_batch").result_rows for f in FEATURES}
+    batch[ROLLING.name] = ch.query(f"SELECT * FROM features.{ROLLING.name}").result_rows
     accepted = ref.accept(result.events)
     assert not any(e["late"] for e in accepted)  # the stream and the batch see the same events
     yield result.tables, batch, accepted
@@ -110,17 +111,15 @@ def _rows(f, rows: list[tuple]) -> dict[tuple[int, int], dict]:
 
 
 def _same(f, got: dict, want: dict) -> list[str]:
-    """The differences, measure by measure (floating ones within REL)."""
+    """The differences, measure by measure."""
     assert got.keys() == want.keys(), (f.name, sorted(got.keys() ^ want.keys())[:5])
-    floating = {m.name for m in f.aggregation.measures if m.fn in FLOATING_FNS}
     bad = []
     for key, row in want.items():
         for name, v in row.items():
             g = got[key][name]
             if isinstance(v, Decimal) and g is not None:
                 g = Decimal(g)
-            ok = g == pytest.approx(v, rel=REL, abs=REL) if name in floating and v is not None else g == v
-            if not ok:
+            if g != v or type(g) is not type(v):
                 bad.append(f"{f.name} {key} {name}: got {g!r}, want {v!r}")
     return bad
 
@@ -139,6 +138,28 @@ def test_batch_equals_the_reference(run, name):
     _, batch, accepted = run
     f = next(f for f in FEATURES if f.name == name)
     assert _same(f, _rows(f, batch[name]), _expected(f, accepted)) == []
+
+
+def test_the_30_day_measures_equal_the_reference(run):
+    """Sums (a DOUBLE's exactly, as DECIMAL(38, 6)), minima and maxima over the 30 days up to
+    the day, from the daily partials."""
+    _, batch, accepted = run
+    users: dict[int, list] = {}
+    for i, e in enumerate(accepted):
+        users.setdefault(e["user_id"], []).append((i, e))
+    want = {}
+    for user, rows in users.items():
+        want[user] = (
+            sum(e["event_type"] == "purchase" for _, e in rows),
+            ref.measure("sum", "price", 0, rows) or Decimal(0),
+            ref.measure("sum", "qty", 0, rows) or 0,
+            ref.measure("min", "price", 0, rows),
+            ref.measure("max", "qty", 0, rows),
+            ref.measure("max", "brand", 0, rows),
+        )
+    got = {r[1]: r[2:] for r in batch[ROLLING.name]}
+    assert {str(r[0]) for r in batch[ROLLING.name]} == {DAY}
+    assert got == want
 
 
 def test_the_data_meets_the_cases_that_matter(run):

@@ -2,7 +2,7 @@
 allowed in (tests/test_vocabulary.py), on canonical columns and on the attribute `qty`. Output
 columns are derived, never restated."""
 
-from features.definitions import Feature, Hop, Measure, Session, Tumble, WindowAggregate
+from features.definitions import DayMeasure, Feature, Hop, Measure, RollingStats, Session, Tumble, WindowAggregate
 from features.events import EventAttribute
 
 EVENT_ATTRIBUTES = (EventAttribute("qty", "BIGINT", description="units, on item events"),)
@@ -54,4 +54,22 @@ FEATURES = (
     ),
     _feature("counted_tumble", Tumble(600), COUNTED, WINDOWS),
     _feature("counted_hop", Hop(size_s=1200, slide_s=600), COUNTED, WINDOWS),
+    Feature(
+        name="spend_30d",
+        description="The 30-day measures of the vocabulary: sums, minima and maxima of attributes.",
+        keys=("user_id",),
+        aggregation=RollingStats(
+            measures=(
+                DayMeasure("purchases", "count", where="event_type = 'purchase'"),
+                DayMeasure("spend", "sum", "price"),
+                DayMeasure("units", "sum", "qty"),
+                DayMeasure("cheapest", "min", "price"),
+                DayMeasure("most_units", "max", "qty"),
+                DayMeasure("last_brand_name", "max", "brand"),
+            ),
+            days=30,
+        ),
+        layer="batch",
+        order_key=("as_of", "user_id"),
+    ),
 )
