@@ -19,11 +19,11 @@ from common.repository import load_features
 from common.services import local_services
 from common.settings import Settings
 from streaming.checkpoints import latest_checkpoint
+from streaming.compiled_plan import execute_job
 from streaming.flink_env import create_table_env, kafka_connector_jars
 from streaming.job import Source, build_statements, compiled_queries
 from streaming.loader import LoaderStats, send_end_markers
 from streaming.loader_process import Loaders
-from streaming.plan import execute_job
 from streaming.staging import StageResult
 from warehouse.schema import create_tables
 from warehouse.tables import stream_table

@@ -17,7 +17,7 @@ import pytest
 from common.services import local_services
 from features.adapters import to_json
 from features.generator import GeneratorConfig, generate
-from serving.catalog import iso_ms
+from serving.online_features import iso_ms
 from tests.archive import write_archive
 from tests.conftest import free_port, isolated
 from tests.pipeline import ms, run_pipeline

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from streaming.plan import align, own_signatures
+from streaming.compiled_plan import align, own_signatures
 
 
 def _plan(features: list[tuple[str, str]], first_id: int = 1) -> str:
