@@ -27,10 +27,14 @@ def online_values(f: Feature, rows: list[dict]) -> dict[int, str]:
             ranked.setdefault(r["user_id"], []).append((r["rank"], r[agg.value]))
         return {user: orjson.dumps([v for _, v in sorted(vs)]).decode() for user, vs in ranked.items()}
     assert isinstance(agg, RollingStats)
+    # decimals as exact strings with their column's scale ("12.50")
+    scales = {c.name: int(c.flink.split(",")[1].strip(" )")) for c in f.columns if c.flink.startswith("DECIMAL(")}
     out = {}
     for r in rows:
         stats = {m.name: r[m.name] for m in agg.measures}
-        stats["gmv"] = f"{stats['gmv']:.2f}"
+        for name, scale in scales.items():
+            if stats.get(name) is not None:
+                stats[name] = f"{stats[name]:.{scale}f}"
         out[r["user_id"]] = orjson.dumps(stats).decode()
     return out
 
@@ -49,18 +53,19 @@ def read_lake(settings: Settings, f: Feature, day: date) -> list[dict]:
 
 
 def publish_online(settings: Settings, day: date) -> int:
-    """Write every user's 30-day feature fields as of `day`; returns the users written."""
+    """Write every user's online 30-day feature fields as of `day`; returns the users written."""
     from common.redis_store import PUBLISHED_KEY, get_redis, time_field, user_key, write_hashes
 
     online: dict[str, dict[str, str]] = {}
-    for f in load_features(settings).batch:
+    batch = [f for f in load_features(settings).batch if f.online_column]  # as serving/online_features.py
+    for f in batch:
         for user, value in online_values(f, read_lake(settings, f, day)).items():
             online.setdefault(user_key(settings, user), {}).update({f.name: value, time_field(f): day.isoformat()})
     redis = get_redis(settings)
     write_hashes(redis, settings, online)
     # the newest day published: an older as-of day in a user's hash is a value the batch no longer gives
     newest = redis.hgetall(PUBLISHED_KEY)
-    later = {f.name: day.isoformat() for f in load_features(settings).batch if newest.get(f.name, "") < day.isoformat()}
+    later = {f.name: day.isoformat() for f in batch if newest.get(f.name, "") < day.isoformat()}
     if later:
         redis.hset(PUBLISHED_KEY, mapping=later)
     log.info("published the 30-day features as of %s for %d users", day, len(online))

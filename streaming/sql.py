@@ -65,12 +65,12 @@ def _input_view(f: Feature) -> str:
 
 # an event's place in time order as text that sorts like it: event time, then source position
 # (44 digits), before the value it carries
+SEP_VALUE, SEP_ITEM = "U&'\\0002'", "U&'\\0001'"  # after a sort prefix; between list items
 SORTABLE = (
     "LPAD(CAST(event_time AS STRING), 15, '0') || LPAD(CAST(src_part AS STRING), 10, '0') || "
-    "LPAD(CAST(src_off AS STRING), 19, '0') || U&'\\0002' || "
+    f"LPAD(CAST(src_off AS STRING), 19, '0') || {SEP_VALUE} || "
 )
-PREFIX = "'[0-9]{44}' || U&'\\0002'"
-SEP_VALUE, SEP_ITEM = "U&'\\0002'", "U&'\\0001'"  # after a sort prefix; between list items
+PREFIX = f"'[0-9]{{44}}' || {SEP_VALUE}"
 
 
 def measure_sql(m: Measure, out: Column) -> str:
@@ -85,10 +85,9 @@ def measure_sql(m: Measure, out: Column) -> str:
     if m.fn in ("first_k", "last_k"):
         collected = f"ARRAY_AGG({SORTABLE}CAST({x} AS STRING)) FILTER (WHERE {x} IS NOT NULL)"
         ordered = f"ARRAY_SLICE(ARRAY_SORT({collected}, {'TRUE' if m.fn == 'first_k' else 'FALSE'}), 1, {m.k})"
-        joined = f"ARRAY_JOIN({ordered}, U&'\\0001')"
-        return f"SPLIT(REGEXP_REPLACE({joined}, {PREFIX}, ''), U&'\\0001')"
+        return f"SPLIT(REGEXP_REPLACE(ARRAY_JOIN({ordered}, {SEP_ITEM}), {PREFIX}, ''), {SEP_ITEM})"
     if m.fn in ("top_k", "histogram"):
-        raise ValueError(f"{m.name}: {m.fn} is computed by counted_sql")
+        raise ValueError(f"{m.name}: {m.fn} is computed by _counted")
     return m.sql("ts")
 
 
