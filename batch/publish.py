@@ -28,10 +28,14 @@ def online_values(f: Feature, rows: list[dict]) -> dict[int, str]:
             ranked.setdefault(r["user_id"], []).append((r["rank"], r[agg.value]))
         return {user: orjson.dumps([v for _, v in sorted(vs)]).decode() for user, vs in ranked.items()}
     assert isinstance(agg, RollingStats)
+    # decimals as exact strings with their column's scale ("12.50")
+    scales = {c.name: int(c.flink.split(",")[1].strip(" )")) for c in f.columns if c.flink.startswith("DECIMAL(")}
     out = {}
     for r in rows:
         stats = {m.name: r[m.name] for m in agg.measures}
-        stats["gmv"] = f"{stats['gmv']:.2f}"
+        for name, scale in scales.items():
+            if stats.get(name) is not None:
+                stats[name] = f"{stats[name]:.{scale}f}"
         out[r["user_id"]] = orjson.dumps(stats).decode()
     return out
 
@@ -56,11 +60,12 @@ def published_record(settings: Settings, f: Feature) -> Path:
 
 
 def publish_online(settings: Settings, day: date, features: list[Feature] | None = None) -> int:
-    """Write every user's 30-day feature fields (of `features`, all when None) as of `day`;
+    """Write every user's online 30-day feature fields (of `features`, all when None) as of `day`;
     returns the users written."""
     from common.redis_store import PUBLISHED_KEY, get_redis, time_field, user_key, write_hashes
 
-    features = load_features(settings).batch if features is None else features
+    if features is None:  # the online ones, as serving/online_features.py
+        features = [f for f in load_features(settings).batch if f.online_column]
     online: dict[str, dict[str, str]] = {}
     for f in features:
         for user, value in online_values(f, read_lake(settings, f, day)).items():

@@ -7,6 +7,7 @@ its day column (`dt` for daily partials, `as_of` for values as of each day's end
 from __future__ import annotations
 
 from features.definitions import (
+    Column,
     DayMeasure,
     Feature,
     Hop,
@@ -17,7 +18,6 @@ from features.definitions import (
     RollingStats,
     RollingTopN,
     Session,
-    Tumble,
     WindowAggregate,
 )
 
@@ -39,9 +39,44 @@ def _combine(m: Measure) -> str:
     raise ValueError(f"{m.name}: tiles need additive measures or max")
 
 
+def _in_time_order(x: str, value: str) -> str:
+    """x's event as a struct that sorts by time then source position (null when x is)."""
+    ordered = f"named_struct('t', event_time, 'p', src_part, 'o', src_off, 'v', {value})"
+    return f"CASE WHEN {x} IS NOT NULL THEN {ordered} END"
+
+
+def measure_sql(m: Measure, out: Column) -> str:
+    """A window measure in Spark SQL; `out` is its column."""
+    x = m.arg
+    if m.fn == "sum":
+        return f"SUM({x})" if out.flink == "BIGINT" else f"CAST(SUM(CAST({x} AS {out.flink})) AS {out.flink})"
+    if m.fn in ("first", "last"):
+        return f"{'MIN' if m.fn == 'first' else 'MAX'}({_in_time_order(x, x)}).v"
+    if m.fn in ("first_k", "last_k"):
+        ascending = "true" if m.fn == "first_k" else "false"
+        ordered = f"sort_array(collect_list({_in_time_order(x, f'CAST({x} AS STRING)')}), {ascending})"
+        return f"transform(slice({ordered}, 1, {m.k}), _e -> _e.v)"
+    if m.fn in ("top_k", "histogram"):
+        # each distinct value with its count, most frequent first, ties by the value's text
+        xs = f"collect_list(CAST({x} AS STRING))"
+        counted = (
+            f"transform(array_distinct({xs}), _v -> named_struct('n', -size(filter({xs}, _y -> _y = _v)), 'v', _v))"
+        )
+        top = f"slice(sort_array({counted}), 1, {m.k})"
+        if m.fn == "top_k":
+            return f"transform({top}, _e -> _e.v)"
+        return f"map_from_entries(transform({top}, _e -> struct(_e.v, CAST(-_e.n AS BIGINT))))"
+    return m.sql("ts")
+
+
+def _measures(f: Feature, agg: WindowAggregate) -> str:
+    cols = {c.name: c for c in f.columns}
+    return ", ".join(f"{measure_sql(m, cols[m.name])} AS {m.name}" for m in agg.measures)
+
+
 def _window_aggregate(f: Feature, agg: WindowAggregate) -> str:
     keys = list(f.keys)
-    measures = ", ".join(f"{m.sql('ts')} AS {m.name}" for m in agg.measures)
+    measures = _measures(f, agg)
     w = agg.window
     names = [c.name for c in f.columns]
     if isinstance(w, Session):
@@ -51,7 +86,7 @@ def _window_aggregate(f: Feature, agg: WindowAggregate) -> str:
             f"GROUP BY {', '.join(keys)}, session_window(ts, '{w.gap_s} seconds')"
         )
         return f"SELECT {', '.join(names)} FROM ({inner})"
-    if isinstance(w, Hop):
+    if isinstance(w, Hop) and agg.tiled:
         # 5-minute tiles first, then each tile into the size/slide windows containing it
         slide, size = w.slide_s * 1000, w.size_s * 1000
         tile_measures = ", ".join(f"{m.sql('ts')} AS {m.name}" for m in agg.measures)
@@ -74,12 +109,15 @@ def _window_aggregate(f: Feature, agg: WindowAggregate) -> str:
             for c in names
         ]
         return f"SELECT {', '.join(cols)} FROM ({windows})"
-    assert isinstance(w, Tumble)
     size = w.size_s * 1000
     start = f"event_time - pmod(event_time, {size})"
+    events = f"events{_where(f)}"
+    if isinstance(w, Hop):  # each event in the size/slide windows that hold it
+        slide = w.slide_s * 1000
+        start = f"event_time - pmod(event_time, {slide}) - _k * {slide}"
+        events = f"events LATERAL VIEW explode(sequence(0, {w.tiles_per_window - 1})) AS _k{_where(f)}"
     inner = (
-        f"SELECT {', '.join(keys + [''])}{start} AS ws, {measures} FROM events{_where(f)} "
-        f"GROUP BY {', '.join(keys + [start])}"
+        f"SELECT {', '.join(keys + [''])}{start} AS ws, {measures} FROM {events} GROUP BY {', '.join(keys + [start])}"
     )
     cols = [
         f"{_ms('ws')} AS window_start"
@@ -151,6 +189,27 @@ def _cast(f: Feature, m: DayMeasure, sql: str) -> str:
     return f"CAST({sql} AS {next(c.flink for c in f.columns if c.name == m.name)})"
 
 
+def _day_measure(f: Feature, m: DayMeasure, step: str) -> str:
+    """A RollingStats measure over the events (`rescan`), per day (`partial`) or over the
+    days' partials (`merge`): counts and sums add up, minima and maxima combine, distinct
+    values are kept as sets and united."""
+    value = m.value
+    out = next(c for c in f.columns if c.name == m.name)
+    if m.fn == "sum" and out.flink.startswith("DECIMAL"):  # a DOUBLE's exact sum (features/schema.py)
+        value = f"CAST({value} AS {out.flink})"
+    if m.fn in ("min", "max"):
+        return f"{m.fn.upper()}({m.name if step == 'merge' else value})"
+    if m.fn == "count_distinct":
+        return {
+            "rescan": f"COUNT(DISTINCT {value})",
+            "partial": f"collect_set({value})",
+            "merge": f"size(array_distinct(flatten(collect_list({m.name}))))",
+        }[step]
+    return {"rescan": f"COALESCE(SUM({value}), 0)", "partial": f"SUM({value})", "merge": f"COALESCE(SUM({m.name}), 0)"}[
+        step
+    ]
+
+
 def _rolling(f: Feature, as_of: str) -> str:
     """Full rescan over the view `events`, already limited to the day range ending on as_of."""
     keys = ", ".join(f.keys)
@@ -158,11 +217,7 @@ def _rolling(f: Feature, as_of: str) -> str:
     if isinstance(agg, RollingTopN):
         return _top_n(f, agg, f"DATE'{as_of}'", _counted(f, agg, "events"))
     assert isinstance(agg, RollingStats)
-    measures = ", ".join(
-        _cast(f, m, f"COUNT(DISTINCT {m.value})" if m.fn == "count_distinct" else f"COALESCE(SUM({m.value}), 0)")
-        + f" AS {m.name}"
-        for m in agg.measures
-    )
+    measures = ", ".join(_cast(f, m, _day_measure(f, m, "rescan")) + f" AS {m.name}" for m in agg.measures)
     return f"SELECT DATE'{as_of}' AS as_of, {keys}, {measures} FROM events{_where(f)} GROUP BY {keys}"
 
 
@@ -174,9 +229,7 @@ def partial_sql(f: Feature, by: tuple[str, ...] = ("dt",)) -> str:
     if isinstance(agg, RollingTopN):
         return _counted(f, agg, "events", by)
     assert isinstance(agg, RollingStats), f"{f.name} has no daily partials"
-    parts = ", ".join(
-        f"{'collect_set' if m.fn == 'count_distinct' else 'SUM'}({m.value}) AS {m.name}" for m in agg.measures
-    )
+    parts = ", ".join(f"{_day_measure(f, m, 'partial')} AS {m.name}" for m in agg.measures)
     return f"SELECT {keys}, {parts} FROM events{_where(f)} GROUP BY {keys}"
 
 
@@ -189,17 +242,7 @@ def merge_sql(f: Feature) -> str:
     if isinstance(agg, RollingTopN):
         return _top_n(f, agg, "as_of", _counted(f, agg, "partials", by), by)
     assert isinstance(agg, RollingStats), f"{f.name} has no daily partials"
-    measures = ", ".join(
-        _cast(
-            f,
-            m,
-            f"size(array_distinct(flatten(collect_list({m.name}))))"
-            if m.fn == "count_distinct"
-            else f"COALESCE(SUM({m.name}), 0)",
-        )
-        + f" AS {m.name}"
-        for m in agg.measures
-    )
+    measures = ", ".join(_cast(f, m, _day_measure(f, m, "merge")) + f" AS {m.name}" for m in agg.measures)
     return f"SELECT {keys}, {measures} FROM partials GROUP BY {keys}"
 
 

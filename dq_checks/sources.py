@@ -73,7 +73,7 @@ def window_span_s(f: Feature) -> int:
     if isinstance(w, Tumble):
         return w.size_s
     if isinstance(w, Hop):
-        return w.slide_s  # the stream writes slide-sized tiles
+        return w.slide_s if agg.tiled else w.size_s  # tiles are slide-sized
     assert isinstance(w, Session)
     return w.gap_s
 

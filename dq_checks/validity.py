@@ -34,6 +34,13 @@ def rules(f: Feature) -> list[tuple[str, str]]:
             elif m.fn == "count_if":
                 out.append((f"{m.name} >= 0", f"{m.name} < 0"))
                 out += [(f"{m.name} <= {c}", f"{m.name} > {c}") for c in counts]
+            elif m.fn in ("stddev", "variance"):
+                out.append((f"{m.name} >= 0", f"{m.name} < 0"))
+            elif m.fn in ("first_k", "last_k", "top_k"):
+                out.append((f"length({m.name}) <= {m.k}", f"length({m.name}) > {m.k}"))
+            elif m.fn == "histogram":
+                bad = f"length({m.name}) > {m.k} OR arrayExists(_c -> _c < 1, mapValues({m.name}))"
+                out.append((f"{m.name}: at most {m.k} values, each counted at least once", bad))
         starts = [m.name for m in agg.measures if m.fn == "min_time"]
         ends = [m.name for m in agg.measures if m.fn == "max_time"]
         out += [(f"{e} >= {s}", f"{e} < {s}") for s in starts for e in ends]
@@ -50,7 +57,7 @@ def rules(f: Feature) -> list[tuple[str, str]]:
         out.append((f"rank in 1..{agg.n}", f"`rank` < 1 OR `rank` > {agg.n}"))
         out += [(f"{c.name} >= 1", f"{c.name} < 1") for c in f.columns if c.name == "purchases"]
     elif isinstance(agg, RollingStats):
-        out += [(f"{m.name} >= 0", f"{m.name} < 0") for m in agg.measures]
+        out += [(f"{m.name} >= 0", f"{m.name} < 0") for m in agg.measures if m.fn not in ("min", "max")]
     elif isinstance(agg, LastN):
         lists = [c.name for c in f.columns if c.clickhouse.startswith("Array")]
         out += [(f"length({n}) in 1..{agg.n}", f"length({n}) < 1 OR length({n}) > {agg.n}") for n in lists]

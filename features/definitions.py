@@ -45,24 +45,73 @@ Window = Tumble | Hop | Session
 # --- aggregations ------------------------------------------------------------------
 
 
+# the measures of a window; docs/features.md lists each with its result type
+MeasureFn = Literal[
+    "count",
+    "count_distinct",
+    "count_if",
+    "min_time",
+    "max_time",
+    "sum_money",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "stddev",
+    "variance",
+    "first",
+    "last",
+    "first_k",
+    "last_k",
+    "top_k",
+    "histogram",
+]
+# measures of an attribute's values (nulls skipped), by what they accept
+NUMERIC_FNS = ("sum", "avg", "stddev", "variance")
+ORDERED_FNS = ("min", "max")
+BY_TIME_FNS = ("first", "last", "first_k", "last_k")
+COUNTED_FNS = ("top_k", "histogram")
+LIST_FNS = ("first_k", "last_k", "top_k", "histogram")
+FLOATING_FNS = ("avg", "stddev", "variance")  # DOUBLE results of exact sums (Measure._moment)
+ATTRIBUTE_FNS = ("count_distinct", "sum_money", *NUMERIC_FNS, *ORDERED_FNS, *BY_TIME_FNS, *COUNTED_FNS)
+
+
 @dataclass(frozen=True)
 class Measure:
-    """One output value of a window aggregation, in SQL that Flink and Spark both accept."""
+    """One output value of a window aggregation. `arg` is the event column it reads (a
+    predicate for count_if, an amount for sum_money); `k` how many values first_k, last_k and
+    top_k keep and how many entries a histogram keeps (the most frequent ones)."""
 
     name: str
-    fn: Literal["count", "count_distinct", "count_if", "min_time", "max_time", "max", "sum_money"]
-    arg: str = ""  # a column, a predicate for count_if, an amount for sum_money
+    fn: MeasureFn
+    arg: str = ""
+    k: int = 0
 
     def sql(self, time_col: str) -> str:
+        """The SQL of the measures Flink and Spark write alike (the others: each compiler)."""
+        if self.fn in FLOATING_FNS:
+            return self._moment()
         return {
             "count": "COUNT(*)",
             "count_distinct": f"COUNT(DISTINCT {self.arg})",
             "count_if": f"SUM(CASE WHEN {self.arg} THEN 1 ELSE 0 END)",
             "min_time": f"MIN({time_col})",
             "max_time": f"MAX({time_col})",
+            "min": f"MIN({self.arg})",
             "max": f"MAX({self.arg})",
             "sum_money": f"CAST(SUM(CAST(COALESCE({self.arg}, 0) AS DECIMAL(18, 2))) AS DECIMAL(18, 2))",
         }[self.fn]
+
+    def _moment(self) -> str:
+        """avg, variance, stddev: from exact decimal sums of the values (each rounded to 6
+        decimals) and of their squares, then one double division, so both engines give the
+        same bits (Flink's own STDDEV_POP/VAR_POP do not survive its compiled plans, either)."""
+        x = f"CAST({self.arg} AS DECIMAL(18, 6))"
+        n = f"COUNT({self.arg})"
+        mean = f"(CAST(SUM({x}) AS DOUBLE) / {n})"
+        var = f"GREATEST(CAST(SUM({x} * {x}) AS DOUBLE) / {n} - {mean} * {mean}, CAST(0 AS DOUBLE))"
+        value = {"avg": mean, "variance": var, "stddev": f"SQRT({var})"}[self.fn]
+        return f"CASE WHEN {n} > 0 THEN {value} END"
 
     @property
     def additive(self) -> bool:
@@ -78,6 +127,12 @@ class WindowAggregate:
     measures: tuple[Measure, ...]
     top_n: TopN | None = None
 
+    @property
+    def tiled(self) -> bool:
+        """Does the stream build its sliding windows from slide-sized tiles (a Hop of counts)?
+        Any other measure over a Hop runs Flink's HOP windows directly."""
+        return isinstance(self.window, Hop) and all(m.additive for m in self.measures)
+
 
 @dataclass(frozen=True)
 class TopN:
@@ -90,7 +145,8 @@ class TopN:
 @dataclass(frozen=True)
 class LatestStateSum:
     """Per key and entity keep the latest event (ties: later in source order); sum `value`
-    over the entities whose latest event has type `member_type` (a null value counts 0)."""
+    over the entities whose latest event has type `member_type` (a null value counts 0).
+    Its column is named like the feature."""
 
     entity: str
     value: str
@@ -99,41 +155,53 @@ class LatestStateSum:
 
 @dataclass(frozen=True)
 class LastN:
-    """The n most recent values of a column, newest first (ties: later in source order)."""
+    """The n most recent values of a column, newest first (ties: later in source order), in
+    the column `column` (default: the feature's name)."""
 
     value: str
     n: int
+    column: str = ""
 
 
 @dataclass(frozen=True)
 class Latest:
-    """The latest event time per key."""
+    """The latest event time per key, in a column named like the feature."""
 
 
 @dataclass(frozen=True)
 class RollingTopN:
     """Batch, per user as of day D over days D-days+1..D: the n most frequent values of a
-    column among the filtered events, rank 1..n, ties by the value ascending."""
+    column among the filtered events, rank 1..n, ties by the value ascending; each value's
+    occurrences in the column `count`."""
 
     value: str
     n: int
     days: int
+    count: str = "occurrences"
 
 
 @dataclass(frozen=True)
 class DayMeasure:
     """One measure of a RollingStats over the events matching `where`. Each splits into
-    per-day partials: counts and sums add up, distinct values are kept as sets and united."""
+    per-day partials: counts and sums add up, minima and maxima combine, distinct values are
+    kept as sets and united. sum, min and max read an event attribute (sum a number)."""
 
     name: str
-    fn: Literal["count", "sum", "count_distinct"]
-    arg: str = ""  # the summed value, or the expression counted distinct
+    fn: Literal["count", "sum", "sum_money", "count_distinct", "min", "max"]
+    arg: str = ""  # the summed attribute, or the expression counted distinct
     where: str = ""  # SQL predicate; empty = every event
 
     @property
     def value(self) -> str:
         """The per-event value the aggregate reads (null when `where` does not hold)."""
-        v = {"count": "1", "sum": self.arg, "count_distinct": self.arg}[self.fn]
+        v = {
+            "count": "1",
+            "sum": self.arg,
+            "min": self.arg,
+            "max": self.arg,
+            "sum_money": f"CAST(COALESCE({self.arg}, 0) AS DECIMAL(18, 2))",
+            "count_distinct": self.arg,
+        }[self.fn]
         return f"CASE WHEN {self.where} THEN {v} END" if self.where else v
 
 
@@ -150,13 +218,15 @@ Aggregation = WindowAggregate | LatestStateSum | LastN | Latest | RollingTopN | 
 
 @dataclass(frozen=True)
 class Feature:
-    """A feature: which events, grouped by which keys, aggregated how, with which output."""
+    """A feature: which events, grouped by which keys, aggregated how. Its output columns
+    follow from the keys, the window and the measures (features/schema.py); `columns`
+    overrides them."""
 
     name: str
     description: str
     keys: tuple[str, ...]
     aggregation: Aggregation
-    columns: tuple[Column, ...]  # output schema, in ClickHouse order
+    columns: tuple[Column, ...] = ()  # output schema in ClickHouse order; () = derived
     source_filter: str | None = None  # SQL predicate on canonical events
     layer: Literal["stream", "batch"] = "stream"
     online_column: str | None = None  # column kept in the per-user Redis hash, under the feature's name
@@ -164,6 +234,13 @@ class Feature:
     # reads the events joined with the item catalogue as of each event's time, which adds the
     # columns catalog_category_id, catalog_brand, catalog_price, catalog_title (features/catalog.py)
     enriched: bool = False
+
+    def __post_init__(self) -> None:
+        from features.schema import DerivedColumns, derived_columns
+
+        if not self.columns or isinstance(self.columns, DerivedColumns):
+            # with the repository's attributes they were derived with (read_repository adds them)
+            object.__setattr__(self, "columns", derived_columns(self, getattr(self.columns, "attributes", {})))
 
     @property
     def windowed(self) -> bool:
@@ -181,6 +258,9 @@ class Feature:
         return "as_of" if self.layer == "batch" else self.columns[-1].name
 
 
+# --- column helpers, for `columns=` overrides -----------------------------------------
+
+
 def timestamp(name: str) -> Column:
     """A time column: epoch-aligned UTC milliseconds in both engines and ClickHouse."""
     return Column(name, "TIMESTAMP_LTZ(3)", "DateTime64(3, 'UTC')")
@@ -191,7 +271,49 @@ def bigint(name: str, nullable: bool = False) -> Column:
     return Column(name, "BIGINT", "Nullable(Int64)" if nullable else "Int64")
 
 
-WINDOW_COLUMNS = (timestamp("window_start"), timestamp("window_end"))
+def double(name: str, nullable: bool = True) -> Column:
+    """A 64-bit floating-point column."""
+    return Column(name, "DOUBLE", "Nullable(Float64)" if nullable else "Float64")
 
-# the names the shipped repository used before it moved out of this module
-_ts, _i64 = timestamp, bigint
+
+def string(name: str, nullable: bool = True) -> Column:
+    """A text column."""
+    return Column(name, "STRING", "Nullable(String)" if nullable else "String")
+
+
+def boolean(name: str, nullable: bool = True) -> Column:
+    """A true/false column."""
+    return Column(name, "BOOLEAN", "Nullable(Bool)" if nullable else "Bool")
+
+
+def money(name: str) -> Column:
+    """An amount of money: exact, two decimals (what sum_money gives)."""
+    return Column(name, "DECIMAL(18, 2)", "Decimal(18, 2)")
+
+
+def decimal(name: str, precision: int, scale: int) -> Column:
+    """An exact decimal column."""
+    return Column(name, f"DECIMAL({precision}, {scale})", f"Decimal({precision}, {scale})")
+
+
+def strings(name: str) -> Column:
+    """A list of texts (ClickHouse stores an empty list for none)."""
+    return Column(name, "ARRAY<STRING>", "Array(String)")
+
+
+def counts(name: str) -> Column:
+    """A map of text to count (a histogram)."""
+    return Column(name, "MAP<STRING, BIGINT>", "Map(String, Int64)")
+
+
+def day(name: str) -> Column:
+    """A calendar day."""
+    return Column(name, "DATE", "Date")
+
+
+def rank(name: str = "rank") -> Column:
+    """A position in a top-n list, from 1."""
+    return Column(name, "BIGINT", "UInt8")
+
+
+WINDOW_COLUMNS = (timestamp("window_start"), timestamp("window_end"))

@@ -9,8 +9,6 @@ file to run the platform on your own features (docs/features.md).
 from __future__ import annotations
 
 from features.definitions import (
-    WINDOW_COLUMNS,
-    Column,
     DayMeasure,
     Feature,
     Hop,
@@ -24,8 +22,6 @@ from features.definitions import (
     TopN,
     Tumble,
     WindowAggregate,
-    bigint,
-    timestamp,
 )
 from features.events import CART_EVENT_TYPES
 
@@ -35,7 +31,6 @@ CART_AMOUNT = Feature(
     keys=("user_id",),
     source_filter="event_type IN (" + ", ".join(f"'{t}'" for t in CART_EVENT_TYPES) + ")",
     aggregation=LatestStateSum(entity="item_id", value="price", member_type="cart"),
-    columns=(bigint("user_id"), Column("cart_amount", "DECIMAL(18, 2)", "Decimal(18, 2)"), timestamp("updated_at")),
     online_column="cart_amount",
     order_key=("user_id",),
 )
@@ -45,7 +40,6 @@ CATEGORY_CLICKS_1H = Feature(
     keys=("user_id", "category_id"),
     source_filter="event_type = 'click'",
     aggregation=WindowAggregate(Hop(size_s=3600, slide_s=300), (Measure("clicks", "count"),)),
-    columns=(bigint("user_id"), *WINDOW_COLUMNS, bigint("category_id", nullable=True), bigint("clicks")),
     order_key=("user_id", "window_start", "category_id"),
 )
 UV_1M = Feature(
@@ -53,7 +47,6 @@ UV_1M = Feature(
     description="Distinct users and events per tumbling minute.",
     keys=(),
     aggregation=WindowAggregate(Tumble(60), (Measure("uv", "count_distinct", "user_id"), Measure("events", "count"))),
-    columns=(*WINDOW_COLUMNS, bigint("uv"), bigint("events")),
     order_key=("window_start",),
 )
 USER_SESSIONS = Feature(
@@ -71,15 +64,6 @@ USER_SESSIONS = Feature(
             Measure("purchases", "count_if", "event_type = 'purchase'"),
         ),
     ),
-    columns=(
-        bigint("user_id"),
-        timestamp("session_start"),
-        timestamp("session_end"),
-        bigint("events"),
-        bigint("clicks"),
-        bigint("carts"),
-        bigint("purchases"),
-    ),
     order_key=("user_id", "session_start"),
 )
 LAST_SEARCHES = Feature(
@@ -87,8 +71,7 @@ LAST_SEARCHES = Feature(
     description="The 10 most recent search queries, newest first.",
     keys=("user_id",),
     source_filter="event_type = 'search' AND query IS NOT NULL",
-    aggregation=LastN(value="query", n=10),
-    columns=(bigint("user_id"), Column("queries", "ARRAY<STRING>", "Array(String)"), timestamp("updated_at")),
+    aggregation=LastN(value="query", n=10, column="queries"),
     online_column="queries",
     order_key=("user_id",),
 )
@@ -100,7 +83,6 @@ HOT_ITEMS_5M = Feature(
     aggregation=WindowAggregate(
         Tumble(300), (Measure("clicks", "count"),), top_n=TopN(10, ("clicks DESC", "item_id ASC"))
     ),
-    columns=(*WINDOW_COLUMNS, Column("rank", "BIGINT", "UInt8"), bigint("item_id"), bigint("clicks")),
     order_key=("window_start", "rank"),
 )
 LAST_EVENT_TIME = Feature(
@@ -108,7 +90,6 @@ LAST_EVENT_TIME = Feature(
     description="Latest event time of any event.",
     keys=("user_id",),
     aggregation=Latest(),
-    columns=(bigint("user_id"), timestamp("last_event_time")),
     online_column="last_event_time",
     order_key=("user_id",),
 )
@@ -121,7 +102,6 @@ BRAND_CLICKS_1H = Feature(
     keys=("catalog_brand",),
     source_filter="event_type = 'click' AND item_id IS NOT NULL",
     aggregation=WindowAggregate(Tumble(3600), (Measure("clicks", "count"),)),
-    columns=(*WINDOW_COLUMNS, Column("catalog_brand", "STRING", "Nullable(String)"), bigint("clicks")),
     order_key=("window_start", "catalog_brand"),
     enriched=True,
 )
@@ -132,12 +112,6 @@ CATEGORY_PURCHASES_1H = Feature(
     source_filter="event_type = 'purchase' AND item_id IS NOT NULL",
     aggregation=WindowAggregate(
         Tumble(3600), (Measure("purchases", "count"), Measure("purchase_value", "sum_money", "catalog_price"))
-    ),
-    columns=(
-        *WINDOW_COLUMNS,
-        bigint("catalog_category_id", nullable=True),
-        bigint("purchases"),
-        Column("purchase_value", "DECIMAL(18, 2)", "Decimal(18, 2)"),
     ),
     order_key=("window_start", "catalog_category_id"),
     enriched=True,
@@ -154,21 +128,13 @@ STREAM_FEATURES: tuple[Feature, ...] = (
     BRAND_CLICKS_1H,
     CATEGORY_PURCHASES_1H,
 )
-_MONEY = "CAST(COALESCE(price, 0) AS DECIMAL(18, 2))"
 _PURCHASE = "event_type = 'purchase'"
 TOP_BRANDS_30D = Feature(
     name="top_brands_30d",
     description="The 3 brands with most purchases over the last 30 days, ties by brand name.",
     keys=("user_id",),
     source_filter="event_type = 'purchase' AND brand IS NOT NULL",
-    aggregation=RollingTopN(value="brand", n=3, days=30),
-    columns=(
-        Column("as_of", "DATE", "Date"),
-        bigint("user_id"),
-        Column("rank", "BIGINT", "UInt8"),
-        Column("brand", "STRING", "String"),
-        bigint("purchases"),
-    ),
+    aggregation=RollingTopN(value="brand", n=3, days=30, count="purchases"),
     layer="batch",
     online_column="brand",
     order_key=("as_of", "user_id", "rank"),
@@ -180,19 +146,11 @@ PURCHASE_STATS_30D = Feature(
     aggregation=RollingStats(
         measures=(
             DayMeasure("purchases", "count", where=_PURCHASE),
-            DayMeasure("gmv", "sum", _MONEY, where=_PURCHASE),
+            DayMeasure("gmv", "sum_money", "price", where=_PURCHASE),
             DayMeasure("distinct_items", "count_distinct", "item_id", where=_PURCHASE),
             DayMeasure("active_days", "count_distinct", "to_date(ts)"),
         ),
         days=30,
-    ),
-    columns=(
-        Column("as_of", "DATE", "Date"),
-        bigint("user_id"),
-        bigint("purchases"),
-        Column("gmv", "DECIMAL(18, 2)", "Decimal(18, 2)"),
-        bigint("distinct_items"),
-        bigint("active_days"),
     ),
     layer="batch",
     online_column="purchases",

@@ -10,6 +10,7 @@ import importlib.util
 import re
 import sys
 import traceback
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,11 +18,17 @@ from types import ModuleType
 
 from features.catalog import ENRICHED_COLUMNS
 from features.definitions import (
+    ATTRIBUTE_FNS,
+    COUNTED_FNS,
+    LIST_FNS,
+    NUMERIC_FNS,
     Feature,
     Hop,
     LastN,
     Latest,
     LatestStateSum,
+    Measure,
+    MeasureFn,
     RollingStats,
     RollingTopN,
     Session,
@@ -37,6 +44,7 @@ from features.events import (
     Column,
     EventAttribute,
 )
+from features.schema import DerivedColumns, derived_columns
 
 EXAMPLE_MODULE = "features.ecommerce"  # the shipped repository, used when none is configured
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -49,10 +57,12 @@ RESERVED_NAMES = frozenset(
 RESERVED_SUFFIXES = ("_stream", "_batch", "_tiles", "_cold", "_input")
 # columns the views add beside the events' own: no event attribute may take these names
 VIEW_COLUMNS = frozenset({"ts", "late", "dt", "hour", "as_of", "reason", "tile", "ws", "rn", "_corrupt_record"})
-CATALOG_VIEW_COLUMNS = frozenset({c.name for c in ENRICHED_COLUMNS} | {"catalog_known"})
+CATALOG_VIEW_COLUMNS = {c.name: c for c in (*ENRICHED_COLUMNS, Column("catalog_known", "BOOLEAN", "Bool"))}
 STREAM_AGGREGATIONS = (WindowAggregate, LatestStateSum, LastN, Latest)
 BATCH_AGGREGATIONS = (RollingTopN, RollingStats)
 TIME_TYPE = "TIMESTAMP_LTZ(3)"
+NUMBER_TYPES = ("BIGINT", "DOUBLE")
+CATEGORY_TYPES = ("STRING", "BIGINT")
 
 
 class RepositoryError(ValueError):
@@ -155,7 +165,15 @@ def read_repository(path: Path | None) -> FeatureRepository:
     for i, a in enumerate(attributes):
         if not isinstance(a, EventAttribute):
             raise RepositoryError(f"{source}: EVENT_ATTRIBUTES[{i}] is a {type(a).__name__}, not an EventAttribute")
-    return FeatureRepository(source, tuple(features), tuple(attributes))
+    columns = {a.name: a.column for a in attributes}
+    return FeatureRepository(source, tuple(resolved(f, columns) for f in features), tuple(attributes))
+
+
+def resolved(f: Feature, attributes: dict[str, Column]) -> Feature:
+    """The feature with its columns derived from the repository's attributes too, unless given."""
+    if not isinstance(f.columns, DerivedColumns) or f.columns.attributes == attributes:
+        return f
+    return replace(f, columns=derived_columns(f, attributes))
 
 
 def check_repository(repo: FeatureRepository) -> None:
@@ -171,9 +189,11 @@ def check_repository(repo: FeatureRepository) -> None:
 def problems(repo: FeatureRepository) -> list[str]:
     """Every problem of the repository, as `feature.field: what is wrong`."""
     out = _attribute_problems(repo.event_attributes)
-    events = set(repo.event_fields)
+    events = {c.name: c for c in repo.event_columns}
+    attributes = {a.name: a.column for a in repo.event_attributes}
     seen: set[str] = set()
     for i, f in enumerate(repo.features):
+        f = resolved(f, attributes)
         who = f.name if isinstance(f.name, str) and f.name else f"FEATURES[{i}]"
         if f.name in seen:
             out.append(f"{who}.name: defined twice")
@@ -186,7 +206,8 @@ def problems(repo: FeatureRepository) -> list[str]:
 
 def _attribute_problems(attributes: tuple[EventAttribute, ...]) -> list[str]:
     out = []
-    taken = {c.name for c in (*EVENT_COLUMNS, *SOURCE_COLUMNS, ARRIVAL_COLUMN)} | VIEW_COLUMNS | CATALOG_VIEW_COLUMNS
+    taken = {c.name for c in (*EVENT_COLUMNS, *SOURCE_COLUMNS, ARRIVAL_COLUMN)} | VIEW_COLUMNS
+    taken |= set(CATALOG_VIEW_COLUMNS)
     for a in attributes:
         who = f"EVENT_ATTRIBUTES {a.name!r}"
         if not NAME.match(a.name):
@@ -199,11 +220,11 @@ def _attribute_problems(attributes: tuple[EventAttribute, ...]) -> list[str]:
     return out
 
 
-def feature_problems(f: Feature, events: set[str]) -> list[str]:
+def feature_problems(f: Feature, events: dict[str, Column]) -> list[str]:
     """The problems of one feature, as `field: what is wrong` (`events`: the event columns)."""
     out = _name_problems(f.name)
     names = [c.name for c in f.columns]
-    if not f.columns:
+    if not f.columns and not isinstance(f.columns, DerivedColumns):
         out.append("columns: empty")
     for n in sorted({n for n in names if names.count(n) > 1}):
         out.append(f"columns: {n!r} twice")
@@ -235,6 +256,9 @@ def feature_problems(f: Feature, events: set[str]) -> list[str]:
     out += [f"order_key: {k!r} is not one of its columns" for k in f.order_key if k not in names]
     if f.source_filter is not None and not (isinstance(f.source_filter, str) and f.source_filter.strip()):
         out.append("source_filter: empty; leave it None for every event")
+    if isinstance(f.columns, DerivedColumns) and not f.columns:
+        # no columns derived: it reads an unknown column, named above; nothing else follows from that
+        out = [p for p in out if not p.startswith(("columns:", "order_key:", "online_column:"))]
     return out
 
 
@@ -247,11 +271,11 @@ def _name_problems(name: object) -> list[str]:
     return [f"name: ends in {suffix!r}, which the platform's derived tables use"] if suffix else []
 
 
-def _known(events: set[str]) -> str:
+def _known(events: dict[str, Column] | set[str]) -> str:
     return "known: " + ", ".join(sorted(events))
 
 
-def _column_problems(where: str, value: str, events: set[str]) -> list[str]:
+def _column_problems(where: str, value: str, events: dict[str, Column]) -> list[str]:
     return [] if value in events else [f"{where}: {value!r} is not an event column ({_known(events)})"]
 
 
@@ -266,7 +290,7 @@ def _layout(f: Feature, names: list[str], expected: list[str], what: str) -> lis
     return [] if names == expected else [f"columns: {', '.join(names)}; {what} needs {', '.join(expected)}"]
 
 
-def _aggregation_problems(f: Feature, names: list[str], events: set[str]) -> list[str]:
+def _aggregation_problems(f: Feature, names: list[str], events: dict[str, Column]) -> list[str]:
     agg = f.aggregation
     keys = list(f.keys)
     if isinstance(agg, WindowAggregate):
@@ -309,17 +333,46 @@ def _aggregation_problems(f: Feature, names: list[str], events: set[str]) -> lis
     assert isinstance(agg, RollingStats)
     out = [f"aggregation.days: {agg.days} (at least 1)"] if agg.days < 1 else []
     for m in agg.measures:
-        if m.fn not in ("count", "sum", "count_distinct"):
-            out.append(f"aggregation.measures {m.name!r}: fn {m.fn!r} is not count, sum or count_distinct")
+        who = f"aggregation.measures {m.name!r}"
+        if m.fn not in ("count", "sum", "sum_money", "count_distinct", "min", "max"):
+            out.append(f"{who}: fn {m.fn!r} is not count, sum, sum_money, count_distinct, min or max")
         elif m.fn != "count" and not m.arg:
-            out.append(f"aggregation.measures {m.name!r}: {m.fn} needs arg")
+            out.append(f"{who}: {m.fn} needs arg")
+        elif m.fn in ("sum", "sum_money", "min", "max") and m.arg not in events:
+            out.append(f"{who}.arg: {m.fn} reads an event column; {m.arg!r} is not one ({_known(events)})")
+        elif m.fn == "sum" and events[m.arg].flink not in NUMBER_TYPES:
+            out.append(f"{who}.arg: sum needs a number (BIGINT or DOUBLE); {m.arg!r} is {events[m.arg].flink}")
     return out + _layout(
         f, names, ["as_of", *keys, *(m.name for m in agg.measures)], "a RollingStats: as_of, the keys and the measures"
     )
 
 
-def _window_problems(f: Feature, agg: WindowAggregate, names: list[str], events: set[str]) -> list[str]:
+def measure_problems(m: Measure, types: dict[str, Column]) -> list[str]:
+    """The problems of one window measure; `types`: the event columns it may read."""
+    who = f"aggregation.measures {m.name!r}"
+    fn, arg = m.fn, m.arg
+    if fn not in typing.get_args(MeasureFn):
+        return [f"{who}.fn: {fn!r} is not one of {', '.join(typing.get_args(MeasureFn))}"]
+    if fn == "count_if" and not arg:
+        return [f"{who}.arg: count_if needs a predicate"]
+    if fn in ATTRIBUTE_FNS and arg not in types:
+        return [f"{who}.arg: {fn} reads an event column; {arg!r} is not one ({_known(set(types))})"]
     out = []
+    kind = types[arg].flink if fn in ATTRIBUTE_FNS else ""
+    if fn in NUMERIC_FNS and kind not in NUMBER_TYPES:
+        out.append(f"{who}.arg: {fn} needs a number (BIGINT or DOUBLE); {arg!r} is {kind}")
+    if fn in COUNTED_FNS and kind not in CATEGORY_TYPES:
+        out.append(f"{who}.arg: {fn} counts categories (STRING or BIGINT); {arg!r} is {kind}")
+    if fn in (*LIST_FNS,) and m.k < 1:
+        out.append(f"{who}.k: {m.k}; {fn} needs k of at least 1 (how many values it keeps)")
+    elif fn not in LIST_FNS and m.k:
+        out.append(f"{who}.k: {fn} takes no k")
+    return out
+
+
+def _window_problems(f: Feature, agg: WindowAggregate, names: list[str], events: dict[str, Column]) -> list[str]:
+    out = []
+    types = events
     w = agg.window
     if isinstance(w, Tumble):
         if w.size_s < 1:
@@ -341,18 +394,22 @@ def _window_problems(f: Feature, agg: WindowAggregate, names: list[str], events:
     if not measures:
         out.append("aggregation.measures: empty")
     for m in agg.measures:
-        who = f"aggregation.measures {m.name!r}"
-        if m.fn not in ("count", "count_distinct", "count_if", "min_time", "max_time", "max", "sum_money"):
-            out.append(f"{who}: fn {m.fn!r} is not one the stream runs")
-            continue
-        if m.fn in ("count_distinct", "max", "sum_money"):
-            out += _column_problems(who + ".arg", m.arg, events)
-        if m.fn == "count_if" and not m.arg:
-            out.append(f"{who}: count_if needs a predicate in arg")
-        if isinstance(w, Hop) and not m.additive:
+        out += measure_problems(m, types)
+    counted = [m for m in agg.measures if m.fn in COUNTED_FNS]
+    if counted and isinstance(w, Session):
+        out.append(
+            f"aggregation.measures {counted[0].name!r}: {counted[0].fn} is not allowed in a Session window "
+            "(the stream counts each value per window first, and a session split by value is another session)"
+        )
+    elif counted and agg.top_n:
+        out.append(f"aggregation.measures {counted[0].name!r}: {counted[0].fn} is not allowed with a top_n")
+    elif counted:
+        others = [m.name for m in agg.measures if m.fn not in (*COUNTED_FNS, "count")]
+        if others or len({m.arg for m in counted}) > 1:
             out.append(
-                f"{who}: the stream cannot run {m.fn} over a Hop (its windows are sums of slide-sized tiles; "
-                "a Hop takes count and count_if)"
+                f"aggregation.measures {counted[0].name!r}: {counted[0].fn} shares its window only with count and "
+                f"the top_k and histogram of the same column (the stream counts each value first)"
+                + (f"; move {', '.join(others)} to a feature of its own" if others else "")
             )
     bounds = [] if isinstance(w, Session) else ["window_start", "window_end"]
     allowed = set(f.keys) | set(bounds) | set(measures) | ({"rank"} if agg.top_n else set())

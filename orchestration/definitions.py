@@ -1,12 +1,14 @@
 """The platform's Dagster definitions: `dagster dev -m orchestration.definitions`. Each domain
 module contributes its own Definitions (assets, checks, jobs, schedules, sensors); they are
-merged here with the resources and the executor they share."""
+merged here with the resources and the executor they share. Nothing is built at import: `defs`
+is a `@definitions` function Dagster calls when it loads the code location, so importing this
+module (or a domain's) reads no settings and no feature repository."""
 
 from __future__ import annotations
 
 import warnings
 
-from dagster import BetaWarning, Definitions, in_process_executor
+from dagster import BetaWarning, Definitions, definitions, in_process_executor
 
 from common.settings import Settings, load_settings
 from orchestration import checks
@@ -28,4 +30,7 @@ def build_definitions(settings: Settings) -> Definitions:
     return Definitions.merge(shared, *(domain.build_defs(settings) for domain in DOMAINS))
 
 
-defs = build_definitions(load_settings())
+@definitions
+def defs() -> Definitions:
+    """The code location's definitions, from the settings of the environment it is loaded in."""
+    return build_definitions(load_settings())

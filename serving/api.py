@@ -15,12 +15,12 @@ from fastapi.security import APIKeyHeader
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from common.settings import Settings
-from serving.catalog import ONLINE
 from serving.limits import BodyLimitMiddleware
 from serving.log import ServingLog
-from serving.lookup import CorruptValue, entries, plan
+from serving.lookup import CorruptValue, entries, field_layout
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.models import MAX_ID, BatchResponse, Error, Health, UserFeatures, batch_request
+from serving.online_features import ONLINE
 from serving.status import Bounds
 from serving.store import OnlineStore, StoreUnavailable
 
@@ -91,7 +91,7 @@ def create_app(settings: Settings) -> FastAPI:
         return _json({"detail": str(e)}, 500)
 
     async def lookup(user_ids: list[int], names: tuple[str, ...]) -> list[dict]:
-        p = plan(names)
+        p = field_layout(names)
         start = time.perf_counter()
         rows, published = await store.hashes(user_ids, p.fields, p.needs_published)  # type: ignore[union-attr]
         metrics.redis.observe(time.perf_counter() - start)

@@ -8,7 +8,7 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from serving.catalog import ONLINE, OnlineFeature, iso_ms
+from serving.online_features import ONLINE, OnlineFeature, iso_ms
 from serving.status import Bounds, batch_status, stream_status
 
 
@@ -17,7 +17,7 @@ class CorruptValue(Exception):
 
 
 @dataclass(frozen=True)
-class Plan:
+class FieldLayout:
     """The hash fields to read for some features, and where each feature's value and time are."""
 
     fields: list[str]
@@ -26,7 +26,7 @@ class Plan:
 
 
 @lru_cache(maxsize=256)
-def plan(names: tuple[str, ...]) -> Plan:
+def field_layout(names: tuple[str, ...]) -> FieldLayout:
     fields: list[str] = []
     slots = []
     for name in names:
@@ -37,10 +37,10 @@ def plan(names: tuple[str, ...]) -> Plan:
             fields.append(of.time_field)
             ti = len(fields) - 1
         slots.append((of, vi, ti))
-    return Plan(fields, tuple(slots), any(of.layer == "batch" for of, _, _ in slots))
+    return FieldLayout(fields, tuple(slots), any(of.layer == "batch" for of, _, _ in slots))
 
 
-def entries(p: Plan, values: list[str | None], published: dict[str, str], bounds: Bounds) -> dict[str, dict]:
+def entries(p: FieldLayout, values: list[str | None], published: dict[str, str], bounds: Bounds) -> dict[str, dict]:
     """The entries of one user, by feature name; `values` are the HMGET of p.fields."""
     out: dict[str, dict[str, Any]] = {}
     for of, vi, ti in p.slots:

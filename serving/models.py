@@ -1,5 +1,5 @@
 """The API's request and response shapes, for validation and the OpenAPI document; the
-per-feature shapes come from the catalog."""
+per-feature shapes come from the online features (serving/online_features.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, WithJsonSchema, create_model
 
-from serving.catalog import ONLINE, OnlineFeature
+from serving.online_features import ONLINE, OnlineFeature
 from serving.status import Status
 
 # Ids within the integers a JSON number carries exactly (as a double): clients that read JSON

@@ -45,7 +45,10 @@ def definition_fingerprint(settings: Settings) -> str:
     # (0, 0) for the accepted times, which move with the job's start and are no part of its definition
     columns = event_columns(settings)
     parts = [UNPARSED_VIEW, typed_view(columns), *views((0, 0), columns)]
-    parts += [f"{q.output}: {view}\n{q.select}" for view, q in compiled_queries(settings)]
+    parts += [
+        f"{q.output}: {view}\n" + "".join(f"{v}\n" for v in q.views) + q.select
+        for view, q in compiled_queries(settings)
+    ]
     # the catalogue's versioned table (not the broker's address); the joins are in the features' views
     parts.append(catalog_table_ddl(CatalogSource(settings.catalog.topic, "", 0), settings))
     s = settings.stream

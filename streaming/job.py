@@ -54,6 +54,10 @@ class FileSource:
 
     path: Path
 
+    @property
+    def bounded(self) -> bool:
+        return True
+
 
 @dataclass(frozen=True)
 class KafkaSource:
@@ -65,6 +69,10 @@ class KafkaSource:
     start: str = "group-offsets"
     start_timestamp_ms: int | None = None
     stop_offsets: dict[int, int] | None = None  # partition -> offset to stop before
+
+    @property
+    def bounded(self) -> bool:
+        return self.stop_offsets is not None
 
 
 @dataclass(frozen=True)
@@ -139,8 +147,7 @@ def watermark_emit(source: Source, settings: Settings) -> str:
     emit = settings.stream.watermark_emit
     if emit != "auto":
         return emit
-    bounded = isinstance(source, FileSource) or source.stop_offsets is not None
-    return "on-event" if bounded else "on-periodic"
+    return "on-event" if source.bounded else "on-periodic"
 
 
 def source_ddl(source: Source, settings: Settings, bounds: tuple[int, int]) -> str:
@@ -390,7 +397,7 @@ def base_sql(
 
 def feature_sql(view_ddl: str, q: FlinkQuery, sink_mode: SinkMode, settings: Settings) -> list[str]:
     """One feature's statements, in order: its input view, its sink and its INSERT."""
-    return [view_ddl, feature_sink_ddl(q, sink_mode, settings), f"INSERT INTO sink_{q.output} {q.select}"]
+    return [view_ddl, *q.views, feature_sink_ddl(q, sink_mode, settings), f"INSERT INTO sink_{q.output} {q.select}"]
 
 
 def job_sql(
@@ -422,8 +429,7 @@ def build_statements(
     """Register every table and return the StatementSet of the whole job (of only these
     features, when given: the benchmark's cost per feature)."""
     stmts = t_env.create_statement_set()
-    bounded = isinstance(source, FileSource) or source.stop_offsets is not None
-    catalog = catalog_source(settings, bounded) if enriched(settings, features) else None
+    catalog = catalog_source(settings, source.bounded) if enriched(settings, features) else None
     for sql in job_sql(source, settings, sink_mode, time_bounds(settings), archive, features, catalog):
         if sql.startswith("INSERT INTO "):
             stmts.add_insert_sql(sql)

@@ -20,11 +20,11 @@ from common.repository import load_features
 from common.services import local_services
 from common.settings import Settings
 from streaming.checkpoints import latest_checkpoint
+from streaming.compiled_plan import execute_job
 from streaming.flink_env import create_table_env, kafka_connector_jars
-from streaming.job import FileSource, Source, build_statements, compiled_queries
+from streaming.job import Source, build_statements, compiled_queries
 from streaming.loader import LoaderStats, send_end_markers
 from streaming.loader_process import Loaders
-from streaming.plan import execute_job
 from streaming.staging import StageResult
 from warehouse.schema import create_tables
 from warehouse.tables import stream_table
@@ -119,7 +119,7 @@ def run_job(
     run_id = uuid.uuid4().hex[:12]
     pipeline = pipeline or f"lambda-features-{run_id}"
     summary = RunSummary(events_in=stage.events if stage else 0, parse_dead_letters=stage.dead_letters if stage else 0)
-    bounded = isinstance(source, FileSource) or source.stop_offsets is not None
+    bounded = source.bounded
     with ExitStack() as stack:
         for svc in local_services(settings, monitoring=False):  # a long-running `stream run` starts those
             if svc.start() and not keep_services and not svc.shared:

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 
 from features.catalog import CATALOG_PREFIX, ITEM_COLUMNS, ITEM_KEY
 from features.definitions import (
+    COUNTED_FNS,
     Feature,
     Hop,
     LastN,
     Latest,
     LatestStateSum,
+    Measure,
     Session,
     Tumble,
     WindowAggregate,
@@ -34,6 +36,7 @@ class FlinkQuery:
     columns: tuple[Column, ...]
     select: str
     updating: bool
+    views: tuple[str, ...] = ()  # views the select reads besides the input view, created before it
 
 
 def _interval(seconds: int) -> str:
@@ -60,24 +63,63 @@ def _input_view(f: Feature) -> str:
     return catalog_join(events) if f.enriched else events
 
 
+# an event's place in time order as text that sorts like it: event time, then source position
+# (44 digits), before the value it carries
+SEP_VALUE, SEP_ITEM = "U&'\\0002'", "U&'\\0001'"  # after a sort prefix; between list items
+SORTABLE = (
+    "LPAD(CAST(event_time AS STRING), 15, '0') || LPAD(CAST(src_part AS STRING), 10, '0') || "
+    f"LPAD(CAST(src_off AS STRING), 19, '0') || {SEP_VALUE} || "
+)
+PREFIX = f"'[0-9]{{44}}' || {SEP_VALUE}"
+
+
+def measure_sql(m: Measure, out: Column) -> str:
+    """A window measure in Flink SQL; `out` is its column."""
+    x = m.arg
+    if m.fn == "sum":
+        return f"SUM({x})" if out.flink == "BIGINT" else f"SUM(CAST({x} AS {out.flink}))"
+    if m.fn in ("first", "last"):
+        # the value of the earliest (latest) event by time then source position
+        pick = f"SUBSTRING({'MIN' if m.fn == 'first' else 'MAX'}({SORTABLE}CAST({x} AS STRING)) FROM 46)"
+        return pick if out.flink == "STRING" else f"CAST({pick} AS {out.flink})"
+    if m.fn in ("first_k", "last_k"):
+        collected = f"ARRAY_AGG({SORTABLE}CAST({x} AS STRING)) FILTER (WHERE {x} IS NOT NULL)"
+        ordered = f"ARRAY_SLICE(ARRAY_SORT({collected}, {'TRUE' if m.fn == 'first_k' else 'FALSE'}), 1, {m.k})"
+        return f"SPLIT(REGEXP_REPLACE(ARRAY_JOIN({ordered}, {SEP_ITEM}), {PREFIX}, ''), {SEP_ITEM})"
+    if m.fn in ("top_k", "histogram"):
+        raise ValueError(f"{m.name}: {m.fn} is computed by _counted")
+    return m.sql("ts")
+
+
+def _measures(f: Feature, agg: WindowAggregate) -> str:
+    cols = {c.name: c for c in f.columns}
+    return ", ".join(f"{measure_sql(m, cols[m.name])} AS {m.name}" for m in agg.measures)
+
+
 def _window_aggregate(f: Feature, agg: WindowAggregate, view: str) -> FlinkQuery:
     keys = list(f.keys)
-    measures = ", ".join(f"{m.sql('ts')} AS {m.name}" for m in agg.measures)
     w = agg.window
     if isinstance(w, Session):
         tvf = f"SESSION(TABLE {view} PARTITION BY {', '.join(keys)}, DESCRIPTOR(ts), {_interval(w.gap_s)})"
+    elif isinstance(w, Hop) and not agg.tiled:
+        tvf = f"HOP(TABLE {view}, DESCRIPTOR(ts), {_interval(w.slide_s)}, {_interval(w.size_s)})"
     elif isinstance(w, Hop):
         # Tiles: count once per slide-sized tumbling window; 1 h windows are sums of
         # 12 tiles, derived where the rows are read (ClickHouse view, batch explode).
-        if not all(m.additive for m in agg.measures):
-            raise ValueError(f"{f.name}: tiles need additive measures")
         tvf = f"TUMBLE(TABLE {view}, DESCRIPTOR(ts), {_interval(w.slide_s)})"
     elif isinstance(w, Tumble):
         tvf = f"TUMBLE(TABLE {view}, DESCRIPTOR(ts), {_interval(w.size_s)})"
     else:  # pragma: no cover - exhaustive
         raise TypeError(w)
     group = ", ".join(["window_start", "window_end", *keys])
-    inner = f"SELECT {', '.join(keys + [''])}window_start, window_end, {measures} FROM TABLE({tvf}) GROUP BY {group}"
+    views: tuple[str, ...] = ()
+    if any(m.fn in COUNTED_FNS for m in agg.measures):
+        views, inner = _counted(f, agg, tvf)
+    else:
+        measures = _measures(f, agg)
+        inner = (
+            f"SELECT {', '.join(keys + [''])}window_start, window_end, {measures} FROM TABLE({tvf}) GROUP BY {group}"
+        )
     out_cols = [c.name for c in f.columns]
     if isinstance(w, Session):
         select = f"SELECT {', '.join(out_cols)} FROM ({inner})"
@@ -90,8 +132,51 @@ def _window_aggregate(f: Feature, agg: WindowAggregate, view: str) -> FlinkQuery
         select = f"SELECT {cols} FROM ({ranked}) WHERE rn <= {agg.top_n.n}"
     else:
         select = f"SELECT {', '.join(out_cols)} FROM ({inner})"
-    output = f"{f.name}_tiles" if isinstance(w, Hop) else f.name
-    return FlinkQuery(f, output, f.columns, select, updating=False)
+    output = f"{f.name}_tiles" if agg.tiled else f.name
+    return FlinkQuery(f, output, f.columns, select, updating=False, views=views)
+
+
+def _counted(f: Feature, agg: WindowAggregate, tvf: str) -> tuple[tuple[str, ...], str]:
+    """(a view, the windows' SELECT) for top_k and histogram, which the repository lets share
+    a window only with count and each other, over one column. The view counts each value per
+    window; a second window aggregate, over 1 ms windows on the first one's `window_time`
+    (each window of a key ends at its own time), ranks the values of each window."""
+    keys = [*f.keys, ""]
+    x = next(m.arg for m in agg.measures if m.fn in COUNTED_FNS)
+    view = f"{f.name}_counted"
+    ddl = (
+        f"CREATE TEMPORARY VIEW {view} AS SELECT {', '.join(keys)}window_start AS ws, window_end AS we, window_time, "
+        f"CAST({x} AS STRING) AS v, COUNT(*) AS c FROM TABLE({tvf}) "
+        f"GROUP BY window_start, window_end, window_time, {', '.join(keys)}{x}"
+    )
+    # most frequent first, ties by the value's text: (10^15 - 1 - count, count, value)
+    sortable = (
+        f"LPAD(CAST(999999999999999 - c AS STRING), 15, '0') || LPAD(CAST(c AS STRING), 15, '0') || {SEP_VALUE} || v"
+    )
+    measures = []
+    for m in agg.measures:
+        if m.fn == "count":
+            measures.append(f"SUM(c) AS {m.name}")
+            continue
+        joined = (
+            f"ARRAY_JOIN(ARRAY_SLICE(ARRAY_SORT(ARRAY_AGG({sortable}) FILTER (WHERE v IS NOT NULL), TRUE), 1, {m.k}), "
+            f"{SEP_ITEM})"
+        )
+        values = f"SPLIT(REGEXP_REPLACE({joined}, '[0-9]{{30}}' || {SEP_VALUE}, ''), {SEP_ITEM})"
+        if m.fn == "top_k":
+            measures.append(f"{values} AS {m.name}")
+            continue
+        counts = (
+            f"SPLIT(REGEXP_REPLACE(REGEXP_REPLACE({joined}, '[0-9]{{15}}(?=[0-9]{{15}}' || {SEP_VALUE} || ')', ''), "
+            f"{SEP_VALUE} || '[^' || {SEP_ITEM} || ']*', ''), {SEP_ITEM})"
+        )
+        measures.append(f"CAST(MAP_FROM_ARRAYS({values}, {counts}) AS MAP<STRING, BIGINT>) AS {m.name}")
+    inner = (
+        f"SELECT {', '.join(keys)}ws AS window_start, we AS window_end, {', '.join(measures)} "
+        f"FROM TABLE(TUMBLE(TABLE {view}, DESCRIPTOR(window_time), INTERVAL '0.001' SECOND(9))) "
+        f"GROUP BY window_start, window_end, ws, we{''.join(f', {k}' for k in f.keys)}"
+    )
+    return (ddl,), inner
 
 
 def _latest_state_sum(f: Feature, agg: LatestStateSum, view: str) -> FlinkQuery:

@@ -27,9 +27,9 @@ def kafka_source(settings: Settings, start: str | None = None, stop_offsets: dic
 def submit(settings: Settings, start: str | None = None, restore_from: str | None = None) -> str:
     """Submit the job to the cluster at STREAM__JOBMANAGER and return its job id; `stream load`
     (the loaders) fills the stores from its changelog topics."""
+    from streaming.compiled_plan import execute_job
     from streaming.flink_env import create_table_env
     from streaming.job import build_statements
-    from streaming.plan import execute_job
 
     if not settings.stream.jobmanager:
         raise PlatformError(

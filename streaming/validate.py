@@ -1,6 +1,6 @@
 """Flink's check of a feature repository, without running anything: every statement of the
 stream job is planned (EXPLAIN), so a filter or expression Flink SQL rejects is reported with the
-planner's message, per feature. The job's compiled plan (streaming/plan.py) gives each feature's
+planner's message, per feature. The job's compiled plan (streaming/compiled_plan.py) gives each feature's
 node signatures: a redeploy restores a feature's state when they are all found again.
 
 `python -m streaming.validate` prints the result as JSON (a process of its own: one JVM)."""
@@ -16,9 +16,9 @@ import orjson
 from common.errors import engine_message
 from common.kafka import bootstrap
 from common.settings import Settings, load_settings
+from streaming.compiled_plan import own_signatures
 from streaming.flink_env import create_table_env
 from streaming.job import CatalogSource, base_sql, compiled_queries, enriched, feature_sql, time_bounds
-from streaming.plan import own_signatures
 from streaming.submit import kafka_source
 
 PIPELINE = "lambda-features-check"

@@ -253,6 +253,7 @@ def env_of(settings: Settings) -> dict[str, str]:
         **port_env(ports),
         **as_env("kafka", settings.kafka.model_dump(include=SHARED_KAFKA, exclude_none=True)),
         "LAMBDA_FEATURES_CATALOG__TOPIC": settings.catalog.topic,
+        **({"LAMBDA_FEATURES_FEATURE_REPO": str(settings.feature_repo)} if settings.feature_repo else {}),
     }
 
 

@@ -11,7 +11,7 @@ from features.definitions import Feature, Hop, WindowAggregate
 def hop_of(f: Feature) -> Hop | None:
     """The sliding window of a feature the stream writes as tiles, else None."""
     agg = f.aggregation
-    return agg.window if isinstance(agg, WindowAggregate) and isinstance(agg.window, Hop) else None
+    return agg.window if isinstance(agg, WindowAggregate) and agg.tiled else None  # type: ignore[return-value]
 
 
 def stream_table(f: Feature) -> str:

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from common.services import local_services
 from features.adapters import to_json
 from features.generator import GeneratorConfig, generate
-from serving.catalog import iso_ms
+from serving.online_features import iso_ms
 from tests.conftest import free_port, isolated, shared_env
 from tests.integration.test_training_set import run_spark, write_spine
 from tests.support.archive import write_archive

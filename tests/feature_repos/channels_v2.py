@@ -3,7 +3,7 @@ changed (web clicks now), and web_clicks_1h added."""
 
 from dataclasses import replace
 
-from features.definitions import WINDOW_COLUMNS, Feature, Measure, Tumble, WindowAggregate, bigint
+from features.definitions import Feature, Measure, Tumble, WindowAggregate
 from tests.feature_repos import channels
 
 EVENT_ATTRIBUTES = channels.EVENT_ATTRIBUTES
@@ -14,7 +14,6 @@ WEB_CLICKS_1H = Feature(
     keys=("user_id",),
     source_filter="event_type = 'click' AND channel = 'web'",
     aggregation=WindowAggregate(Tumble(3600), (Measure("clicks", "count"),)),
-    columns=(bigint("user_id"), *WINDOW_COLUMNS, bigint("clicks")),
     order_key=("user_id", "window_start"),
 )
 FEATURES = tuple(

@@ -16,7 +16,7 @@ import pytest
 from common.redis_store import get_redis
 from common.services import redis_service
 from features.ecommerce import FEATURES
-from serving.catalog import ONLINE
+from serving.online_features import ONLINE
 from serving.status import Bounds, batch_status, stream_status
 from tests.conftest import free_port, isolated
 from tests.support.serving_env import iso, publish_batch, server, stream_rows, write_stream

@@ -13,6 +13,7 @@ from features.adapters import read_lines
 from streaming.job import FileSource
 from streaming.runner import RunSummary, run_job
 from streaming.staging import stage_files
+from warehouse.tables import hop_of
 
 
 @dataclass
@@ -25,7 +26,8 @@ class PipelineResult:
 
 
 def run_pipeline(settings: Settings, fmt: str, path: Path) -> PipelineResult:
-    stage = stage_files(fmt, [path], settings.staging_dir / "test.csv", settings.dead_letter_dir / "parse")
+    attributes = load_features(settings).event_attributes
+    stage = stage_files(fmt, [path], settings.staging_dir / "test.csv", settings.dead_letter_dir / "parse", attributes)
     from common.redis_store import get_redis
     from common.services import local_services
 
@@ -38,12 +40,15 @@ def run_pipeline(settings: Settings, fmt: str, path: Path) -> PipelineResult:
             svc.stop()
     ch = get_client(settings)
     tables = {}
-    # every stream feature's table, and the tiles under category_clicks_1h's view
-    for t in ("category_clicks_1h_tiles", *(f.name for f in load_features(settings).stream)):
-        final = "" if t == "category_clicks_1h" else " FINAL"
-        tables[t] = ch.query(f"SELECT * FROM features.{t}_stream{final}").result_rows
+    # every stream feature's table, and the tiles under the views of sliding windows
+    for f in load_features(settings).stream:
+        tiled = hop_of(f) is not None
+        if tiled:
+            tables[f"{f.name}_tiles"] = ch.query(f"SELECT * FROM features.{f.name}_tiles_stream FINAL").result_rows
+        final = "" if tiled else " FINAL"
+        tables[f.name] = ch.query(f"SELECT * FROM features.{f.name}_stream{final}").result_rows
     with path.open() as fh:
-        events = [e for _, e, _, _ in read_lines(fmt, fh, path.stem) if e is not None]
+        events = [e for _, e, _, _ in read_lines(fmt, fh, path.stem, attributes) if e is not None]
     return PipelineResult(summary, events, tables, online, settings)
 
 

@@ -3,9 +3,10 @@ from DESIGN.md's definitions, to check the Flink job against."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter, defaultdict
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 EVENT_TYPES = {"click", "cart", "remove_cart", "purchase", "fav", "search", "login"}
 WM_DELAY = 3000
@@ -150,3 +151,58 @@ def last_values(ev: list[dict], field: str, n: int) -> dict[int, list]:
         if e.get(field) is not None:
             by_user[e["user_id"]].append((e["event_time"], i, e[field]))
     return {u: [v for _, _, v in sorted(xs, reverse=True)[:n]] for u, xs in by_user.items()}
+
+
+# -- the window vocabulary (tests/feature_repos/vocabulary.py) --------------------------------
+def window_groups(ev: list[dict], kind: str, size_ms: int, slide_ms: int = 0) -> dict[tuple[int, int], list]:
+    """(user, window or session start) -> its on-time events with their source position, in
+    source order. kind: tumble, hop (size, slide) or session (size = the gap)."""
+    out: dict[tuple[int, int], list] = defaultdict(list)
+    if kind == "session":
+        pos = {id(e): i for i, e in enumerate(ev)}
+        for user, run in session_runs(ev, size_ms):
+            out[(user, run[0]["event_time"])] = sorted(((pos[id(e)], e) for e in run), key=lambda p: p[0])
+        return dict(out)
+    for i, e in enumerate(ev):
+        if e["late"]:
+            continue
+        if kind == "tumble":
+            starts = [e["event_time"] // size_ms * size_ms]
+        else:
+            tile = e["event_time"] // slide_ms * slide_ms
+            starts = [tile - k * slide_ms for k in range(size_ms // slide_ms)]
+        for s in starts:
+            out[(e["user_id"], s)].append((i, e))
+    return dict(out)
+
+
+def measure(fn: str, field: str, k: int, rows: list) -> object:
+    """One measure over a window's (source position, event) pairs, as docs/features.md defines it."""
+    vals = [(e["event_time"], i, e.get(field)) for i, e in rows if e.get(field) is not None]
+    xs = [v for _, _, v in vals]
+    if fn == "count":
+        return len(rows)
+    if fn in ("top_k", "histogram"):
+        ranked = sorted(Counter(str(v) for v in xs).items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+        return [v for v, _ in ranked] if fn == "top_k" else dict(ranked)
+    if fn in ("first_k", "last_k"):
+        ordered = sorted(vals, reverse=fn == "last_k")
+        return [str(v) for _, _, v in ordered[:k]]
+    if not xs:
+        return None
+    if fn == "sum":  # BIGINT exactly; DOUBLE each rounded to 6 decimals half up, then added
+        if isinstance(xs[0], int):
+            return sum(xs)
+        return sum(Decimal(repr(x)).quantize(Decimal("0.000001"), ROUND_HALF_UP) for x in xs)
+    if fn in ("min", "max"):
+        return (min if fn == "min" else max)(xs)
+    if fn in ("first", "last"):
+        return (min if fn == "first" else max)(vals)[2]
+    # avg, variance, stddev: exact sums of the values rounded to 6 decimals and of their
+    # squares, then doubles: E[x^2] - E[x]^2, never below 0
+    ds = [Decimal(repr(x)).quantize(Decimal("0.000001"), ROUND_HALF_UP) for x in xs]
+    mean = float(sum(ds)) / len(ds)
+    if fn == "avg":
+        return mean
+    var = max(float(sum(d * d for d in ds)) / len(ds) - mean * mean, 0.0)
+    return var if fn == "variance" else math.sqrt(var)

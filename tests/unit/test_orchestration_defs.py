@@ -48,3 +48,19 @@ def test_supervisor_skips_while_nothing_is_deployed(platform_env):
         result = sensor.evaluate_tick(ctx)
     assert not result.run_requests
     assert "not deployed" in (result.skip_message or "")
+
+
+def test_the_definitions_are_built_when_loaded_not_at_import(platform_env, monkeypatch, tmp_path):
+    """Importing the module reads no settings and no repository (a broken repository fails
+    the code location's load, not every import of orchestration); `defs` builds them."""
+    import importlib
+
+    from dagster import Definitions
+
+    import orchestration.definitions as module
+
+    monkeypatch.setenv("LAMBDA_FEATURES_FEATURE_REPO", str(tmp_path / "missing.py"))
+    module = importlib.reload(module)  # nothing read: no error
+    monkeypatch.delenv("LAMBDA_FEATURES_FEATURE_REPO")
+    assert isinstance(module.defs(), Definitions)
+    assert module.defs().resolve_job_def("daily_batch")

@@ -13,17 +13,19 @@ from common.repository import load_features
 from common.settings import load_settings
 from features import ecommerce
 from features.definitions import (
+    Feature,
     Hop,
     LastN,
     Measure,
     RollingTopN,
     Session,
     TopN,
+    Tumble,
     WindowAggregate,
     bigint,
 )
 from features.events import EventAttribute
-from features.repository import FeatureRepository, problems
+from features.repository import FeatureRepository, problems, resolved
 
 CLICKS = ecommerce.CATEGORY_CLICKS_1H
 SESSIONS = ecommerce.USER_SESSIONS
@@ -110,20 +112,14 @@ def test_names():
 def test_unknown_columns():
     found = _problems(replace(CLICKS, keys=("user_id", "categoryid")))
     assert found[0].startswith("category_clicks_1h.keys: 'categoryid' is not an event column (known: brand, ")
-    assert "columns: 'categoryid' missing" in found[-1]
-    lastn = replace(ecommerce.LAST_SEARCHES, aggregation=LastN(value="queries", n=10))
+    lastn = replace(ecommerce.LAST_SEARCHES, aggregation=LastN(value="queries", n=10, column="queries"))
     assert _one(lastn).startswith("last_searches.aggregation.value: 'queries' is not an event column")
     assert "order_key: 'when' is not one of its columns" in _one(replace(CLICKS, order_key=("user_id", "when")))
     extra = replace(CLICKS, columns=(*CLICKS.columns, bigint("views")))
     assert "columns: 'views' is neither a key, a window bound nor a measure" in _one(extra)
     # an extra attribute is an event column like any other
     channel = EventAttribute("channel")
-    by_channel = replace(
-        CLICKS,
-        keys=("user_id", "channel"),
-        columns=(*CLICKS.columns[:3], bigint("channel"), CLICKS.columns[-1]),
-        order_key=("user_id", "window_start", "channel"),
-    )
+    by_channel = replace(CLICKS, keys=("user_id", "channel"), order_key=("user_id", "window_start", "channel"))
     assert _problems(by_channel, attributes=[channel]) == []
     assert "'channel' is not an event column" in _one(by_channel)
 
@@ -137,10 +133,12 @@ def test_hop_size_must_be_a_multiple_of_its_slide():
 
 
 def test_aggregations_the_stream_cannot_run():
-    distinct = WindowAggregate(Hop(3600, 300), (Measure("clicks", "count_distinct", "item_id"),))
-    assert "the stream cannot run count_distinct over a Hop" in _one(replace(CLICKS, aggregation=distinct))
+    mixed = WindowAggregate(Hop(3600, 300), (Measure("brands", "top_k", "brand", k=3), Measure("p", "max", "price")))
+    found = _one(replace(CLICKS, aggregation=mixed))
+    assert "'brands': top_k shares its window only with count and the top_k and histogram of the same" in found
+    assert found.endswith("move p to a feature of its own")
     rolling = replace(CLICKS, aggregation=RollingTopN("brand", 3, 30))
-    assert "aggregation: the stream layer cannot run RollingTopN" in _one(rolling)
+    assert "aggregation: the stream layer cannot run RollingTopN" in _problems(rolling)[0]
     assert "a batch-only feature is a RollingTopN or RollingStats" in _one(replace(CLICKS, layer="batch"))
     ranked = WindowAggregate(Session(300), SESSIONS.aggregation.measures, top_n=TopN(3, ("events DESC",)))  # type: ignore[union-attr]
     sessions = replace(SESSIONS, aggregation=ranked, columns=(*SESSIONS.columns, bigint("rank")))
@@ -148,8 +146,8 @@ def test_aggregations_the_stream_cannot_run():
     no_start = WindowAggregate(Session(300), SESSIONS.aggregation.measures[1:])  # type: ignore[union-attr]
     found = _problems(replace(SESSIONS, aggregation=no_start, columns=SESSIONS.columns[:1] + SESSIONS.columns[2:]))
     assert any("a Session needs a min_time measure" in p for p in found), found
-    bad_fn = WindowAggregate(Session(300), (Measure("events", "avg"),))  # type: ignore[arg-type]
-    assert any("fn 'avg' is not one the stream runs" in p for p in _problems(replace(SESSIONS, aggregation=bad_fn)))
+    bad_fn = WindowAggregate(Session(300), (Measure("events", "mean"),))  # type: ignore[arg-type]
+    assert any(".fn: 'mean' is not one of count, " in p for p in _problems(replace(SESSIONS, aggregation=bad_fn)))
 
 
 def test_online_columns_must_exist_and_be_per_user():
@@ -166,3 +164,90 @@ def test_event_attributes():
         "EVENT_ATTRIBUTES 'ts'.name",
         "EVENT_ATTRIBUTES 'x'.type",
     ]
+
+
+def _measure(*measures: Measure, window=None) -> list[str]:
+    agg = WindowAggregate(window or Hop(3600, 300), measures)
+    return _problems(replace(CLICKS, aggregation=agg), attributes=[EventAttribute("qty", "BIGINT")])
+
+
+def test_each_new_measure_is_checked_at_declaration():
+    """A wrong attribute type, a missing attribute, a missing k and a measure a window does not
+    allow: each an error naming the feature and the measure's field."""
+    assert _measure(*(Measure(fn, fn, "price") for fn in ("sum", "avg", "min", "max", "stddev", "variance"))) == []
+    assert _measure(*(Measure(fn, fn, "qty") for fn in ("first", "last")), Measure("l", "last_k", "brand", k=2)) == []
+    assert _measure(Measure("top", "top_k", "qty", k=3), Measure("h", "histogram", "qty", k=3)) == []
+    assert _measure(Measure("avg_brand", "avg", "brand")) == [
+        "category_clicks_1h.aggregation.measures 'avg_brand'.arg: avg needs a number (BIGINT or DOUBLE); "
+        "'brand' is STRING"
+    ]
+    assert _measure(Measure("top", "top_k", "price", k=3)) == [
+        "category_clicks_1h.aggregation.measures 'top'.arg: top_k counts categories (STRING or BIGINT); "
+        "'price' is DOUBLE"
+    ]
+    (missing,) = _measure(Measure("s", "sum", "quantity"))
+    assert missing.startswith(
+        "category_clicks_1h.aggregation.measures 's'.arg: sum reads an event column; 'quantity' is not one (known: "
+    )
+    assert "qty" in missing  # the repository's attributes are known columns
+    assert _measure(Measure("l", "last_k", "brand")) == [
+        "category_clicks_1h.aggregation.measures 'l'.k: 0; last_k needs k of at least 1 (how many values it keeps)"
+    ]
+    assert _measure(Measure("m", "max", "price", k=2)) == [
+        "category_clicks_1h.aggregation.measures 'm'.k: max takes no k"
+    ]
+    sessions = _measure(Measure("t", "min_time"), Measure("top", "top_k", "brand", k=2), window=Session(300))
+    assert any(
+        p.startswith("category_clicks_1h.aggregation.measures 'top': top_k is not allowed in a Session window")
+        for p in sessions
+    ), sessions
+
+
+def test_columns_follow_from_the_definition():
+    """Keys with the types of their event columns (not null when the filter requires it), the
+    window, then each measure's documented type; `columns=` overrides."""
+    agg = WindowAggregate(
+        Tumble(60),
+        (
+            Measure("n", "count"),
+            Measure("spend", "sum", "price"),
+            Measure("units", "sum", "qty"),
+            Measure("mean", "avg", "qty"),
+            Measure("last", "last", "brand"),
+            Measure("top", "top_k", "brand", k=2),
+            Measure("hist", "histogram", "brand", k=2),
+        ),
+    )
+    f = Feature(
+        name="f",
+        description="",
+        keys=("user_id", "item_id", "category_id"),
+        aggregation=agg,
+        source_filter="item_id IS NOT NULL AND event_type = 'click'",
+        order_key=("user_id",),
+    )
+    repo = FeatureRepository("test", (f,), (EventAttribute("qty", "BIGINT"),))
+    (f,) = read_repository_features(repo)
+    assert [(c.name, c.flink, c.clickhouse) for c in f.columns] == [
+        ("user_id", "BIGINT", "Int64"),
+        ("window_start", "TIMESTAMP_LTZ(3)", "DateTime64(3, 'UTC')"),
+        ("window_end", "TIMESTAMP_LTZ(3)", "DateTime64(3, 'UTC')"),
+        ("item_id", "BIGINT", "Int64"),
+        ("category_id", "BIGINT", "Nullable(Int64)"),
+        ("n", "BIGINT", "Int64"),
+        ("spend", "DECIMAL(38, 6)", "Nullable(Decimal(38, 6))"),
+        ("units", "BIGINT", "Nullable(Int64)"),
+        ("mean", "DOUBLE", "Nullable(Float64)"),
+        ("last", "STRING", "Nullable(String)"),
+        ("top", "ARRAY<STRING>", "Array(String)"),
+        ("hist", "MAP<STRING, BIGINT>", "Map(String, Int64)"),
+    ]
+    # a changed copy derives its columns again; given columns stay
+    assert replace(f, keys=("user_id",)).columns[3].name == "n"
+    given = replace(f, columns=(bigint("user_id"), bigint("n")))
+    assert [c.name for c in replace(given, keys=("user_id",)).columns] == ["user_id", "n"]
+
+
+def read_repository_features(repo: FeatureRepository) -> tuple[Feature, ...]:
+    attributes = {a.name: a.column for a in repo.event_attributes}
+    return tuple(resolved(f, attributes) for f in repo.features)

@@ -2,8 +2,6 @@
 (a filter on it, a group on it, a hop of another size, a session with another gap)."""
 
 from features.definitions import (
-    WINDOW_COLUMNS,
-    Column,
     DayMeasure,
     Feature,
     Hop,
@@ -17,15 +15,10 @@ from features.definitions import (
     TopN,
     Tumble,
     WindowAggregate,
-    bigint,
-    timestamp,
 )
 from features.events import EventAttribute
 
-from .money import MONEY, money
-
 EVENT_ATTRIBUTES = (EventAttribute("channel", "STRING", json_field="chan", description="app, web or none"),)
-STRING = Column("channel", "STRING", "Nullable(String)")
 
 APP_CLICKS_10M = Feature(
     name="app_clicks_10m",
@@ -33,7 +26,6 @@ APP_CLICKS_10M = Feature(
     keys=("user_id",),
     source_filter="event_type = 'click' AND channel = 'app'",
     aggregation=WindowAggregate(Tumble(600), (Measure("clicks", "count"),)),
-    columns=(bigint("user_id"), *WINDOW_COLUMNS, bigint("clicks")),
     order_key=("user_id", "window_start"),
 )
 CHANNEL_CLICKS_30M = Feature(
@@ -42,7 +34,6 @@ CHANNEL_CLICKS_30M = Feature(
     keys=("channel",),
     source_filter="event_type = 'click'",
     aggregation=WindowAggregate(Hop(size_s=1800, slide_s=600), (Measure("clicks", "count"),)),
-    columns=(*WINDOW_COLUMNS, STRING, bigint("clicks")),
     order_key=("window_start", "channel"),
 )
 LONG_SESSIONS = Feature(
@@ -58,13 +49,6 @@ LONG_SESSIONS = Feature(
             Measure("app_events", "count_if", "channel = 'app'"),
         ),
     ),
-    columns=(
-        bigint("user_id"),
-        timestamp("session_start"),
-        timestamp("session_end"),
-        bigint("events"),
-        bigint("app_events"),
-    ),
     order_key=("user_id", "session_start"),
 )
 TOP_CATEGORIES_10M = Feature(
@@ -75,7 +59,6 @@ TOP_CATEGORIES_10M = Feature(
     aggregation=WindowAggregate(
         Tumble(600), (Measure("clicks", "count"),), top_n=TopN(3, ("clicks DESC", "category_id ASC"))
     ),
-    columns=(*WINDOW_COLUMNS, Column("rank", "BIGINT", "UInt8"), bigint("category_id"), bigint("clicks")),
     order_key=("window_start", "rank"),
 )
 FAV_AMOUNT = Feature(
@@ -84,7 +67,6 @@ FAV_AMOUNT = Feature(
     keys=("user_id",),
     source_filter="event_type IN ('fav', 'purchase')",
     aggregation=LatestStateSum(entity="item_id", value="price", member_type="fav"),
-    columns=(bigint("user_id"), money("fav_amount"), timestamp("updated_at")),
     online_column="fav_amount",
     order_key=("user_id",),
 )
@@ -93,8 +75,7 @@ LAST_CHANNELS = Feature(
     description="The channels of the user's 3 latest events that have one, newest first.",
     keys=("user_id",),
     source_filter="channel IS NOT NULL",
-    aggregation=LastN(value="channel", n=3),
-    columns=(bigint("user_id"), Column("channels", "ARRAY<STRING>", "Array(String)"), timestamp("updated_at")),
+    aggregation=LastN(value="channel", n=3, column="channels"),
     online_column="channels",
     order_key=("user_id",),
 )
@@ -104,7 +85,6 @@ LAST_PURCHASE_TIME = Feature(
     keys=("user_id",),
     source_filter="event_type = 'purchase'",
     aggregation=Latest(),
-    columns=(bigint("user_id"), timestamp("last_purchase_time")),
     online_column="last_purchase_time",
     order_key=("user_id",),
 )
@@ -113,14 +93,7 @@ TOP_CHANNELS_7D = Feature(
     description="The 2 channels the user bought most through over 7 days.",
     keys=("user_id",),
     source_filter="event_type = 'purchase' AND channel IS NOT NULL",
-    aggregation=RollingTopN(value="channel", n=2, days=7),
-    columns=(
-        Column("as_of", "DATE", "Date"),
-        bigint("user_id"),
-        Column("rank", "BIGINT", "UInt8"),
-        STRING,
-        bigint("purchases"),
-    ),
+    aggregation=RollingTopN(value="channel", n=2, days=7, count="purchases"),
     layer="batch",
     online_column="channel",
     order_key=("as_of", "user_id", "rank"),
@@ -132,12 +105,11 @@ SPEND_7D = Feature(
     aggregation=RollingStats(
         measures=(
             DayMeasure("purchases", "count", where="event_type = 'purchase'"),
-            DayMeasure("gmv", "sum", MONEY, where="event_type = 'purchase'"),
+            DayMeasure("gmv", "sum_money", "price", where="event_type = 'purchase'"),
             DayMeasure("channels", "count_distinct", "channel"),
         ),
         days=7,
     ),
-    columns=(Column("as_of", "DATE", "Date"), bigint("user_id"), bigint("purchases"), money("gmv"), bigint("channels")),
     layer="batch",
     order_key=("as_of", "user_id"),
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from streaming.plan import align, own_signatures
+from streaming.compiled_plan import align, own_signatures
 
 
 def _plan(features: list[tuple[str, str]], first_id: int = 1) -> str:

@@ -1,11 +1,11 @@
 """The stream job's compiled plan in a real JVM: the same node ids when compiled twice in one
-process (a redeploy in a long-lived process); tests/unit/test_stream_plan.py has the alignment."""
+process (a redeploy in a long-lived process); tests/unit/test_compiled_plan.py has the alignment."""
 
 from __future__ import annotations
 
 import json
 
-from streaming.plan import align
+from streaming.compiled_plan import align
 
 
 def test_the_job_compiled_twice_in_one_jvm_gets_the_same_plan(settings, monkeypatch):

@@ -1,6 +1,6 @@
 """Which features are online, how their stored strings decode and what JSON type each has:
-all derived from the feature repository and the store layout in common/redis_store.py. The
-catalog is the process's: the API's request and response models are built from it at import."""
+all derived from the feature repository and the store layout in common/redis_store.py. They
+are the process's: the API's request and response models are built from them at import."""
 
 from __future__ import annotations
 
