@@ -29,13 +29,14 @@ def versions_sql(settings: Settings) -> str:
 
 def unknown_items_sql(settings: Settings, day: date) -> str:
     """(events with an item, of unknown items, the most frequent unknown items with their counts)."""
+    # not aliased `item_id`: ClickHouse would read the alias, never NULL, in the WHERE
     events = (
-        f"SELECT assumeNotNull(item_id) AS item_id, event_time FROM {sources.archive(settings, [day])} "
+        f"SELECT assumeNotNull(item_id) AS item, event_time FROM {sources.archive(settings, [day])} "
         "WHERE item_id IS NOT NULL"
     )
     joined = (
-        f"SELECT e.item_id AS item_id, v.op IN ('', 'd') AS unknown FROM ({events}) AS e "
-        f"ASOF LEFT JOIN ({versions_sql(settings)}) AS v ON e.item_id = v.item_id AND e.event_time >= v.changed_at"
+        f"SELECT e.item AS item_id, v.op IN ('', 'd') AS unknown FROM ({events}) AS e "
+        f"ASOF LEFT JOIN ({versions_sql(settings)}) AS v ON e.item = v.item_id AND e.event_time >= v.changed_at"
     )
     return (
         f"SELECT count(), countIf(unknown), topKIf({settings.dq.sample_size})(item_id, unknown) FROM ({joined}) "

@@ -13,6 +13,7 @@ from common.archive import hour_dir
 from common.clickhouse import get_client
 from dq_checks import CheckResult, completeness, consistency, freshness, record, run_checks, validity
 from dq_checks.freshness import stream_feature
+from dq_checks.referential import referential_completeness
 from features.ecommerce import FEATURES, STREAM_FEATURES, UV_1M
 from tests.support.archive import at, write_archive
 from warehouse.schema import create_tables
@@ -143,6 +144,21 @@ def test_a_late_purchase_explains_a_catalogue_window_only_in_the_batch(settings)
     )
     r = by(consistency(settings, D), "consistency", "category_purchases_1h")
     assert r.passed and r.metrics["only_batch"] == 1 and r.metrics["explained_by_late"] == 1, r
+
+
+def test_referential_completeness_counts_only_events_with_an_item(day):
+    """Searches and logins have no item: they are neither known nor unknown items (they once
+    counted as unknown item 0, which made a catalogue with every item ERROR)."""
+    history = day.catalog_history_dir / f"dt={D}" / "part-0"
+    history.parent.mkdir(parents=True)
+    change = {"op": "c", "changed_at": t(0, 0), "binlog_file": "binlog.000001", "binlog_row": 0}
+    history.write_bytes(b"".join(orjson.dumps({**change, "item_id": i, "binlog_pos": i}) + b"\n" for i in (100, 200)))
+    r = referential_completeness(day, D)
+    assert (r.metrics["events_with_item"], r.metrics["unknown_item_events"]) == (4, 0) and r.passed, r
+    history.write_bytes(orjson.dumps({**change, "item_id": 100, "binlog_pos": 1}) + b"\n")  # item 200 unknown
+    r = referential_completeness(day, D)
+    assert (r.metrics["events_with_item"], r.metrics["unknown_item_events"]) == (4, 1) and not r.passed, r
+    assert r.sample == ["item_id=200"]
 
 
 def test_events_dropped_from_the_stream(day):
