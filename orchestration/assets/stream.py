@@ -2,6 +2,7 @@
 stream_deploy job and the supervisor sensor that requests it."""
 
 import uuid
+from functools import partial
 from pathlib import Path
 
 from dagster import (
@@ -38,6 +39,7 @@ class StreamJobConfig(Config):
 
 
 def _replay(settings: Settings, config: StreamJobConfig) -> MaterializeResult:
+    from orchestration.online_store import republish_batch
     from streaming.job import FileSource
     from streaming.runner import run_job
     from streaming.staging import stage_files
@@ -46,7 +48,7 @@ def _replay(settings: Settings, config: StreamJobConfig) -> MaterializeResult:
     dead = settings.dead_letter_dir / "parse"
     attributes = load_features(settings).event_attributes
     stage = stage_files(config.format, [Path(p) for p in config.replay], staged, dead, attributes)
-    summary = run_job(settings, FileSource(stage.path), stage)
+    summary = run_job(settings, FileSource(stage.path), stage, on_store_lost=partial(republish_batch, settings))
     return MaterializeResult(
         metadata={
             "mode": "replay",

@@ -377,7 +377,7 @@ def test_a_deployed_stream_job_is_monitored_end_to_end(platform_env):
             prod.produce(s.kafka.events_topic, to_json(e), key=str(e["user_id"]).encode())
         prod.produce(s.kafka.events_topic, b'{"event_id": "bad-1", "event_type": "click", "event_time": 1767225600000}')
         prod.flush(30)
-        assert deployment.deploy().status.state == "RUNNING"
+        assert deployment.deploy(wait_s=600).status.state == "RUNNING"  # a loaded machine starts Flink slowly
 
         def source_out(m: dict) -> float:
             return sum(
