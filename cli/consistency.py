@@ -53,9 +53,9 @@ def consistency(
             verdict,
         )
     console.print(t)
-    for r in results:
-        if r.sample:
-            console.print(f"[bold]{r.feature}[/bold] worst users: " + "; ".join(r.sample))
+    for r in results:  # in full, for a terminal too narrow for the table and for logs
+        worst = f"; worst users: {'; '.join(r.sample)}" if r.sample else ""
+        console.print(f"[bold]{r.feature}[/bold]: {r.message}{worst}")
     if save:
         console.print(f"verdicts recorded in {s.clickhouse.database}.dq_results as run {record(s, results)}")
     blocking = [r for r in results if r.blocking]

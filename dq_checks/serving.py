@@ -19,6 +19,12 @@ CHECK = "serving_consistency"
 def judge(settings: Settings, day: date, feature: str, m: dict[str, float], worst: list[str]) -> CheckResult:
     """One feature's result from its counts and rates."""
     dq = settings.dq
+    if not m["values"]:  # a log that is off or lost is worth a look, not a pass
+        return CheckResult(
+            CHECK, feature, day, False, "WARN",
+            f"no served value of {feature} logged on {day}: is the serving log on (SERVING__LOG_SAMPLE_RATE) "
+            "and its broker reachable (lf_serving_log_dropped_total)?", m,
+        )  # fmt: skip
     rate = m["unexplained_rate"]
     severity = "ERROR" if rate > dq.serving_max_unexplained_error else "WARN"
     differ = int(m["values"] - m["equal"])
