@@ -76,7 +76,7 @@ FLOATING_FNS = ("avg", "stddev", "variance")  # DOUBLE results of exact sums (Me
 ATTRIBUTE_FNS = ("count_distinct", "sum_money", *NUMERIC_FNS, *ORDERED_FNS, *BY_TIME_FNS, *COUNTED_FNS)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Measure:
     """One output value of a window aggregation. `arg` is the event column it reads (a
     predicate for count_if, an amount for sum_money); `k` how many values first_k, last_k and
@@ -86,6 +86,11 @@ class Measure:
     fn: MeasureFn
     arg: str = ""
     k: int = 0
+
+    def __repr__(self) -> str:
+        # without k when it is 0: the definitions fingerprinted before k existed keep their fingerprint
+        k = f", k={self.k!r}" if self.k else ""
+        return f"Measure(name={self.name!r}, fn={self.fn!r}, arg={self.arg!r}{k})"
 
     def sql(self, time_col: str) -> str:
         """The SQL of the measures Flink and Spark write alike (the others: each compiler)."""
@@ -160,7 +165,7 @@ class LastN:
 
     value: str
     n: int
-    column: str = ""
+    column: str = field(default="", repr=False)  # fingerprinted in the feature's columns
 
 
 @dataclass(frozen=True)
@@ -177,7 +182,7 @@ class RollingTopN:
     value: str
     n: int
     days: int
-    count: str = "occurrences"
+    count: str = field(default="occurrences", repr=False)  # fingerprinted in the feature's columns
 
 
 @dataclass(frozen=True)
