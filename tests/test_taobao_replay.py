@@ -15,18 +15,19 @@ from common.settings import load_settings
 from features.ecommerce import STREAM_FEATURES
 from features.samples import TAOBAO_SAMPLE as TAOBAO
 from tests import reference as ref
-from tests.conftest import free_port, monitoring_ports
+from tests.conftest import free_port, monitoring_ports, on_shared
 from tests.pipeline import ms, run_pipeline
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, shared_kafka):
+    kafka, _ = on_shared(shared_kafka)
     s = load_settings(
         home=tmp_path_factory.mktemp("taobao") / "home",
         redis={"local_port": free_port()},
-        kafka={"local_port": free_port(), "local_controller_port": free_port()},
+        kafka=kafka,
         clickhouse={"local_port": free_port()},
         monitoring=monitoring_ports(),
     )
