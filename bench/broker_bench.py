@@ -3,8 +3,9 @@
 A producer writes small events at --rate for --seconds into a topic of 2 partitions, which
 --consumers consumers (as Flink's source and the two loaders) read as they arrive. The broker
 (the platform's Apache Kafka, started here on free ports) is measured from /proc: its CPU
-seconds per event. Its cost follows the number of requests more than the number of records, so the linger and the
-fetch wait (`KAFKA__*_LINGER_MS`, `KAFKA__*_FETCH_MAX_WAIT_MS`) set most of it.
+seconds per event. Its cost follows the number of requests more than the number of records,
+so the linger and the fetch wait (`KAFKA__*_LINGER_MS`, `KAFKA__*_FETCH_MAX_WAIT_MS`) set most
+of it.
 
     .venv/bin/python bench/broker_bench.py [--rate 10000] [--seconds 10] [--consumers 3]
 """
