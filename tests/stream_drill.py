@@ -225,7 +225,7 @@ def wait_for(predicate: Callable[[], object], timeout_s: float, what: str, alive
         time.sleep(0.5)
 
 
-def wait_caught_up(settings: Settings, expected: int, alive: Callable[[], None], timeout_s: float = 600) -> None:
+def wait_caught_up(settings: Settings, expected: int, alive: Callable[[], None], timeout_s: float = 1500) -> None:
     """Every event and tick archived (so every feature change is on its topic: the job flushes
     them at the checkpoint that commits the archive), and both loaders committed them all
     (each commits only what its store holds)."""
