@@ -3,8 +3,9 @@
 A producer writes small events at --rate for --seconds into a topic of 2 partitions, which
 --consumers consumers (as Flink's source and the two loaders) read as they arrive. The broker
 (the platform's Apache Kafka, started here on free ports) is measured from /proc: its CPU
-seconds per event. Its cost follows the number of requests more than the number of records, so the linger and the
-fetch wait (`KAFKA__*_LINGER_MS`, `KAFKA__*_FETCH_MAX_WAIT_MS`) set most of it.
+seconds per event. Its cost follows the number of requests more than the number of records,
+so the linger and the fetch wait (`KAFKA__*_LINGER_MS`, `KAFKA__*_FETCH_MAX_WAIT_MS`) set most
+of it.
 
     .venv/bin/python bench/broker_bench.py [--rate 10000] [--seconds 10] [--consumers 3]
 """
@@ -25,7 +26,7 @@ sys.path.insert(0, str(REPO))
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 
 from bench.machine import TICK, hardware, load_average  # noqa: E402
-from common.kafka import bootstrap, ensure_topics  # noqa: E402
+from common.kafka import bootstrap, ensure_topics, send  # noqa: E402
 from common.services import kafka_service  # noqa: E402
 from tests.conftest import isolated  # noqa: E402
 
@@ -64,7 +65,7 @@ def run(settings, pid: int, topic: str, linger: int, wait: int, a) -> tuple[int,
     before, started = cpu_s(pid), time.monotonic()
     while time.monotonic() - started < a.seconds:
         for _ in range(int(a.rate) // 100):
-            p.produce(topic, EVENT, key=str(sent % 5000).encode())
+            send(p, topic, EVENT, key=str(sent % 5000).encode())
             sent += 1
         p.poll(0)
         time.sleep(max(0.0, sent / a.rate - (time.monotonic() - started)))

@@ -33,14 +33,12 @@ def generate(
     cfg = GeneratorConfig(seed=seed, late=late, out_of_order=out_of_order)
     started = time.monotonic()
     if kafka:
-        from common.kafka import ensure_topics, producer
+        from common.kafka import ensure_topics, producer, send
 
         ensure_topics(s, [s.kafka.events_topic], s.kafka.partitions)
         prod = producer(s)
         for i, e in enumerate(gen(cfg, count, live=live), start=1):
-            prod.produce(s.kafka.events_topic, to_json(e), key=str(e["user_id"]).encode())
-            if i % 10_000 == 0:
-                prod.poll(0)
+            send(prod, s.kafka.events_topic, to_json(e), key=str(e["user_id"]).encode())
             if rate:
                 ahead = i / rate - (time.monotonic() - started)
                 if ahead > 0:

@@ -54,6 +54,18 @@ def producer(settings: Settings, **extra: object):
     return Producer(conf)
 
 
+def send(prod, topic: str, value: bytes, **kw: object) -> None:
+    """prod.produce(), waiting for deliveries while the producer's local queue is full (a
+    broker slower to acknowledge than the caller produces)."""
+    while True:
+        try:
+            prod.produce(topic, value, **kw)
+            break
+        except BufferError:
+            prod.poll(0.5)
+    prod.poll(0)
+
+
 def partitions_of(settings: Settings, topic: str) -> list[int]:
     from confluent_kafka.admin import AdminClient
 

@@ -73,7 +73,7 @@ class KafkaSettings(BaseModel):
     # retention sized for a laptop (per partition: hours, and bytes beyond which the oldest
     # segments go); it refuses to start with less free disk than local_min_free_mb
     local_controller_port: int = Field(19093, ge=1, le=65535)
-    local_heap_mb: int = Field(256, ge=64)
+    local_heap_mb: int = Field(512, ge=64)
     local_retention_hours: int = Field(24, ge=1)
     local_retention_bytes: int = Field(1 << 30, ge=1 << 20)
     local_min_free_mb: int = Field(256, ge=0)

@@ -120,12 +120,12 @@ def run_job(
     pipeline = pipeline or f"lambda-features-{run_id}"
     summary = RunSummary(events_in=stage.events if stage else 0, parse_dead_letters=stage.dead_letters if stage else 0)
     bounded = source.bounded
+    kafka_connector_jars(settings)  # present, before any service or Flink starts
     with ExitStack() as stack:
         for svc in local_services(settings, monitoring=False):  # a long-running `stream run` starts those
             if svc.start() and not keep_services and not svc.shared:
                 stack.callback(svc.stop)
-        # Preflight: every store reachable and the connector present, before Flink starts.
-        kafka_connector_jars(settings)
+        # Preflight: every store reachable, before Flink starts.
         get_redis(settings)
         topics = feature_topics(settings)
         ensure_feature_topics(settings)

@@ -90,10 +90,10 @@ _tests = itertools.count()
 SHARED_KAFKA = {"bootstrap", "events_topic", "features_topic_prefix", "group_id"}  # what kafka_of sets
 
 
-def on_shared(bootstrap: str) -> tuple[dict[str, object], dict[str, object]]:
+def on_shared(bootstrap: str, name: str | None = None) -> tuple[dict[str, object], dict[str, object]]:
     """The kafka and catalog settings of a test on the session's broker: topics and consumer
-    groups named for it alone."""
-    name = f"t{next(_tests)}"
+    groups named for it alone (`name`, or a new one)."""
+    name = name or f"t{next(_tests)}"
     kafka = {
         "bootstrap": bootstrap,
         "events_topic": f"{name}.events",
@@ -114,7 +114,22 @@ def kafka_of(request: pytest.FixtureRequest) -> tuple[dict[str, object], dict[st
     for it when it is marked own_broker, else the session's broker."""
     if request.node.get_closest_marker("own_broker"):
         return {}, {}
-    return on_shared(request.getfixturevalue("shared_kafka"))
+    bootstrap = request.getfixturevalue("shared_kafka")
+    if bootstrap is None:  # unit tests: no broker at all
+        return {}, {}
+    name = f"t{next(_tests)}"
+    request.addfinalizer(lambda: delete_topics(bootstrap, name + "."))
+    return on_shared(bootstrap, name)
+
+
+def delete_topics(bootstrap: str, prefix: str) -> None:
+    """Delete a test's topics from the session's broker, so it does not gather thousands."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
+    for fut in admin.delete_topics(topics).values() if topics else ():
+        fut.result()
 
 
 def as_env(section: str, values: dict[str, object]) -> dict[str, str]:

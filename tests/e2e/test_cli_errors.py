@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, free_ports, port_env
+from tests.conftest import free_port, free_ports, port_env, shared_env
 
 CLI = [sys.executable, "-m", "cli.main"]
 REPO = Path(__file__).resolve().parents[2]
@@ -57,18 +57,19 @@ def test_missing_connector_jar(tmp_path):
         ("LAMBDA_FEATURES_KAFKA__BOOTSTRAP", "cannot reach Kafka"),
     ],
 )
-def test_unreachable_service(tmp_path, var, text):
+def test_unreachable_service(tmp_path, var, text, request):
     src = tmp_path / "in.csv"
     src.write_text("1,2,3,pv,1511658000\n")
     port = free_port()
     value = f"redis://127.0.0.1:{port}/0" if "REDIS" in var else f"127.0.0.1:{port}"
+    # Redis unreachable: on the session's broker (tests/BROKERS.md)
+    kafka = {} if "KAFKA" in var else shared_env(request.getfixturevalue("shared_kafka"))
     p = run_cli(
         ["replay", "--format", "taobao", str(src)],
         tmp_path,
         **{var: value},
-        LAMBDA_FEATURES_KAFKA__LOCAL_PORT=str(free_port()),
-        LAMBDA_FEATURES_KAFKA__LOCAL_CONTROLLER_PORT=str(free_port()),
         LAMBDA_FEATURES_REDIS__LOCAL_PORT=str(free_port()),
+        **kafka,
     )
     check_clear_error(p, text)
 

@@ -13,15 +13,17 @@ from common.lake import feature_day_dir
 from common.services import clickhouse_service
 from features.ecommerce import STREAM_FEATURES
 from features.samples import TAOBAO_SAMPLE as TAOBAO
-from tests.conftest import isolated_settings
+from tests.conftest import isolated_settings, on_shared
 from tests.support import reference as ref
 from tests.support.pipeline import ms, run_pipeline
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, shared_kafka):
+    kafka, _ = on_shared(shared_kafka)
     s = isolated_settings(
         home=tmp_path_factory.mktemp("taobao") / "home",
+        kafka=kafka,
     )
     result = run_pipeline(s, "taobao", TAOBAO)
     yield result, ref.accept(result.events)

@@ -16,7 +16,7 @@ import orjson
 import requests
 
 from common.clickhouse import close_clients, get_client
-from common.kafka import bootstrap, ensure_topics, partition_ends, producer
+from common.kafka import bootstrap, ensure_topics, partition_ends, producer, send
 from common.redis_store import get_redis
 from common.services import local_services
 from common.settings import Settings
@@ -70,11 +70,10 @@ def produce(settings: Settings, batch: list[dict], tick_after: int | None = None
     ensure_topics(settings, [settings.kafka.events_topic], settings.kafka.partitions)
     p = producer(settings)
     for e in batch:
-        p.produce(settings.kafka.events_topic, to_json(e), key=str(e["user_id"]).encode())
-        p.poll(0)
+        send(p, settings.kafka.events_topic, to_json(e), key=str(e["user_id"]).encode())
     for part, tick in ticks(settings, tick_after) if tick_after else ():
-        p.produce(settings.kafka.events_topic, tick, partition=part)
-    assert p.flush(60) == 0
+        send(p, settings.kafka.events_topic, tick, partition=part)
+    assert p.flush(120) == 0
 
 
 class Feeder(threading.Thread):
@@ -102,13 +101,12 @@ class Feeder(threading.Thread):
             while self.sent < len(self.batch):
                 started = time.monotonic()
                 for e in self.batch[self.sent : self.sent + step]:
-                    p.produce(topic, to_json(e), key=str(e["user_id"]).encode())
+                    send(p, topic, to_json(e), key=str(e["user_id"]).encode())
                 self.sent = min(len(self.batch), self.sent + step)
-                p.poll(0)
                 if not self.hurry.is_set():
                     time.sleep(max(0.0, 0.1 - (time.monotonic() - started)))
             for part, tick in ticks(self.settings, max(e["event_time"] for e in self.batch)):
-                p.produce(topic, tick, partition=part)
+                send(p, topic, tick, partition=part)
             assert p.flush(120) == 0, "events not delivered"
         except BaseException as e:  # seen by the test through finish()
             self.error = e
@@ -227,7 +225,7 @@ def wait_for(predicate: Callable[[], object], timeout_s: float, what: str, alive
         time.sleep(0.5)
 
 
-def wait_caught_up(settings: Settings, expected: int, alive: Callable[[], None], timeout_s: float = 600) -> None:
+def wait_caught_up(settings: Settings, expected: int, alive: Callable[[], None], timeout_s: float = 1500) -> None:
     """Every event and tick archived (so every feature change is on its topic: the job flushes
     them at the checkpoint that commits the archive), and both loaders committed them all
     (each commits only what its store holds)."""

@@ -17,6 +17,6 @@ def _no_process(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def shared_kafka() -> str:
-    """Unit tests reach no broker: the settings fixtures get an address nothing listens on."""
-    return "127.0.0.1:1"
+def shared_kafka() -> None:
+    """Unit tests reach no broker: the settings fixtures get none."""
+    return None
