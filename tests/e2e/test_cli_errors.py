@@ -62,7 +62,7 @@ def test_unreachable_service(tmp_path, var, text, request):
     src.write_text("1,2,3,pv,1511658000\n")
     port = free_port()
     value = f"redis://127.0.0.1:{port}/0" if "REDIS" in var else f"127.0.0.1:{port}"
-    # Redis unreachable: on the session's broker (tests/BROKERS.md)
+    # Redis unreachable: on the session's broker (tests/README.md)
     kafka = {} if "KAFKA" in var else shared_env(request.getfixturevalue("shared_kafka"))
     p = run_cli(
         ["replay", "--format", "taobao", str(src)],
