@@ -27,6 +27,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponent
 
 from common import metrics
 from common.clickhouse import get_client
+from common.errors import PlatformError
 from common.kafka import bootstrap
 from common.redis_store import (
     get_redis,
@@ -43,6 +44,7 @@ from warehouse.tables import stream_table, time_columns
 log = logging.getLogger(__name__)
 END_MARKER = "__end__"
 _END_PREFIX = b'{"__end__"'
+END_KEY = b"__end__"  # the end markers' key (a user key is a JSON object)
 COMMIT_INTERVAL_S = 1.0  # offsets are committed after a flush, at most this often (and at the end)
 REPORT_EVERY_S = 1.0
 STORE_CHECK_S = 1.0  # how often the online loader checks its marker and takes rebuild requests when idle
@@ -560,7 +562,18 @@ def send_end_markers(settings: Settings, topics: list[str], run_id: str) -> None
 
     p = producer(settings)
     payload = orjson.dumps({END_MARKER: run_id})
+    errors: list[str] = []
+
+    def delivered(err, msg) -> None:
+        if err:
+            errors.append(f"{msg.topic()}[{msg.partition()}]: {err}")
+
     for t in topics:
         for part in partitions_of(settings, t):
-            p.produce(t, payload, partition=part)
-    p.flush(30)
+            # keyed: a compacted topic (the online features') refuses a record without a key
+            p.produce(t, payload, key=END_KEY, partition=part, on_delivery=delivered)
+    if p.flush(30) or errors:
+        raise PlatformError(
+            f"the end markers of the bounded run did not reach every feature topic: {errors[:3] or 'not acknowledged'}",
+            "check the broker; the loaders wait for a marker on each partition",
+        )
