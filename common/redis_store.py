@@ -22,6 +22,9 @@ def redis_where(settings: Settings) -> str:
     return re.sub(r"//[^@/]*@", "//", redis_url(settings))
 
 
+LOADING_RETRIES = 70
+
+
 def get_redis(settings: Settings):  # -> redis.Redis
     """A client to the configured Redis, or to the platform's local redis-server, started
     here when it is not running (and left running for other processes)."""
@@ -32,7 +35,19 @@ def get_redis(settings: Settings):  # -> redis.Redis
 
         ensure_running(redis_service(settings))
 
-    client = redis.Redis.from_url(redis_url(settings), socket_connect_timeout=3, decode_responses=True)
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import BusyLoadingError
+    from redis.retry import Retry
+
+    # A Redis with an append-only file answers LOADING while it reads it back after a start:
+    # each command waits that out (up to about a minute) instead of failing.
+    client = redis.Redis.from_url(
+        redis_url(settings),
+        socket_connect_timeout=3,
+        decode_responses=True,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), LOADING_RETRIES),
+        retry_on_error=[BusyLoadingError],
+    )
     try:
         client.ping()
     except redis.RedisError as e:
