@@ -175,6 +175,7 @@ def kafka_service(settings: Settings, host: str = "127.0.0.1") -> LocalService:
 
     def prepare() -> None:
         check_data_dir(data, k.local_min_free_mb)
+        run.mkdir(parents=True, exist_ok=True)  # also when called before a start (tests/support/netns.py)
         conf.write_text(kafka_server_properties(settings, host))
         if (data / "meta.properties").is_file():
             return
