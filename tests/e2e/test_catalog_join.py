@@ -117,15 +117,21 @@ def features(settings, side: str) -> tuple[dict, dict]:
     )
 
 
-def test_mid_stream_catalogue_changes_join_alike_in_stream_and_batch(settings, tmp_path):
+def relaying_history(settings):
+    """Settings with a relay port of their own, the catalogue history in the database, and a relay
+    relaying it in a thread: (settings, relay, thread)."""
     s = settings.model_copy(update={"catalog": settings.catalog.model_copy(update={"relay_port": free_port()})})
     conn = connect(s)
     catalogue_history(conn)
     conn.close()
-
     relay = Relay(s)
     thread = threading.Thread(target=relay.run, daemon=True)
     thread.start()
+    return s, relay, thread
+
+
+def test_mid_stream_catalogue_changes_join_alike_in_stream_and_batch(settings, tmp_path):
+    s, relay, thread = relaying_history(settings)
     deadline = time.monotonic() + 60
     while relay.saved is None or relay.relayed < 11:  # 5 inserts, 6 changes
         assert time.monotonic() < deadline and thread.is_alive(), "the relay did not relay the changes"
@@ -181,13 +187,7 @@ def test_events_keep_flowing_while_the_catalogue_is_silent(settings, tmp_path):
     from common.kafka import ensure_topics, producer
     from tests.conftest import cli
 
-    s = settings.model_copy(update={"catalog": settings.catalog.model_copy(update={"relay_port": free_port()})})
-    conn = connect(s)
-    catalogue_history(conn)
-    conn.close()
-    relay = Relay(s)
-    thread = threading.Thread(target=relay.run, daemon=True)
-    thread.start()
+    s, relay, thread = relaying_history(settings)
     while relay.relayed < 11:
         assert thread.is_alive()
         time.sleep(0.1)
