@@ -114,8 +114,8 @@ def _window_aggregate(f: Feature, agg: WindowAggregate) -> str:
     events = f"events{_where(f)}"
     if isinstance(w, Hop):  # each event in the size/slide windows that hold it
         slide = w.slide_s * 1000
-        start = f"event_time - pmod(event_time, {slide}) - _k * {slide}"
-        events = f"events LATERAL VIEW explode(sequence(0, {w.tiles_per_window - 1})) AS _k{_where(f)}"
+        start = f"event_time - pmod(event_time, {slide}) - _tile * {slide}"
+        events = f"events LATERAL VIEW explode(sequence(0, {w.tiles_per_window - 1})) AS _tile{_where(f)}"
     inner = (
         f"SELECT {', '.join(keys + [''])}{start} AS ws, {measures} FROM {events} GROUP BY {', '.join(keys + [start])}"
     )
@@ -250,8 +250,8 @@ def spread_sql(view: str, day_col: str, days: int, first: str, last: str) -> str
     """Each row of `view` once for every as_of day in first..last whose `days`-day span
     (as_of-days+1..as_of) holds the row's day: how one query serves a range of as_of days."""
     return (
-        f"SELECT * FROM (SELECT *, date_add({day_col}, _k) AS as_of FROM {view} "
-        f"LATERAL VIEW explode(sequence(0, {days - 1})) AS _k) "
+        f"SELECT * FROM (SELECT *, date_add({day_col}, _day) AS as_of FROM {view} "
+        f"LATERAL VIEW explode(sequence(0, {days - 1})) AS _day) "
         f"WHERE as_of BETWEEN DATE'{first}' AND DATE'{last}'"
     )
 
