@@ -66,6 +66,36 @@ def send(prod, topic: str, value: bytes, **kw: object) -> None:
     prod.poll(0)
 
 
+COORDINATOR_WAIT_S = 60
+
+
+def stored_offsets(consumer, parts: list, timeout_s: float = 10) -> list:
+    """The consumer's committed offsets of `parts`, waiting up to COORDINATOR_WAIT_S while
+    the broker is still loading its group coordinator, as it does for seconds after it
+    starts (librdkafka does not retry this call)."""
+    from confluent_kafka import KafkaError, KafkaException
+    from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
+
+    starting = {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+    }
+
+    def coordinator_starting(e: BaseException) -> bool:
+        return isinstance(e, KafkaException) and e.args[0].code() in starting
+
+    for attempt in Retrying(
+        retry=retry_if_exception(coordinator_starting),
+        stop=stop_after_delay(COORDINATOR_WAIT_S),
+        wait=wait_exponential(multiplier=0.1, max=2),
+        reraise=True,
+    ):
+        with attempt:
+            return consumer.committed(parts, timeout=timeout_s) if parts else []
+    raise AssertionError("unreachable")
+
+
 def partitions_of(settings: Settings, topic: str) -> list[int]:
     from confluent_kafka.admin import AdminClient
 
@@ -195,7 +225,7 @@ def consume_new(
             return 0
         parts = [TopicPartition(topic, p) for p in sorted(md[topic].partitions)]
         starts = {}
-        for tp in consumer.committed(parts, timeout=10):
+        for tp in stored_offsets(consumer, parts):
             low, _ = consumer.get_watermark_offsets(tp, timeout=10)
             starts[(topic, tp.partition)] = tp.offset if tp.offset >= 0 else low
         messages = [(p, o, v) for _, p, o, v in _to_end(consumer, starts, timeout_s)]

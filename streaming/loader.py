@@ -28,7 +28,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponent
 from common import metrics
 from common.clickhouse import get_client
 from common.errors import PlatformError
-from common.kafka import bootstrap
+from common.kafka import bootstrap, stored_offsets
 from common.redis_store import (
     get_redis,
     marker_key,
@@ -242,7 +242,7 @@ class ChangelogLoader:
         ]
         consumer.assign(assignment)
         self.assigned = [(tp.topic, tp.partition) for tp in assignment]
-        stored = consumer.committed(assignment, timeout=10) if assignment else []
+        stored = stored_offsets(consumer, assignment)
         self.started({(tp.topic, tp.partition): tp.offset for tp in stored if tp.offset > 0})
         pending_ends = {(tp.topic, tp.partition) for tp in assignment}
         offsets = self.positions
