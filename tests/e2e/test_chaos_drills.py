@@ -55,18 +55,23 @@ from tests.support.stream_drill import (
     wait_for,
 )
 
-FIRST = 10_000  # produced before the job starts; the rest at RATE while the drills last
-RATE = 1_000
+FIRST = 10_000  # produced before the job starts; the rest paced over as long as the drill's faults last
 
 
-def start_drill(s: Settings, env: dict[str, str]):
-    """The drill's job, with every service and Prometheus, and a feeder ready to pace the rest."""
+def paced(s: Settings, evs: list[dict], lasting_s: int) -> Feeder:
+    """A feeder of the events after the FIRST, spread over lasting_s seconds (about 1,000 a second)."""
+    return Feeder(s, evs[FIRST:], -(-(len(evs) - FIRST) // lasting_s))
+
+
+def start_drill(s: Settings, env: dict[str, str], lasting_s: int):
+    """The drill's job, with every service and Prometheus, and a feeder ready to pace the rest
+    over lasting_s seconds."""
     evs = events(DRILL_EVENTS, DRILL_SEED)
     for svc in local_services(s):
         svc.start()
     ensure_topics(s, [s.kafka.events_topic], s.kafka.partitions)
     produce(s, evs[:FIRST])
-    feeder = Feeder(s, evs[FIRST:], RATE)
+    feeder = paced(s, evs, lasting_s)
     feeder.start()
     job = DrainedJob(env)
     try:
@@ -124,7 +129,7 @@ def test_redis_then_clickhouse_down_for_20s_mid_stream(uninterrupted, tmp_path, 
     )
     job = None
     try:
-        job, alive, feeder = start_drill(s, env)
+        job, alive, feeder = start_drill(s, env, lasting_s=60)  # two outages of 20 s
         store_outage(s, job, alive, feeder, redis_service(s), "redis", "online")
         store_outage(s, job, alive, feeder, clickhouse_service(s), "clickhouse", "olap")
         feeder.finish()
@@ -141,7 +146,7 @@ def broker_unreachable_for_30s(s: Settings, env: dict[str, str], uninterrupted: 
     Prometheus fires the alert; the job and its loaders carry on by themselves."""
     job = None
     try:
-        job, alive, feeder = start_drill(s, env)
+        job, alive, feeder = start_drill(s, env, lasting_s=45)  # an outage of 30 s
         assert feeder.pacing
         cut()
         try:
@@ -181,7 +186,7 @@ def test_broker_sigkill_mid_stream_then_restart_on_its_data(uninterrupted, tmp_p
     broker = kafka_service(s)
     job = None
     try:
-        job, alive, feeder = start_drill(s, env)
+        job, alive, feeder = start_drill(s, env, lasting_s=40)  # 5 s down, then a restart of about 15 s
         assert feeder.pacing
         os.kill(broker.pid(), signal.SIGKILL)
         time.sleep(5)  # events keep coming while it is down
@@ -250,7 +255,7 @@ def test_autoscaler_rescales_from_1_to_2_mid_stream(uninterrupted, tmp_path, mon
 
     try:
         produce(s, evs[:FIRST])
-        feeder = Feeder(s, evs[FIRST:], RATE)
+        feeder = paced(s, evs, lasting_s=90)  # a decision on measured rates, then a rescale
         feeder.start()
         first = deploy.execute_in_process(instance=instance)
         assert first.asset_materializations_for_node("stream_job")[0].metadata["parallelism"].value == 1
@@ -313,7 +318,7 @@ def test_redis_killed_for_20s_mid_stream(uninterrupted, tmp_path, data_lost):
     redis = redis_service(s)
     job = None
     try:
-        job, alive, feeder = start_drill(s, env)
+        job, alive, feeder = start_drill(s, env, lasting_s=45)  # 20 s down
         assert feeder.pacing, "the stream was not flowing when the fault began"
         pid = redis.pid()
         os.kill(pid, signal.SIGKILL)

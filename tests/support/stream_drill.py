@@ -31,7 +31,7 @@ from warehouse.tables import stream_table
 
 TABLES = tuple(stream_table(f) for f in STREAM_FEATURES)
 TICK_USER = 0
-DRILL_EVENTS = 100_000  # the drills' events, and those of their shared uninterrupted run
+DRILL_EVENTS = 60_000  # the drills' events, and those of their shared uninterrupted run
 DRILL_SEED = 13
 
 
