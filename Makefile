@@ -1,6 +1,3 @@
-# two pytest-xdist workers: most tests wait on JVMs and servers more than they compute
-TEST_WORKERS ?= 2
-
 .PHONY: setup demo test test-fast snapshots lint bench bench-batch bench-serve clean
 
 setup:
@@ -10,7 +7,7 @@ demo: setup
 	.venv/bin/lambda-features demo
 
 test: setup
-	.venv/bin/pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	.venv/bin/pytest -q
 
 test-fast: setup
 	.venv/bin/pytest -q tests/unit

@@ -297,10 +297,7 @@ def uninterrupted(tmp_path_factory, shared_kafka):
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Markers follow the folder: `-m unit`, `-m integration`, `-m e2e`; both of the last two are
-    `slow`. Under pytest-xdist (`make test`, `--dist loadgroup`) a module's tests run on one
-    worker, so its module-scoped runs are made once; so do all the tests that compare with the
-    session's uninterrupted drill run."""
+    """Markers follow the folder: `-m unit`, `-m integration`, `-m e2e`; both of the last two are `slow`."""
     for item in items:
         kind = next((k for k in KINDS if k in item.path.relative_to(REPO / "tests").parts[:1]), None)
         if kind is None:
@@ -308,5 +305,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(kind)
         if kind != "unit":
             item.add_marker("slow")
-        group = "uninterrupted" if "uninterrupted" in getattr(item, "fixturenames", ()) else item.module.__name__
-        item.add_marker(pytest.mark.xdist_group(group))
