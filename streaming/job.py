@@ -196,11 +196,11 @@ def views(source: Source, bounds: tuple[int, int], events: tuple[Column, ...]) -
     """`checked_events` (every record with its reason, NULL when accepted), `events` (the
     accepted ones, with `late`) and `events_on_time`."""
     if isinstance(source, KafkaSource):
-        checked = f"SELECT src_part, src_off, {_names(events)}, ts, reason, raw FROM {EVENTS_TABLE}"
+        checked = f"SELECT src_part, src_off, {_names(events)}, ts, reason, `raw` FROM {EVENTS_TABLE}"
     else:
         checked = (
             f"SELECT *, COALESCE(type_error, {rejection_sql(*bounds)}) AS reason, "
-            "CAST(NULL AS STRING) AS raw FROM raw_events"
+            "CAST(NULL AS STRING) AS `raw` FROM raw_events"
         )
     return [
         f"CREATE TEMPORARY VIEW checked_events AS {checked}",
@@ -346,7 +346,7 @@ def base_sql(
     events = event_columns(settings)
     stmts = [source_ddl(source, settings, bounds), *views(source, bounds, events)]
     dead_cols = f"`reason` STRING, {_ddl((*SOURCE_COLUMNS, *events))}, `raw` STRING"
-    dead = f"SELECT reason, src_part, src_off, {_names(events)}, raw FROM checked_events WHERE reason IS NOT NULL"
+    dead = f"SELECT reason, src_part, src_off, {_names(events)}, `raw` FROM checked_events WHERE reason IS NOT NULL"
     stmts += [
         _filesystem_sink(
             "dead_letters", dead_cols, settings.dead_letter_dir / "stream", settings.stream.archive_rollover_s

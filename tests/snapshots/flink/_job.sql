@@ -1,11 +1,11 @@
 -- the stream job's statements before the features: Kafka source, acceptance rules, dead letters, archive, the catalogue's versioned table and its change history
 -- (home /lambda-features, Kafka at kafka:9092)
--- definition fingerprint (stream_job's code version): a7a907936b4944c3
+-- definition fingerprint (stream_job's code version): c11447939c94e8e6
 -- refresh: make snapshots
 
 CREATE TEMPORARY TABLE kafka_events (`event_id` STRING, `user_id` BIGINT, `item_id` BIGINT, `category_id` BIGINT, `brand` STRING, `price` DOUBLE, `event_type` STRING, `query` STRING, `event_time` BIGINT, `reason` STRING, `raw` STRING, `ts` TIMESTAMP_LTZ(3), `src_part` INT METADATA FROM 'partition' VIRTUAL, `src_off` BIGINT METADATA FROM 'offset' VIRTUAL, WATERMARK FOR ts AS ts - INTERVAL '3.000' SECOND) WITH ('connector' = 'kafka', 'topic' = 'lf.events', 'properties.bootstrap.servers' = 'kafka:9092', 'properties.group.id' = 'lambda-features', 'properties.auto.offset.reset' = 'earliest', 'properties.session.timeout.ms' = '6000', 'properties.fetch.max.wait.ms' = '50', 'properties.fetch.min.bytes' = '1', 'scan.startup.mode' = 'group-offsets', 'format' = 'lf-event', 'lf-event.rules' = '[{"reason":"missing user_id","field":"user_id","test":"missing"},{"reason":"missing event_time","field":"event_time","test":"missing"},{"reason":"missing event_type","field":"event_type","test":"missing"},{"reason":"unknown event_type","field":"event_type","test":"one_of","values":["click","cart","remove_cart","purchase","fav","search","login"]},{"reason":"negative price","field":"price","test":"negative"},{"reason":"event_time out of range","field":"event_time","test":"time_range","min_ms":946684800000,"future_ms":86400000}]', 'lf-event.type-errors' = '{"user_id":"user_id not an integer","item_id":"item_id not an integer","category_id":"category_id not an integer","price":"price not a number","event_time":"event_time not an integer"}', 'lf-event.event-time-field' = 'event_time', 'lf-event.raw-chars' = '1000', 'lf-event.empty-reason' = 'empty record', 'lf-event.not-utf8-reason' = 'not UTF-8', 'lf-event.malformed-reason' = 'malformed JSON', 'scan.watermark.emit.strategy' = 'on-periodic', 'scan.watermark.idle-timeout' = '60 s');
 
-CREATE TEMPORARY VIEW checked_events AS SELECT src_part, src_off, `event_id`, `user_id`, `item_id`, `category_id`, `brand`, `price`, `event_type`, `query`, `event_time`, ts, reason, raw FROM kafka_events;
+CREATE TEMPORARY VIEW checked_events AS SELECT src_part, src_off, `event_id`, `user_id`, `item_id`, `category_id`, `brand`, `price`, `event_type`, `query`, `event_time`, ts, reason, `raw` FROM kafka_events;
 
 CREATE TEMPORARY VIEW events AS SELECT `event_id`, `user_id`, `item_id`, `category_id`, `brand`, `price`, `event_type`, `query`, `event_time`, `src_part`, `src_off`, ts, COALESCE(ts <= CURRENT_WATERMARK(ts), FALSE) AS late FROM checked_events WHERE reason IS NULL;
 
@@ -13,7 +13,7 @@ CREATE TEMPORARY VIEW events_on_time AS SELECT * FROM events WHERE NOT late;
 
 CREATE TEMPORARY TABLE dead_letters (`reason` STRING, `src_part` INT, `src_off` BIGINT, `event_id` STRING, `user_id` BIGINT, `item_id` BIGINT, `category_id` BIGINT, `brand` STRING, `price` DOUBLE, `event_type` STRING, `query` STRING, `event_time` BIGINT, `raw` STRING) WITH ('connector' = 'filesystem', 'path' = 'file:///lambda-features/dead_letters/stream', 'format' = 'json', 'sink.rolling-policy.rollover-interval' = '60 s', 'sink.rolling-policy.check-interval' = '15 s', 'sink.partition-commit.policy.kind' = 'success-file');
 
-INSERT INTO dead_letters SELECT reason, src_part, src_off, `event_id`, `user_id`, `item_id`, `category_id`, `brand`, `price`, `event_type`, `query`, `event_time`, raw FROM checked_events WHERE reason IS NOT NULL;
+INSERT INTO dead_letters SELECT reason, src_part, src_off, `event_id`, `user_id`, `item_id`, `category_id`, `brand`, `price`, `event_type`, `query`, `event_time`, `raw` FROM checked_events WHERE reason IS NOT NULL;
 
 CREATE TEMPORARY TABLE archive (`src_part` INT, `src_off` BIGINT, `event_id` STRING, `user_id` BIGINT, `item_id` BIGINT, `category_id` BIGINT, `brand` STRING, `price` DOUBLE, `event_type` STRING, `query` STRING, `event_time` BIGINT, `late` BOOLEAN, `arrived_at` BIGINT, `dt` STRING, `hour` STRING) PARTITIONED BY (`dt`, `hour`) WITH ('connector' = 'filesystem', 'path' = 'file:///lambda-features/lake/archive', 'format' = 'json', 'sink.rolling-policy.rollover-interval' = '60 s', 'sink.rolling-policy.check-interval' = '15 s', 'sink.partition-commit.policy.kind' = 'success-file');
 
