@@ -33,7 +33,17 @@ final class EventLayout implements Serializable {
         BOOLEAN,
         REASON,
         RAW,
-        TS
+        TS;
+
+        /** An event field, read from the record's JSON. */
+        boolean isField() {
+            return compareTo(BOOLEAN) <= 0;
+        }
+
+        /** An event field whose text may not be of its type. */
+        boolean isTyped() {
+            return isField() && this != STRING;
+        }
     }
 
     final String[] names;
@@ -58,7 +68,7 @@ final class EventLayout implements Serializable {
         JsonNode errors = json(typeErrors, "type-errors");
         errors.fields().forEachRemaining(e -> this.typeErrors[position(e.getKey())] = e.getValue().asText());
         for (int i = 0; i < n; i++) {
-            if (this.typeErrors[i] == null && kinds[i].compareTo(Kind.STRING) > 0 && kinds[i].compareTo(Kind.BOOLEAN) <= 0) {
+            if (this.typeErrors[i] == null && kinds[i].isTyped()) {
                 throw new ValidationException("type-errors: no reason for the field " + names[i]);
             }
         }
@@ -80,7 +90,7 @@ final class EventLayout implements Serializable {
     Map<String, Integer> fields() {
         Map<String, Integer> m = new HashMap<>();
         for (int i = 0; i < names.length; i++) {
-            if (kinds[i].compareTo(Kind.BOOLEAN) <= 0) {
+            if (kinds[i].isField()) {
                 m.put(names[i], i);
             }
         }
