@@ -7,6 +7,7 @@ demo: setup
 	.venv/bin/lambda-features demo
 
 test: setup
+	cd jvm && mvn -o -q -B -Dmaven.repo.local=../.cache/m2 test
 	.venv/bin/pytest -q
 
 test-fast: setup

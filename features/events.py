@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 EVENT_TYPES: tuple[str, ...] = ("click", "cart", "remove_cart", "purchase", "fav", "search", "login")
 CART_EVENT_TYPES: tuple[str, ...] = ("cart", "remove_cart", "purchase")
@@ -73,62 +74,69 @@ class EventAttribute:
 ARRIVAL_COLUMN = Column("arrived_at", "BIGINT", "Nullable(Int64)")
 
 
-def validation_rules(min_ms: int, future_ms: int, col=lambda name: name) -> list[tuple[str, str]]:
-    """(reason, SQL predicate that is TRUE for a bad record), in the order they are reported.
+@dataclass(frozen=True)
+class Rule:
+    """An acceptance rule: a record fails it, and is dead-lettered with `reason`, when its typed
+    `field` is missing, not one of `values`, below zero, or (an event time) out of range."""
 
-    Shared by every source: parse errors are caught by the adapters (files) or in the stream
-    job (Kafka: `type_rules` and malformed records), these rules are applied once, in the
-    stream job, to every record whatever its source. `col` gives the SQL of a typed column.
-    An event time is too new when it is over `future_ms` ahead of the clock as the record is
-    read (not as the job started: a job that ran for a day would reject every new event).
-    """
-    types = ", ".join(f"'{t}'" for t in EVENT_TYPES)
-    user, etime, etype, price = (col(c) for c in ("user_id", "event_time", "event_type", "price"))
-    return [
-        ("missing user_id", f"{user} IS NULL"),
-        ("missing event_time", f"{etime} IS NULL"),
-        ("missing event_type", f"{etype} IS NULL"),
-        ("unknown event_type", f"{etype} NOT IN ({types})"),
-        ("negative price", f"{price} < 0"),
-        ("event_time out of range", f"{etime} < {min_ms} OR {etime} > UNIX_TIMESTAMP() * 1000 + {future_ms}"),
-    ]
+    reason: str
+    field: str
+    test: Literal["missing", "one_of", "negative", "time_range"]
+    values: tuple[str, ...] = ()
+
+    def sql(self, min_ms: int, future_ms: int, col: str) -> str:
+        """The SQL predicate that is TRUE for a bad record; `col`: the field's SQL."""
+        if self.test == "missing":
+            return f"{col} IS NULL"
+        if self.test == "one_of":
+            values = ", ".join(f"'{v}'" for v in self.values)
+            return f"{col} NOT IN ({values})"
+        if self.test == "negative":
+            return f"{col} < 0"
+        return f"{col} < {min_ms} OR {col} > UNIX_TIMESTAMP() * 1000 + {future_ms}"
+
+    def spec(self, min_ms: int, future_ms: int) -> dict:
+        """The rule as the stream job's event format reads it (jvm/: Rule.java)."""
+        spec: dict = {"reason": self.reason, "field": self.field, "test": self.test}
+        if self.test == "one_of":
+            spec["values"] = list(self.values)
+        if self.test == "time_range":
+            spec |= {"min_ms": min_ms, "future_ms": future_ms}
+        return spec
 
 
-def _cases(rules: list[tuple[str, str]]) -> str:
-    whens = " ".join(f"WHEN {pred} THEN '{reason}'" for reason, pred in rules)
-    return f"CASE {whens} ELSE CAST(NULL AS STRING) END"
+# Shared by every source, in the order they are reported: parse errors are caught by the
+# adapters (files) or the stream job's event format (Kafka: type errors and unreadable
+# records); these rules are applied once, in the stream job, to every record whatever its
+# source. An event time is too new when it is over `future_ms` ahead of the clock as the
+# record is read (not as the job started: a job that ran for a day would reject every new event).
+RULES: tuple[Rule, ...] = (
+    Rule("missing user_id", "user_id", "missing"),
+    Rule("missing event_time", "event_time", "missing"),
+    Rule("missing event_type", "event_type", "missing"),
+    Rule("unknown event_type", "event_type", "one_of", EVENT_TYPES),
+    Rule("negative price", "price", "negative"),
+    Rule("event_time out of range", "event_time", "time_range"),
+)
+
+
+def validation_rules(min_ms: int, future_ms: int) -> list[tuple[str, str]]:
+    """(reason, SQL predicate that is TRUE for a bad record), in the order they are reported."""
+    return [(r.reason, r.sql(min_ms, future_ms, r.field)) for r in RULES]
 
 
 def rejection_sql(min_ms: int, future_ms: int) -> str:
     """A SQL expression giving the first failed rule's reason, or NULL for a good record."""
-    return _cases(validation_rules(min_ms, future_ms))
+    whens = " ".join(f"WHEN {pred} THEN '{reason}'" for reason, pred in validation_rules(min_ms, future_ms))
+    return f"CASE {whens} ELSE CAST(NULL AS STRING) END"
 
 
-# Kafka records are read with every field as text, so a field of the wrong type is
-# dead-lettered by the job (with its reason) instead of dropping the record in the format.
+# Kafka records are read with every field typed by the stream job's event format, so a field
+# of the wrong type is dead-lettered with its reason instead of dropping the record.
 _KIND = {"BIGINT": "an integer", "DOUBLE": "a number", "BOOLEAN": "a boolean"}
 
 
-def typed_sql(c: Column) -> str:
-    """A field read as text, as its column's type (NULL when it is not of that type)."""
-    return f"`{c.name}`" if c.flink == "STRING" else f"TRY_CAST(`{c.name}` AS {c.flink})"
-
-
-def type_rules(columns: tuple[Column, ...] = EVENT_COLUMNS) -> list[tuple[str, str]]:
-    """(reason, predicate over the text fields) for a field present but not of its type."""
-    return [
-        (f"{c.name} not {_KIND[c.flink]}", f"`{c.name}` IS NOT NULL AND {typed_sql(c)} IS NULL")
-        for c in columns
-        if c.flink != "STRING"
-    ]
-
-
-def type_error_sql(columns: tuple[Column, ...] = EVENT_COLUMNS) -> str:
-    """The first wrong-typed field's reason, or NULL."""
-    return _cases(type_rules(columns))
-
-
-def text_rejection_sql(min_ms: int, future_ms: int, columns: tuple[Column, ...] = EVENT_COLUMNS) -> str:
-    """The first failed rule over the text fields: wrong types first, then validation_rules."""
-    by_name = {c.name: c for c in columns}
-    return _cases(type_rules(columns) + validation_rules(min_ms, future_ms, lambda n: typed_sql(by_name[n])))
+def type_errors(columns: tuple[Column, ...] = EVENT_COLUMNS) -> dict[str, str]:
+    """The reason of each typed field present but not of its type, by field, in column order
+    (the first one is reported)."""
+    return {c.name: f"{c.name} not {_KIND[c.flink]}" for c in columns if c.flink != "STRING"}

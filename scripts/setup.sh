@@ -36,9 +36,10 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-# The JVM parts, pinned in jvm/pom.xml, from Maven Central into .cache/ (jars/flink: the Flink
-# Kafka connector; jars/kafka: the embedded broker; jars/agent: the JMX exporter). Maven runs
-# only when the pom changed, so a second `make` works offline.
+# The JVM parts (jvm/pom.xml): our own Java, built and tested, as .cache/jars/flink/lambda-features-jvm.jar,
+# and the pinned artifacts from Maven Central in .cache/jars/<group>/ (flink: the Flink Kafka
+# connector; kafka: the embedded broker; agent: the JMX exporter). Maven runs only when jvm/
+# changed, and offline once .cache/m2 holds what this pom needs.
 if ! command -v mvn >/dev/null; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends maven >/dev/null
@@ -47,10 +48,13 @@ if ! command -v mvn >/dev/null; then
     exit 1
   fi
 fi
-jar_stamp=.cache/jars/.fetched-$(sha1sum jvm/pom.xml | cut -c1-12)
+jar_stamp=.cache/jars/.built-$(find jvm -type f -print0 | sort -z | xargs -0 sha1sum | sha1sum | cut -c1-12)
+m2_stamp=.cache/m2/.complete-$(sha1sum jvm/pom.xml | cut -c1-12)
 if [ ! -f "$jar_stamp" ]; then
+  offline=
+  [ -f "$m2_stamp" ] && offline=-o
   rm -rf .cache/jars
-  (cd jvm && mvn -q -B -Dmaven.repo.local=../.cache/m2 \
+  (cd jvm && mvn -q -B $offline -Dmaven.repo.local=../.cache/m2 package \
     dependency:copy-dependencies@flink dependency:copy-dependencies@kafka dependency:copy-dependencies@agent)
-  touch "$jar_stamp"
+  touch "$m2_stamp" "$jar_stamp"
 fi

@@ -32,19 +32,19 @@ REPO = Path(__file__).resolve().parent.parent
 def definition_fingerprint(settings: Settings) -> str:
     """What the running job computes: its compiled SQL and the settings that shape its state."""
     from streaming.job import (
-        UNPARSED_VIEW,
         CatalogSource,
+        KafkaSource,
         catalog_table_ddl,
         compiled_queries,
         event_columns,
-        typed_view,
+        event_format,
         views,
     )
 
     # the acceptance rules, how Kafka records are read, and every feature's input filter too;
     # (0, 0) for the accepted times, which move with the job's start and are no part of its definition
     columns = event_columns(settings)
-    parts = [UNPARSED_VIEW, typed_view(columns), *views((0, 0), columns)]
+    parts = [json.dumps(event_format((0, 0), columns)), *views(KafkaSource("", "", ""), (0, 0), columns)]
     parts += [
         f"{q.output}: {view}\n" + "".join(f"{v}\n" for v in q.views) + q.select
         for view, q in compiled_queries(settings)

@@ -10,6 +10,7 @@ from common.jvm import JARS
 from common.settings import Settings
 
 CONNECTOR_JAR = "flink-sql-connector-kafka.jar"
+EVENT_FORMAT_JAR = "lambda-features-jvm.jar"  # our own (jvm/): the format that reads each event once
 # As deploy/flink/config.yaml. Left out: ids no rule or dashboard reads (on every series of a
 # task, they tripled the size of a scrape: 3.5 MB, 98 s to serve on a loaded machine) and
 # per-second rates of counters, which Prometheus computes from the counters themselves.
@@ -35,9 +36,9 @@ def prometheus_reporter_jar() -> Path:
     return found[-1]
 
 
-def kafka_connector_jars(settings: Settings) -> list[Path]:
-    """The official Flink Kafka SQL connector (one shaded jar with kafka-clients), from
-    jvm/pom.xml; on the mini-cluster's class path and shipped with a job to a cluster."""
+def kafka_job_jars(settings: Settings) -> list[Path]:
+    """The official Flink Kafka SQL connector (one shaded jar with kafka-clients) and our event
+    format, from jvm/pom.xml; on the mini-cluster's class path and shipped with a job to a cluster."""
     jar = Path(settings.stream.kafka_connector_dir or JARS / "flink") / CONNECTOR_JAR
     if not jar.is_file():
         raise PlatformError(
@@ -45,7 +46,10 @@ def kafka_connector_jars(settings: Settings) -> list[Path]:
             "run `make setup` (it fetches it into .cache/jars/flink) or set "
             f"LAMBDA_FEATURES_STREAM__KAFKA_CONNECTOR_DIR to a folder holding {CONNECTOR_JAR}",
         )
-    return [jar]
+    ours = JARS / "flink" / EVENT_FORMAT_JAR
+    if not ours.is_file():
+        raise PlatformError(f"the event format's jar is missing: {ours}", "run `make setup` (it builds jvm/)")
+    return [jar, ours]
 
 
 def create_table_env(
@@ -130,5 +134,5 @@ def flink_config(
         # a savepoint of an older feature definition may hold state no operator claims now
         values["execution.state-recovery.ignore-unclaimed-state"] = "true"
     if with_kafka:
-        values["pipeline.jars"] = ";".join(j.as_uri() for j in kafka_connector_jars(settings))
+        values["pipeline.jars"] = ";".join(j.as_uri() for j in kafka_job_jars(settings))
     return values

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from streaming.flink_rest import FlinkRest
-from streaming.job import RECORDS_TABLE
+from streaming.job import EVENTS_TABLE
 
 JOBMANAGER_METRICS = ("numRunningJobs", "numRegisteredTaskManagers", "taskSlotsAvailable", "taskSlotsTotal")
 JOB_METRICS = (
@@ -80,9 +80,8 @@ def _is_source(operator: str) -> bool:
 
 
 def is_event_source(operator: str) -> bool:
-    """The source of the events (not the second read of the topic that finds unreadable records,
-    nor the catalogue's two reads of its topic)."""
-    return _is_source(operator) and not operator.endswith((RECORDS_TABLE, "catalog_items", "catalog_changes"))
+    """The source of the events (not the catalogue's two reads of its topic)."""
+    return _is_source(operator) and operator.endswith(EVENTS_TABLE)
 
 
 def _is_feature_sink(operator: str) -> bool:

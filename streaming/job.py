@@ -7,20 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import orjson
+
 from common.archive import DAY_KEY, HOUR_KEY
 from common.kafka import bootstrap, end_offsets, ensure_topics
 from common.repository import load_features
 from common.settings import Settings
 from features.catalog import ITEM_COLUMNS, ITEM_KEY
-from features.events import (
-    ARRIVAL_COLUMN,
-    SOURCE_COLUMNS,
-    Column,
-    rejection_sql,
-    text_rejection_sql,
-    type_error_sql,
-    typed_sql,
-)
+from features.events import ARRIVAL_COLUMN, RULES, SOURCE_COLUMNS, Column, rejection_sql, type_errors
 from streaming.sql import FlinkQuery, compile_feature
 from streaming.staging import NULL
 
@@ -38,10 +32,12 @@ def event_columns(settings: Settings) -> tuple[Column, ...]:
     return load_features(settings).event_columns
 
 
+EVENTS_TABLE = "kafka_events"  # the events topic, read by the event format
+RAW_CHARS = 1000  # of an unreadable record, kept in its dead letter
+# the reasons of records that are no event: no value, bytes that are not UTF-8, not one JSON object
+UNREADABLE = {"empty-reason": "empty record", "not-utf8-reason": "not UTF-8", "malformed-reason": "malformed JSON"}
 # Processing time in epoch ms. In streaming mode CURRENT_TIMESTAMP is evaluated once per
 # record, so both halves read the same instant (Flink has no direct millisecond cast).
-RECORDS_TABLE = "kafka_records"  # the events topic read again as bytes, for records the json format cannot read
-RAW_CHARS = 1000  # of an unreadable record, kept in its dead letter
 ARRIVED_AT_MS = (
     "CAST(TIMESTAMPDIFF(SECOND, TO_TIMESTAMP_LTZ(0, 3), CURRENT_TIMESTAMP) AS BIGINT) * 1000 "
     "+ EXTRACT(MILLISECOND FROM CURRENT_TIMESTAMP)"
@@ -135,7 +131,8 @@ def _bounded(stop_offsets: dict[int, int] | None) -> dict[str, str]:
 
 
 def _with(opts: dict[str, str]) -> str:
-    return ", ".join(f"'{k}' = '{v}'" for k, v in opts.items())
+    quoted = {k: v.replace("'", "''") for k, v in opts.items()}
+    return ", ".join(f"'{k}' = '{v}'" for k, v in quoted.items())
 
 
 _POSITION = "`src_part` INT METADATA FROM 'partition' VIRTUAL, `src_off` BIGINT METADATA FROM 'offset' VIRTUAL"
@@ -150,10 +147,28 @@ def watermark_emit(source: Source, settings: Settings) -> str:
     return "on-event" if source.bounded else "on-periodic"
 
 
+def event_format(bounds: tuple[int, int], events: tuple[Column, ...]) -> dict[str, str]:
+    """The options of the format `lf-event` (jvm/: EventFormatFactory.java), which reads each
+    Kafka record once: the acceptance rules and type errors of features/events.py."""
+    opts = {
+        "rules": orjson.dumps([r.spec(*bounds) for r in RULES]).decode(),
+        "type-errors": orjson.dumps(type_errors(events)).decode(),
+        "event-time-field": "event_time",
+        "raw-chars": str(RAW_CHARS),
+        **UNREADABLE,
+    }
+    return {"format": "lf-event"} | {f"lf-event.{k}": v for k, v in opts.items()}
+
+
+# What the event format yields besides the event's fields: the first failed check (NULL when
+# accepted), the first RAW_CHARS characters of a record that is no event, and its rowtime.
+VERDICT = "`reason` STRING, `raw` STRING, `ts` TIMESTAMP_LTZ(3)"
+
+
 def source_ddl(source: Source, settings: Settings, bounds: tuple[int, int]) -> str:
-    """The source table: `raw_events` (files) or `kafka_events` (every field as text; the view
-    `raw_events` types them). A rejected record gets rowtime 0, so it can never move the
-    watermark or open a window."""
+    """The source table: `raw_events` (files) or `kafka_events` (each record read once by the
+    event format: typed, checked, with its reason). A rejected record gets rowtime 0, so it can
+    never move the watermark or open a window."""
     events = event_columns(settings)
     wm = f"WATERMARK FOR ts AS ts - INTERVAL '{settings.stream.watermark_delay_ms / 1000:.3f}' SECOND"
     emit = f"'scan.watermark.emit.strategy' = '{watermark_emit(source, settings)}'"
@@ -166,53 +181,29 @@ def source_ddl(source: Source, settings: Settings, bounds: tuple[int, int]) -> s
             f"'csv.null-literal' = '{NULL}', 'csv.allow-comments' = 'false', "
             f"{emit})"
         )
-    text_cols = ", ".join(f"`{c.name}` STRING" for c in events)
-    event_time = typed_sql(next(c for c in events if c.name == "event_time"))
-    reject = text_rejection_sql(*bounds, events)
-    ts = f"ts AS TO_TIMESTAMP_LTZ(CASE WHEN ({reject}) IS NULL THEN {event_time} ELSE 0 END, 3)"
-    opts = _kafka_options(source, settings, source.group_id) | {
-        "format": "json",
-        # only bytes that are no JSON object fail here; kafka_records dead-letters them
-        "json.ignore-parse-errors": "true",
-        "json.fail-on-missing-field": "false",
-        "scan.watermark.emit.strategy": watermark_emit(source, settings),
-        "scan.watermark.idle-timeout": f"{settings.stream.source_idle_timeout_s} s",
-    }
-    return f"CREATE TEMPORARY TABLE kafka_events ({text_cols}, {_POSITION}, {ts}, {wm}) WITH ({_with(opts)})"
-
-
-def records_ddl(source: KafkaSource, settings: Settings) -> list[str]:
-    """The events topic again, as bytes (its own consumer group), and the view of the records
-    the json format cannot read, with the reason: no value, not UTF-8, not a JSON object."""
-    opts = _kafka_options(source, settings, f"{source.group_id}-records") | {"format": "raw"}
-    return [f"CREATE TEMPORARY TABLE {RECORDS_TABLE} (`value` BYTES, {_POSITION}) WITH ({_with(opts)})", UNPARSED_VIEW]
-
-
-_TEXT = "DECODE(`value`, 'UTF-8')"
-# What the json format of kafka_events cannot read (it drops those records): no value, bytes
-# that are not UTF-8, text that is not a JSON object.
-UNPARSED_VIEW = (
-    "CREATE TEMPORARY VIEW unparsed_records AS SELECT src_part, src_off, `value`, "
-    "CASE WHEN `value` IS NULL THEN 'empty record' "
-    f"WHEN ENCODE({_TEXT}, 'UTF-8') <> `value` THEN 'not UTF-8' "
-    f"WHEN NOT ({_TEXT} IS JSON OBJECT) THEN 'malformed JSON' ELSE CAST(NULL AS STRING) END AS reason "
-    f"FROM {RECORDS_TABLE}"
-)
-
-
-def typed_view(events: tuple[Column, ...]) -> str:
-    """`raw_events` over `kafka_events`: each field as its type, and the first wrong type."""
-    cols = ", ".join(f"{typed_sql(c)} AS `{c.name}`" for c in events)
-    return (
-        f"CREATE TEMPORARY VIEW raw_events AS SELECT src_part, src_off, {cols}, ts, "
-        f"{type_error_sql(events)} AS type_error FROM kafka_events"
+    opts = (
+        _kafka_options(source, settings, source.group_id)
+        | event_format(bounds, events)
+        | {
+            "scan.watermark.emit.strategy": watermark_emit(source, settings),
+            "scan.watermark.idle-timeout": f"{settings.stream.source_idle_timeout_s} s",
+        }
     )
+    return f"CREATE TEMPORARY TABLE {EVENTS_TABLE} ({_ddl(events)}, {VERDICT}, {_POSITION}, {wm}) WITH ({_with(opts)})"
 
 
-def views(bounds: tuple[int, int], events: tuple[Column, ...]) -> list[str]:
-    reject = rejection_sql(*bounds)
+def views(source: Source, bounds: tuple[int, int], events: tuple[Column, ...]) -> list[str]:
+    """`checked_events` (every record with its reason, NULL when accepted), `events` (the
+    accepted ones, with `late`) and `events_on_time`."""
+    if isinstance(source, KafkaSource):
+        checked = f"SELECT src_part, src_off, {_names(events)}, ts, reason, `raw` FROM {EVENTS_TABLE}"
+    else:
+        checked = (
+            f"SELECT *, COALESCE(type_error, {rejection_sql(*bounds)}) AS reason, "
+            "CAST(NULL AS STRING) AS `raw` FROM raw_events"
+        )
     return [
-        f"CREATE TEMPORARY VIEW checked_events AS SELECT *, COALESCE(type_error, {reject}) AS reason FROM raw_events",
+        f"CREATE TEMPORARY VIEW checked_events AS {checked}",
         # late: at or behind the watermark on arrival; windows would drop it.
         f"CREATE TEMPORARY VIEW events AS SELECT {_names((*events, *SOURCE_COLUMNS))}, ts, "
         "COALESCE(ts <= CURRENT_WATERMARK(ts), FALSE) AS late FROM checked_events WHERE reason IS NULL",
@@ -353,21 +344,9 @@ def base_sql(
     dead-letter sink and (archive=True) the raw-event archive, each sink with its INSERT;
     with `catalog`, the catalogue's versioned table and the change history."""
     events = event_columns(settings)
-    stmts = [source_ddl(source, settings, bounds), *views(bounds, events)]
+    stmts = [source_ddl(source, settings, bounds), *views(source, bounds, events)]
     dead_cols = f"`reason` STRING, {_ddl((*SOURCE_COLUMNS, *events))}, `raw` STRING"
-    dead = (
-        f"SELECT reason, src_part, src_off, {_names(events)}, CAST(NULL AS STRING) "
-        "FROM checked_events WHERE reason IS NOT NULL"
-    )
-    if isinstance(source, KafkaSource):
-        stmts[1:1] = [*records_ddl(source, settings), typed_view(events)]
-        nulls = ", ".join(f"CAST(NULL AS {c.flink})" for c in events)
-        # the record as it came (at most RAW_CHARS characters), to see what was sent
-        raw = f"SUBSTRING({_TEXT}, 1, {RAW_CHARS})"
-        dead += (
-            f" UNION ALL SELECT reason, src_part, src_off, {nulls}, {raw} "
-            "FROM unparsed_records WHERE reason IS NOT NULL"
-        )
+    dead = f"SELECT reason, src_part, src_off, {_names(events)}, `raw` FROM checked_events WHERE reason IS NOT NULL"
     stmts += [
         _filesystem_sink(
             "dead_letters", dead_cols, settings.dead_letter_dir / "stream", settings.stream.archive_rollover_s

@@ -21,7 +21,7 @@ from common.services import local_services
 from common.settings import Settings
 from streaming.checkpoints import latest_checkpoint
 from streaming.compiled_plan import execute_job
-from streaming.flink_env import create_table_env, kafka_connector_jars
+from streaming.flink_env import create_table_env, kafka_job_jars
 from streaming.job import Source, build_statements, compiled_queries
 from streaming.loader import LoaderStats, send_end_markers
 from streaming.loader_process import Loaders
@@ -120,7 +120,7 @@ def run_job(
     pipeline = pipeline or f"lambda-features-{run_id}"
     summary = RunSummary(events_in=stage.events if stage else 0, parse_dead_letters=stage.dead_letters if stage else 0)
     bounded = source.bounded
-    kafka_connector_jars(settings)  # present, before any service or Flink starts
+    kafka_job_jars(settings)  # present, before any service or Flink starts
     with ExitStack() as stack:
         for svc in local_services(settings, monitoring=False):  # a long-running `stream run` starts those
             if svc.start() and not keep_services and not svc.shared:
