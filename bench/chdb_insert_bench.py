@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.stream_bench import hardware  # noqa: E402

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.machine import TreeUsage, cpu_waiting_us, hardware, load_average, watch  # noqa: E402

@@ -17,11 +17,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.batch_archive import write_generated_archive
-from bench.machine import hardware, load_average
-from features.generator import GeneratorConfig
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
-REPO = Path(__file__).resolve().parents[2]
+from bench.batch_archive import write_generated_archive  # noqa: E402
+from bench.machine import hardware, load_average  # noqa: E402
+from features.generator import GeneratorConfig  # noqa: E402
 STREAM = "cart_amount,last_searches,last_event_time,category_clicks_1h,user_sessions,uv_1m,hot_items_5m"
 
 
