@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO))
 from bench.batch_archive import write_generated_archive  # noqa: E402
 from bench.machine import hardware, load_average  # noqa: E402
 from features.generator import GeneratorConfig  # noqa: E402
+
 STREAM = "cart_amount,last_searches,last_event_time,category_clicks_1h,user_sessions,uv_1m,hot_items_5m"
 
 
