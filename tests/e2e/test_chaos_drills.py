@@ -129,7 +129,7 @@ def test_redis_then_clickhouse_down_for_20s_mid_stream(uninterrupted, tmp_path, 
     )
     job = None
     try:
-        job, alive, feeder = start_drill(s, env, lasting_s=60)  # two outages of 20 s
+        job, alive, feeder = start_drill(s, env, lasting_s=75)  # two outages of 20 s, each store back in a few seconds
         store_outage(s, job, alive, feeder, redis_service(s), "redis", "online")
         store_outage(s, job, alive, feeder, clickhouse_service(s), "clickhouse", "olap")
         feeder.finish()
@@ -186,7 +186,7 @@ def test_broker_sigkill_mid_stream_then_restart_on_its_data(uninterrupted, tmp_p
     broker = kafka_service(s)
     job = None
     try:
-        job, alive, feeder = start_drill(s, env, lasting_s=40)  # 5 s down, then a restart of about 15 s
+        job, alive, feeder = start_drill(s, env, lasting_s=60)  # 5 s down, then a restart of 15 to 30 s
         assert feeder.pacing
         os.kill(broker.pid(), signal.SIGKILL)
         time.sleep(5)  # events keep coming while it is down
