@@ -59,7 +59,7 @@ FIRST = 10_000  # produced before the job starts; the rest paced over as long as
 
 
 def paced(s: Settings, evs: list[dict], lasting_s: int) -> Feeder:
-    """A feeder of the events after the FIRST, spread over lasting_s seconds (about 1,000 a second)."""
+    """A feeder of the events after the FIRST, spread over lasting_s seconds."""
     return Feeder(s, evs[FIRST:], -(-(len(evs) - FIRST) // lasting_s))
 
 
