@@ -223,7 +223,7 @@ class ChangelogLoader:
         metrics.store_write(self.store, ok=True)
 
     def run(self) -> None:
-        from confluent_kafka import OFFSET_STORED, Consumer, TopicPartition
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
         k = self.settings.kafka
         consumer = Consumer(
@@ -237,13 +237,17 @@ class ChangelogLoader:
             }
         )
         md = consumer.list_topics(timeout=10)
+        parts = [TopicPartition(t, p) for t in self.queries for p in sorted(md.topics[t].partitions)]
+        # the group's offsets read here, each partition assigned from its own: with OFFSET_STORED,
+        # librdkafka fetches them itself and, on a broker still loading its group coordinator,
+        # reports NOT_COORDINATOR once and leaves the partitions unread for good
         assignment = [
-            TopicPartition(t, p, OFFSET_STORED) for t in self.queries for p in sorted(md.topics[t].partitions)
+            TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
+            for tp in stored_offsets(consumer, parts)
         ]
         consumer.assign(assignment)
         self.assigned = [(tp.topic, tp.partition) for tp in assignment]
-        stored = stored_offsets(consumer, assignment)
-        self.started({(tp.topic, tp.partition): tp.offset for tp in stored if tp.offset > 0})
+        self.started({(tp.topic, tp.partition): tp.offset for tp in assignment if tp.offset > 0})
         pending_ends = {(tp.topic, tp.partition) for tp in assignment}
         offsets = self.positions
         committed: dict[tuple[str, int], int] = {}
@@ -295,12 +299,12 @@ class ChangelogLoader:
 
     def _rewind(self, consumer, assignment: list, offsets: dict, committed: dict) -> None:
         """Read the partitions in self.rewind again from where it says; the others go on."""
-        from confluent_kafka import OFFSET_STORED, TopicPartition
+        from confluent_kafka import TopicPartition
 
         for key in self.rewind:
             offsets.pop(key, None)
             committed.pop(key, None)
-        starts = {(tp.topic, tp.partition): offsets.get((tp.topic, tp.partition), OFFSET_STORED) for tp in assignment}
+        starts = {(tp.topic, tp.partition): offsets.get((tp.topic, tp.partition), tp.offset) for tp in assignment}
         consumer.assign([TopicPartition(t, p, o) for (t, p), o in (starts | self.rewind).items()])
         self.rewind = {}
 
