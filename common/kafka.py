@@ -85,15 +85,15 @@ def stored_offsets(consumer, parts: list, timeout_s: float = 10) -> list:
     def coordinator_starting(e: BaseException) -> bool:
         return isinstance(e, KafkaException) and e.args[0].code() in starting
 
-    for attempt in Retrying(
+    if not parts:
+        return []
+    retrying = Retrying(
         retry=retry_if_exception(coordinator_starting),
         stop=stop_after_delay(COORDINATOR_WAIT_S),
         wait=wait_exponential(multiplier=0.1, max=2),
         reraise=True,
-    ):
-        with attempt:
-            return consumer.committed(parts, timeout=timeout_s) if parts else []
-    raise AssertionError("unreachable")
+    )
+    return retrying(consumer.committed, parts, timeout=timeout_s)
 
 
 def partitions_of(settings: Settings, topic: str) -> list[int]:
