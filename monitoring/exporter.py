@@ -40,7 +40,8 @@ def deadline_s(settings: Settings) -> float:
 class PlatformCollector(Collector):
     """Every part of the exporter, read at each scrape, in parallel. A part that does not answer
     within the deadline (a broker that does not answer) is reported down and left out, so the
-    others are still served; it is not started again while it still runs."""
+    others are still served; it is not started again while it still runs, and what it reads
+    late is served at the next scrape."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -79,26 +80,25 @@ class PlatformCollector(Collector):
         yield dead
 
     def collect(self) -> Iterator[Metric]:
-        futures = {}
         with self.lock:
             for name, part in self.parts.items():
-                if name in self.running and not self.running[name].done():
-                    log.warning("%s: still reading since an earlier scrape", name)
-                    continue
-                futures[name] = self.running[name] = self.pool.submit(lambda part=part: list(part()))
+                if name not in self.running:  # else: a read started by an earlier scrape, served when done
+                    self.running[name] = self.pool.submit(lambda part=part: list(part()))
+            futures = dict(self.running)
         wait(futures.values(), timeout=deadline_s(self.settings))
         up = GaugeMetricFamily("lf_exporter_part_up", "1 when the part could read its source", labels=["part"])
-        for name in self.parts:
-            future = futures.get(name)
+        for name, future in futures.items():
             metrics: list[Metric] = []
             ok = False
-            if future is not None and future.done():
+            if future.done():
+                with self.lock:
+                    self.running.pop(name, None)
                 try:
                     metrics, ok = future.result(), True
                 except Exception as e:  # one source down must not hide the others
                     log.warning("%s: %s", name, str(e).splitlines()[0][:300] if str(e) else repr(e))
-            elif future is not None:
-                log.warning("%s: no answer within %.1f s", name, deadline_s(self.settings))
+            else:
+                log.warning("%s: no answer within %.1f s; served at a later scrape", name, deadline_s(self.settings))
             up.add_metric([name], int(ok))
             yield from metrics
         yield up

@@ -272,9 +272,19 @@ class StreamDeployment:
                 return st
             if st.state in ("DEAD", "FAILED") or time.monotonic() > deadline:
                 raise PlatformError(
-                    f"the stream job did not reach RUNNING (state {st.state})", f"see its log {self.log_file}"
+                    f"the stream job did not reach RUNNING (state {st.state}); its log ends:\n{self._log_tail()}",
+                    f"see its log {self.log_file}",
                 )
             time.sleep(1)
+
+    def _log_tail(self, lines: int = 12) -> str:
+        try:
+            with self.log_file.open("rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - 8192))
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(ln.rstrip() for ln in text.splitlines()[-lines:])
 
     def stop(self, savepoint: bool = True, timeout_s: float = 120) -> str | None:
         """Stop the job (with a savepoint unless told otherwise) and its local process."""

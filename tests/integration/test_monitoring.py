@@ -406,10 +406,11 @@ def test_a_deployed_stream_job_is_monitored_end_to_end(platform_env):
         assert not _scrape(s.monitoring.exporter_port).get("flink_jobmanager_job_uptime")  # one source of each
 
         def exported():
+            """The job's parallelism, and the Kafka lag once the broker's group coordinator answers."""
             m = _scrape(s.monitoring.exporter_port)
-            return m if m.get("lf_stream_parallelism") else None
+            return m if m.get("lf_stream_parallelism") and m.get("lf_kafka_consumer_lag") else None
 
-        m = _wait(exported, 120, "the exporter's view of the job")
+        m = _wait(exported, 120, "the exporter's view of the job and of the Kafka lag")
         assert m["lf_stream_parallelism"][0].labels["job_name"] == "lambda_features_stream"
         assert {
             x.labels["partition"] for x in m["lf_kafka_consumer_lag"] if x.labels["topic"] == s.kafka.events_topic
