@@ -84,21 +84,58 @@ def count_json_lines(folder: Path, flag: str | None = None) -> tuple[int, int]:
     return total, flagged
 
 
-def _supervise(loaders: Loaders, stop: threading.Event, started: float, on_failure) -> None:
-    """Restart loaders that die; log progress every 5 s; on_failure(error) when one keeps failing."""
-    last = started
-    while not stop.wait(0.5):
-        try:
-            loaders.check()
-        except PlatformError as e:
-            on_failure(e)
-            return
-        except Exception as e:  # supervising must not end silently
-            on_failure(PlatformError(f"supervising the feature loaders failed: {e!r}"))
-            return
-        if time.monotonic() - last >= 5:
-            last = time.monotonic()
-            log.info("%s, %.0fs", loaders.progress(), last - started)
+class _SupervisedLoaders:
+    """The job's two loader processes, restarted when they die, their progress logged every
+    5 s. When one keeps failing, the Flink job (once submitted) is cancelled and the error kept."""
+
+    def __init__(self, loaders: Loaders) -> None:
+        self.loaders = loaders
+        self.error: PlatformError | None = None
+        self.job = None  # the Flink job's client, once submitted
+        self.started = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._supervise, daemon=True)
+
+    def start(self) -> None:
+        self.loaders.start()
+        self.started = time.monotonic()
+        self._thread.start()
+
+    def _supervise(self) -> None:
+        last = self.started
+        while not self._stop.wait(0.5):
+            try:
+                self.loaders.check()
+            except PlatformError as e:
+                self._failed(e)
+                return
+            except Exception as e:  # supervising must not end silently
+                self._failed(PlatformError(f"supervising the feature loaders failed: {e!r}"))
+                return
+            if time.monotonic() - last >= 5:
+                last = time.monotonic()
+                log.info("%s, %.0fs", self.loaders.progress(), last - self.started)
+
+    def _failed(self, e: PlatformError) -> None:
+        self.error = e
+        if self.job is not None:  # ends the wait for the job's result
+            self.job.cancel()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.loaders.stop()
+
+    def end(self, summary: RunSummary, wait: bool) -> None:
+        """Stop supervising; then let the loaders end their bounded run, or stop them."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        if wait:
+            self.loaders.wait()
+        else:
+            self.loaders.stop()
+        summary.seconds = time.monotonic() - self.started
+        summary.online, summary.olap = self.loaders.stats("online"), self.loaders.stats("olap")
 
 
 def run_job(
@@ -119,101 +156,102 @@ def run_job(
     run_id = uuid.uuid4().hex[:12]
     pipeline = pipeline or f"lambda-features-{run_id}"
     summary = RunSummary(events_in=stage.events if stage else 0, parse_dead_letters=stage.dead_letters if stage else 0)
-    bounded = source.bounded
     kafka_job_jars(settings)  # present, before any service or Flink starts
     with ExitStack() as stack:
-        for svc in local_services(settings, monitoring=False):  # a long-running `stream run` starts those
-            if svc.start() and not keep_services and not svc.shared:
-                stack.callback(svc.stop)
-        # Preflight: every store reachable, before Flink starts.
-        get_redis(settings)
-        topics = feature_topics(settings)
-        ensure_feature_topics(settings)
-        create_tables(settings)
-        loaders = Loaders(
-            settings, run_id=run_id if bounded else None, measure_latency=measure_latency, on_store_lost=on_store_lost
+        topics = _prepare_sinks(settings, stack, keep_services)
+        loaders = _SupervisedLoaders(
+            Loaders(
+                settings,
+                run_id=run_id if source.bounded else None,
+                measure_latency=measure_latency,
+                on_store_lost=on_store_lost,
+            )
         )
         loaders.start()
-        stack.callback(loaders.stop)
-        started = time.monotonic()
-        stop_supervising = threading.Event()
-        stack.callback(stop_supervising.set)
-        failed: list[PlatformError] = []
-        job: list = []  # the Flink job's client, once submitted
-
-        def loader_failed(e: PlatformError) -> None:
-            failed.append(e)
-            if job:  # ends result.wait() below
-                job[0].cancel()
-
-        supervisor = threading.Thread(
-            target=_supervise, args=(loaders, stop_supervising, started, loader_failed), daemon=True
-        )
-        supervisor.start()
-        restore_path = (
-            restore if isinstance(restore, str) else (latest_checkpoint(settings, pipeline) if restore else None)
-        )
-        if restore_path:
-            log.info("restoring %s from %s", pipeline, restore_path)
-        t_env = create_table_env(
-            settings, with_kafka=True, pipeline_name=pipeline, restore_path=restore_path, rest_port=rest_port
-        )
-        stmts = build_statements(t_env, source, settings, "kafka")
-        # a long-running job's plan is kept: the next deployment aligns its operator uids with it
-        saved = None if bounded else settings.run_dir / f"{pipeline}.plan.json"
-        result = execute_job(t_env, stmts, saved)
-        job.append(result.get_job_client())
-        log.info("stream job %s (%s) submitted", pipeline, job[0].get_job_id())
-
-        def end_loaders(wait: bool) -> None:
-            """Stop supervising; then let the loaders end their bounded run, or stop them."""
-            stop_supervising.set()
-            supervisor.join()
-            if wait:
-                loaders.wait()
-            else:
-                loaders.stop()
-            summary.seconds = time.monotonic() - started
-            summary.online, summary.olap = loaders.stats("online"), loaders.stats("olap")
-
-        try:
-            result.wait()
-            if failed:
-                raise failed[0]
-            if not bounded:  # an unbounded job ends only when stopped with a savepoint
-                log.info("the Flink job was stopped with a savepoint; stopping the loaders")
-                end_loaders(wait=False)
-                return summary
-        except KeyboardInterrupt:
-            log.info("stopping: cancelling the Flink job; it resumes from its last checkpoint")
-            job[0].cancel().result()
-            end_loaders(wait=False)
+        stack.callback(loaders.close)
+        result = _submit(settings, source, pipeline, restore, rest_port)
+        loaders.job = result.get_job_client()
+        if loaders.error:  # a loader failed before the job could be cancelled
+            loaders.job.cancel()
+        log.info("stream job %s (%s) submitted", pipeline, loaders.job.get_job_id())
+        if not _wait_for_the_job(settings, result, loaders, summary, source.bounded):
             return summary
-        except PlatformError:
-            raise
-        except Exception as e:
-            if failed:
-                raise failed[0] from None
-            raise PlatformError(
-                f"the stream job failed: {str(e).splitlines()[0][:500]}",
-                f"see the Flink log under {settings.home / 'logs'}",
-            ) from None
         send_end_markers(settings, topics, run_id)
-        end_loaders(wait=True)
-        summary.archived, summary.late = count_json_lines(settings.archive_dir, "late")
-        summary.stream_dead_letters, _ = count_json_lines(settings.dead_letter_dir / "stream")
-        if not stage:
-            summary.events_in = summary.archived + summary.stream_dead_letters
-        ch = get_client(settings)
-        db = settings.clickhouse.database
-        for f in load_features(settings).stream:
-            table = stream_table(f)
-            summary.table_rows[f"{db}.{table}"] = ch.query(f"SELECT count() FROM {db}.{table} FINAL").result_rows[0][0]
-        summary.redis_keys = sum(1 for _ in get_redis(settings).scan_iter(f"{settings.redis.key_prefix}*", count=1000))
-        summary.locations = {
-            "archive": str(settings.archive_dir),
-            "dead letters": str(settings.dead_letter_dir),
-            "ClickHouse": settings.clickhouse.url or f"{local_url(settings)} (chDB at {settings.clickhouse_dir})",
-            "checkpoints": settings.checkpoint_uri,
-        }
+        loaders.end(summary, wait=True)
+        _summarize(settings, summary, stage)
     return summary
+
+
+def _prepare_sinks(settings: Settings, stack: ExitStack, keep_services: bool) -> list[str]:
+    """Start the local services the sinks need (stopped at the end unless kept), check that
+    every store answers before Flink starts, and create the topics and tables; the feature topics."""
+    for svc in local_services(settings, monitoring=False):  # a long-running `stream run` starts those
+        if svc.start() and not keep_services and not svc.shared:
+            stack.callback(svc.stop)
+    get_redis(settings)
+    ensure_feature_topics(settings)
+    create_tables(settings)
+    return feature_topics(settings)
+
+
+def _submit(settings: Settings, source: Source, pipeline: str, restore: bool | str, rest_port: int):
+    """Submit the job, restored from `restore` (a path, or True: the latest checkpoint)."""
+    restore_path = restore if isinstance(restore, str) else (latest_checkpoint(settings, pipeline) if restore else None)
+    if restore_path:
+        log.info("restoring %s from %s", pipeline, restore_path)
+    t_env = create_table_env(
+        settings, with_kafka=True, pipeline_name=pipeline, restore_path=restore_path, rest_port=rest_port
+    )
+    stmts = build_statements(t_env, source, settings, "kafka")
+    # a long-running job's plan is kept: the next deployment aligns its operator uids with it
+    saved = None if source.bounded else settings.run_dir / f"{pipeline}.plan.json"
+    return execute_job(t_env, stmts, saved)
+
+
+def _wait_for_the_job(
+    settings: Settings, result, loaders: _SupervisedLoaders, summary: RunSummary, bounded: bool
+) -> bool:
+    """Until the job ends. True when a bounded job read its source to the end; False when an
+    unbounded one was stopped (with a savepoint, or interrupted: it resumes from its last
+    checkpoint), the loaders stopped. Raises when the job or a loader failed."""
+    try:
+        result.wait()
+        if loaders.error:
+            raise loaders.error
+        if bounded:
+            return True
+        log.info("the Flink job was stopped with a savepoint; stopping the loaders")
+    except KeyboardInterrupt:
+        log.info("stopping: cancelling the Flink job; it resumes from its last checkpoint")
+        loaders.job.cancel().result()
+    except PlatformError:
+        raise
+    except Exception as e:
+        if loaders.error:
+            raise loaders.error from None
+        raise PlatformError(
+            f"the stream job failed: {str(e).splitlines()[0][:500]}",
+            f"see the Flink log under {settings.home / 'logs'}",
+        ) from None
+    loaders.end(summary, wait=False)
+    return False
+
+
+def _summarize(settings: Settings, summary: RunSummary, stage: StageResult | None) -> None:
+    """What landed where, once a bounded run ended: the archive, dead letters, tables and keys."""
+    summary.archived, summary.late = count_json_lines(settings.archive_dir, "late")
+    summary.stream_dead_letters, _ = count_json_lines(settings.dead_letter_dir / "stream")
+    if not stage:
+        summary.events_in = summary.archived + summary.stream_dead_letters
+    ch = get_client(settings)
+    db = settings.clickhouse.database
+    for f in load_features(settings).stream:
+        table = stream_table(f)
+        summary.table_rows[f"{db}.{table}"] = ch.query(f"SELECT count() FROM {db}.{table} FINAL").result_rows[0][0]
+    summary.redis_keys = sum(1 for _ in get_redis(settings).scan_iter(f"{settings.redis.key_prefix}*", count=1000))
+    summary.locations = {
+        "archive": str(settings.archive_dir),
+        "dead letters": str(settings.dead_letter_dir),
+        "ClickHouse": settings.clickhouse.url or f"{local_url(settings)} (chDB at {settings.clickhouse_dir})",
+        "checkpoints": settings.checkpoint_uri,
+    }
