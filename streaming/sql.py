@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from features.catalog import CATALOG_PREFIX, ITEM_COLUMNS, ITEM_KEY
 from features.definitions import (
-    COUNTED_FNS,
     Feature,
     Hop,
     LastN,
@@ -99,7 +98,7 @@ def measure_sql(m: Measure, out: Column) -> str:
         collected = f"ARRAY_AGG({SORTABLE}CAST({x} AS STRING)) FILTER (WHERE {x} IS NOT NULL)"
         ordered = f"ARRAY_SLICE(ARRAY_SORT({collected}, {'TRUE' if m.fn == 'first_k' else 'FALSE'}), 1, {m.k})"
         return f"SPLIT(REGEXP_REPLACE(ARRAY_JOIN({ordered}, {SEP_ITEM}), {PREFIX}, ''), {SEP_ITEM})"
-    if m.fn in COUNTED_FNS:
+    if m.fn in FUNCTIONS:
         return f"{FUNCTIONS[m.fn][0]}(CAST({x} AS STRING), {m.k})"
     return m.sql("ts")
 
@@ -128,9 +127,7 @@ def _window_aggregate(f: Feature, agg: WindowAggregate, view: str) -> FlinkQuery
     measures = _measures(f, agg)
     inner = f"SELECT {', '.join(keys + [''])}window_start, window_end, {measures} FROM TABLE({tvf}) GROUP BY {group}"
     out_cols = [c.name for c in f.columns]
-    if isinstance(w, Session):
-        select = f"SELECT {', '.join(out_cols)} FROM ({inner})"
-    elif agg.top_n:
+    if agg.top_n:  # a Tumble's (features/repository.py)
         order = ", ".join(agg.top_n.order_by)
         ranked = (
             f"SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY {order}) AS rn FROM ({inner})"
