@@ -188,7 +188,9 @@ def kafka_service(settings: Settings, host: str = "127.0.0.1") -> LocalService:
         conf.write_text(kafka_server_properties(settings, host))
         if (data / "meta.properties").is_file():
             return
-        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()  # Kafka's Uuid text
+        cluster = "-"
+        while cluster.startswith("-"):  # as Kafka's Uuid.randomUuid: an id "-..." reads as an option (1 in 64)
+            cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()  # Kafka's Uuid text
         out = subprocess.run(
             [java, "-cp", cp, "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster, "-c", str(conf)],
             capture_output=True, text=True,

@@ -395,22 +395,6 @@ def _window_problems(f: Feature, agg: WindowAggregate, names: list[str], events:
         out.append("aggregation.measures: empty")
     for m in agg.measures:
         out += measure_problems(m, types)
-    counted = [m for m in agg.measures if m.fn in COUNTED_FNS]
-    if counted and isinstance(w, Session):
-        out.append(
-            f"aggregation.measures {counted[0].name!r}: {counted[0].fn} is not allowed in a Session window "
-            "(the stream counts each value per window first, and a session split by value is another session)"
-        )
-    elif counted and agg.top_n:
-        out.append(f"aggregation.measures {counted[0].name!r}: {counted[0].fn} is not allowed with a top_n")
-    elif counted:
-        others = [m.name for m in agg.measures if m.fn not in (*COUNTED_FNS, "count")]
-        if others or len({m.arg for m in counted}) > 1:
-            out.append(
-                f"aggregation.measures {counted[0].name!r}: {counted[0].fn} shares its window only with count and "
-                f"the top_k and histogram of the same column (the stream counts each value first)"
-                + (f"; move {', '.join(others)} to a feature of its own" if others else "")
-            )
     bounds = [] if isinstance(w, Session) else ["window_start", "window_end"]
     allowed = set(f.keys) | set(bounds) | set(measures) | ({"rank"} if agg.top_n else set())
     out += [f"columns: {n!r} is neither a key, a window bound nor a measure" for n in names if n not in allowed]

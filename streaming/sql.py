@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from features.catalog import CATALOG_PREFIX, ITEM_COLUMNS, ITEM_KEY
 from features.definitions import (
-    COUNTED_FNS,
     Feature,
     Hop,
     LastN,
@@ -36,7 +35,8 @@ class FlinkQuery:
     columns: tuple[Column, ...]
     select: str
     updating: bool
-    views: tuple[str, ...] = ()  # views the select reads besides the input view, created before it
+    # what the select needs besides the input view, run before it: the functions of jvm/ it calls
+    views: tuple[str, ...] = ()
 
 
 def _interval(seconds: int) -> str:
@@ -71,6 +71,18 @@ SORTABLE = (
     f"LPAD(CAST(src_off AS STRING), 19, '0') || {SEP_VALUE} || "
 )
 PREFIX = f"'[0-9]{{44}}' || {SEP_VALUE}"
+# measures computed by an aggregate function of our own (jvm/): its SQL name and Java class;
+# one value -> count map per window, which merges like the windows do (sessions, hop slices)
+FUNCTIONS = {
+    "top_k": ("LF_TOP_K", "io.lambdafeatures.flink.TopK"),
+    "histogram": ("LF_HISTOGRAM", "io.lambdafeatures.flink.Histogram"),
+}
+
+
+def function_ddl(fn: str) -> str:
+    """Registers the function of a measure (once per job: IF NOT EXISTS)."""
+    name, cls = FUNCTIONS[fn]
+    return f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {name} AS '{cls}' LANGUAGE JAVA"
 
 
 def measure_sql(m: Measure, out: Column) -> str:
@@ -86,8 +98,8 @@ def measure_sql(m: Measure, out: Column) -> str:
         collected = f"ARRAY_AGG({SORTABLE}CAST({x} AS STRING)) FILTER (WHERE {x} IS NOT NULL)"
         ordered = f"ARRAY_SLICE(ARRAY_SORT({collected}, {'TRUE' if m.fn == 'first_k' else 'FALSE'}), 1, {m.k})"
         return f"SPLIT(REGEXP_REPLACE(ARRAY_JOIN({ordered}, {SEP_ITEM}), {PREFIX}, ''), {SEP_ITEM})"
-    if m.fn in ("top_k", "histogram"):
-        raise ValueError(f"{m.name}: {m.fn} is computed by _counted")
+    if m.fn in FUNCTIONS:
+        return f"{FUNCTIONS[m.fn][0]}(CAST({x} AS STRING), {m.k})"
     return m.sql("ts")
 
 
@@ -112,18 +124,10 @@ def _window_aggregate(f: Feature, agg: WindowAggregate, view: str) -> FlinkQuery
     else:  # pragma: no cover - exhaustive
         raise TypeError(w)
     group = ", ".join(["window_start", "window_end", *keys])
-    views: tuple[str, ...] = ()
-    if any(m.fn in COUNTED_FNS for m in agg.measures):
-        views, inner = _counted(f, agg, tvf)
-    else:
-        measures = _measures(f, agg)
-        inner = (
-            f"SELECT {', '.join(keys + [''])}window_start, window_end, {measures} FROM TABLE({tvf}) GROUP BY {group}"
-        )
+    measures = _measures(f, agg)
+    inner = f"SELECT {', '.join(keys + [''])}window_start, window_end, {measures} FROM TABLE({tvf}) GROUP BY {group}"
     out_cols = [c.name for c in f.columns]
-    if isinstance(w, Session):
-        select = f"SELECT {', '.join(out_cols)} FROM ({inner})"
-    elif agg.top_n:
+    if agg.top_n:  # a Tumble's (features/repository.py)
         order = ", ".join(agg.top_n.order_by)
         ranked = (
             f"SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY {order}) AS rn FROM ({inner})"
@@ -133,50 +137,8 @@ def _window_aggregate(f: Feature, agg: WindowAggregate, view: str) -> FlinkQuery
     else:
         select = f"SELECT {', '.join(out_cols)} FROM ({inner})"
     output = f"{f.name}_tiles" if agg.tiled else f.name
-    return FlinkQuery(f, output, f.columns, select, updating=False, views=views)
-
-
-def _counted(f: Feature, agg: WindowAggregate, tvf: str) -> tuple[tuple[str, ...], str]:
-    """(a view, the windows' SELECT) for top_k and histogram, which the repository lets share
-    a window only with count and each other, over one column. The view counts each value per
-    window; a second window aggregate, over 1 ms windows on the first one's `window_time`
-    (each window of a key ends at its own time), ranks the values of each window."""
-    keys = [*f.keys, ""]
-    x = next(m.arg for m in agg.measures if m.fn in COUNTED_FNS)
-    view = f"{f.name}_counted"
-    ddl = (
-        f"CREATE TEMPORARY VIEW {view} AS SELECT {', '.join(keys)}window_start AS ws, window_end AS we, window_time, "
-        f"CAST({x} AS STRING) AS v, COUNT(*) AS c FROM TABLE({tvf}) "
-        f"GROUP BY window_start, window_end, window_time, {', '.join(keys)}{x}"
-    )
-    # most frequent first, ties by the value's text: (10^15 - 1 - count, count, value)
-    sortable = (
-        f"LPAD(CAST(999999999999999 - c AS STRING), 15, '0') || LPAD(CAST(c AS STRING), 15, '0') || {SEP_VALUE} || v"
-    )
-    measures = []
-    for m in agg.measures:
-        if m.fn == "count":
-            measures.append(f"SUM(c) AS {m.name}")
-            continue
-        joined = (
-            f"ARRAY_JOIN(ARRAY_SLICE(ARRAY_SORT(ARRAY_AGG({sortable}) FILTER (WHERE v IS NOT NULL), TRUE), 1, {m.k}), "
-            f"{SEP_ITEM})"
-        )
-        values = f"SPLIT(REGEXP_REPLACE({joined}, '[0-9]{{30}}' || {SEP_VALUE}, ''), {SEP_ITEM})"
-        if m.fn == "top_k":
-            measures.append(f"{values} AS {m.name}")
-            continue
-        counts = (
-            f"SPLIT(REGEXP_REPLACE(REGEXP_REPLACE({joined}, '[0-9]{{15}}(?=[0-9]{{15}}' || {SEP_VALUE} || ')', ''), "
-            f"{SEP_VALUE} || '[^' || {SEP_ITEM} || ']*', ''), {SEP_ITEM})"
-        )
-        measures.append(f"CAST(MAP_FROM_ARRAYS({values}, {counts}) AS MAP<STRING, BIGINT>) AS {m.name}")
-    inner = (
-        f"SELECT {', '.join(keys)}ws AS window_start, we AS window_end, {', '.join(measures)} "
-        f"FROM TABLE(TUMBLE(TABLE {view}, DESCRIPTOR(window_time), INTERVAL '0.001' SECOND(9))) "
-        f"GROUP BY window_start, window_end, ws, we{''.join(f', {k}' for k in f.keys)}"
-    )
-    return (ddl,), inner
+    functions = tuple(function_ddl(fn) for fn in FUNCTIONS if any(m.fn == fn for m in agg.measures))
+    return FlinkQuery(f, output, f.columns, select, updating=False, views=functions)
 
 
 def _latest_state_sum(f: Feature, agg: LatestStateSum, view: str) -> FlinkQuery:

@@ -1,4 +1,4 @@
-"""Every measure of the window vocabulary in every window kind it is allowed in, through the
+"""Every measure of the window vocabulary in every window kind, through the
 real stream (Flink, Kafka, chDB) and the real batch (`batch reconcile`, Spark) over the archive
 the stream wrote: both tables equal an independent computation in plain Python
 (tests/reference.py) exactly, the floating measures (avg, stddev, variance) too: both engines
@@ -6,6 +6,7 @@ compute them from exact decimal sums with one double division (docs/features.md)
 
 from __future__ import annotations
 
+from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
@@ -153,10 +154,20 @@ def test_the_30_day_measures_equal_the_reference(run):
 
 
 def test_the_data_meets_the_cases_that_matter(run):
-    """Ties in time inside windows, null values, windows of more than k distinct values: so
-    the tests above could fail."""
+    """Ties in time inside windows, null values, windows of more than k distinct values, and
+    windows and sessions whose top_k and histogram the tie rule decides (equal counts at the
+    cap): so the tests above could fail."""
     _, _, accepted = run
     rows = ref.window_groups(accepted, "tumble", 600_000)
     assert any(len({e["event_time"] for _, e in r}) < len(r) for r in rows.values())
     assert any(e.get("brand") is None for e in accepted) and any(e.get("qty") is None for e in accepted)
     assert any(len({e.get("brand") for _, e in r} - {None}) > 3 for r in rows.values())
+    sessions = ref.window_groups(accepted, "session", 300_000)
+    for groups in (rows, sessions):
+        for field, k in (("brand", 2), ("qty", 2)):
+            assert any(_tie_at_the_cap(r, field, k) for r in groups.values()), (field, k)
+
+
+def _tie_at_the_cap(rows: list, field: str, k: int) -> bool:
+    counts = sorted(Counter(e[field] for _, e in rows if e.get(field) is not None).values(), reverse=True)
+    return len(counts) > k and counts[k - 1] == counts[k]

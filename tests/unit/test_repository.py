@@ -133,10 +133,6 @@ def test_hop_size_must_be_a_multiple_of_its_slide():
 
 
 def test_aggregations_the_stream_cannot_run():
-    mixed = WindowAggregate(Hop(3600, 300), (Measure("brands", "top_k", "brand", k=3), Measure("p", "max", "price")))
-    found = _one(replace(CLICKS, aggregation=mixed))
-    assert "'brands': top_k shares its window only with count and the top_k and histogram of the same" in found
-    assert found.endswith("move p to a feature of its own")
     rolling = replace(CLICKS, aggregation=RollingTopN("brand", 3, 30))
     assert "aggregation: the stream layer cannot run RollingTopN" in _problems(rolling)[0]
     assert "a batch-only feature is a RollingTopN or RollingStats" in _one(replace(CLICKS, layer="batch"))
@@ -196,11 +192,21 @@ def test_each_new_measure_is_checked_at_declaration():
     assert _measure(Measure("m", "max", "price", k=2)) == [
         "category_clicks_1h.aggregation.measures 'm'.k: max takes no k"
     ]
-    sessions = _measure(Measure("t", "min_time"), Measure("top", "top_k", "brand", k=2), window=Session(300))
-    assert any(
-        p.startswith("category_clicks_1h.aggregation.measures 'top': top_k is not allowed in a Session window")
-        for p in sessions
-    ), sessions
+
+
+def test_counted_measures_go_in_every_window_beside_any_measure():
+    """top_k and histogram are one aggregate function in the stream (jvm/: CountedValues), so
+    they share a window with any measure, over several columns, in a Session and with a top_n too."""
+    counted = (Measure("top", "top_k", "brand", k=2), Measure("h", "histogram", "qty", k=3))
+    others = (Measure("p", "max", "price"), Measure("l", "last_k", "brand", k=2))
+    session = (Measure("t", "min_time"), *counted, *others)
+    assert _measure(*counted, *others) == []
+    assert _measure(*counted, *others, window=Tumble(600)) == []
+    assert _measure(*session, window=Session(300)) == [
+        "category_clicks_1h.order_key: 'window_start' is not one of its columns"  # a session has no window bounds
+    ]
+    ranked = WindowAggregate(Tumble(600), (Measure("n", "count"), *counted), top_n=TopN(3, ("n DESC",)))
+    assert _problems(replace(CLICKS, aggregation=ranked), attributes=[EventAttribute("qty", "BIGINT")]) == []
 
 
 def test_columns_follow_from_the_definition():

@@ -1,7 +1,10 @@
 """The stream queries are compiled from features/, not written by hand. The exact text of
 every compiled query is in the snapshots (tests/unit/test_snapshots.py); these are the rules it keeps."""
 
+from dataclasses import replace
+
 from common.settings import load_settings
+from features.definitions import Measure, Session, WindowAggregate
 from features.ecommerce import STREAM_FEATURES
 from features.events import rejection_sql
 from streaming.deployment import definition_fingerprint
@@ -57,3 +60,23 @@ def test_a_setting_given_its_default_value_is_the_same_definition(tmp_path):
     """state_ttl_hours read from a setting is 168.0, its default 168: one definition, no redeploy."""
     given = load_settings(home=tmp_path, stream={"state_ttl_hours": 168, "checkpoint_interval_ms": 2000})
     assert definition_fingerprint(given) == definition_fingerprint(load_settings(home=tmp_path))
+
+
+def test_counted_measures_call_our_aggregate_function_in_one_window_aggregate():
+    """top_k and histogram in any window: the functions of jvm/ registered before the feature's
+    INSERT (so the compiled plan names them), one window aggregate, no second level."""
+    f = next(f for f in STREAM_FEATURES if f.name == "user_sessions")
+    measures = (*f.aggregation.measures, Measure("top", "top_k", "item_id", k=3))  # type: ignore[union-attr]
+    both = (*measures, Measure("hist", "histogram", "event_type", k=2))
+    _, q = compile_feature(replace(f, aggregation=WindowAggregate(Session(300), both)))
+    assert q.views == (
+        "CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS LF_TOP_K AS 'io.lambdafeatures.flink.TopK' LANGUAGE JAVA",
+        "CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS LF_HISTOGRAM AS 'io.lambdafeatures.flink.Histogram' "
+        "LANGUAGE JAVA",
+    )
+    assert "LF_TOP_K(CAST(item_id AS STRING), 3) AS top" in q.select
+    assert "LF_HISTOGRAM(CAST(event_type AS STRING), 2) AS hist" in q.select
+    assert q.select.count("TABLE(") == 1
+    _, one = compile_feature(replace(f, aggregation=WindowAggregate(Session(300), measures)))
+    assert len(one.views) == 1 and "LF_TOP_K" in one.views[0]
+    assert all(compile_feature(f)[1].views == () for f in STREAM_FEATURES)  # only where a feature counts
