@@ -46,7 +46,7 @@ def definition_fingerprint(settings: Settings) -> str:
     columns = event_columns(settings)
     parts = [json.dumps(event_format((0, 0), columns)), *views(KafkaSource("", "", ""), (0, 0), columns)]
     parts += [
-        f"{q.output}: {view}\n" + "".join(f"{v}\n" for v in q.views) + q.select
+        f"{q.output}: {view}\n" + "".join(f"{v}\n" for v in q.functions) + q.select
         for view, q in compiled_queries(settings)
     ]
     # the catalogue's versioned table (not the broker's address); the joins are in the features' views

@@ -376,7 +376,7 @@ def base_sql(
 
 def feature_sql(view_ddl: str, q: FlinkQuery, sink_mode: SinkMode, settings: Settings) -> list[str]:
     """One feature's statements, in order: its input view, its sink and its INSERT."""
-    return [view_ddl, *q.views, feature_sink_ddl(q, sink_mode, settings), f"INSERT INTO sink_{q.output} {q.select}"]
+    return [view_ddl, *q.functions, feature_sink_ddl(q, sink_mode, settings), f"INSERT INTO sink_{q.output} {q.select}"]
 
 
 def job_sql(

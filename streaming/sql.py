@@ -35,8 +35,7 @@ class FlinkQuery:
     columns: tuple[Column, ...]
     select: str
     updating: bool
-    # what the select needs besides the input view, run before it: the functions of jvm/ it calls
-    views: tuple[str, ...] = ()
+    functions: tuple[str, ...] = ()  # the DDL of the functions of jvm/ the select calls, run before it
 
 
 def _interval(seconds: int) -> str:
@@ -138,7 +137,7 @@ def _window_aggregate(f: Feature, agg: WindowAggregate, view: str) -> FlinkQuery
         select = f"SELECT {', '.join(out_cols)} FROM ({inner})"
     output = f"{f.name}_tiles" if agg.tiled else f.name
     functions = tuple(function_ddl(fn) for fn in FUNCTIONS if any(m.fn == fn for m in agg.measures))
-    return FlinkQuery(f, output, f.columns, select, updating=False, views=functions)
+    return FlinkQuery(f, output, f.columns, select, updating=False, functions=functions)
 
 
 def _latest_state_sum(f: Feature, agg: LatestStateSum, view: str) -> FlinkQuery:

@@ -69,7 +69,7 @@ def test_counted_measures_call_our_aggregate_function_in_one_window_aggregate():
     measures = (*f.aggregation.measures, Measure("top", "top_k", "item_id", k=3))  # type: ignore[union-attr]
     both = (*measures, Measure("hist", "histogram", "event_type", k=2))
     _, q = compile_feature(replace(f, aggregation=WindowAggregate(Session(300), both)))
-    assert q.views == (
+    assert q.functions == (
         "CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS LF_TOP_K AS 'io.lambdafeatures.flink.TopK' LANGUAGE JAVA",
         "CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS LF_HISTOGRAM AS 'io.lambdafeatures.flink.Histogram' "
         "LANGUAGE JAVA",
@@ -78,5 +78,5 @@ def test_counted_measures_call_our_aggregate_function_in_one_window_aggregate():
     assert "LF_HISTOGRAM(CAST(event_type AS STRING), 2) AS hist" in q.select
     assert q.select.count("TABLE(") == 1
     _, one = compile_feature(replace(f, aggregation=WindowAggregate(Session(300), measures)))
-    assert len(one.views) == 1 and "LF_TOP_K" in one.views[0]
-    assert all(compile_feature(f)[1].views == () for f in STREAM_FEATURES)  # only where a feature counts
+    assert len(one.functions) == 1 and "LF_TOP_K" in one.functions[0]
+    assert all(compile_feature(f)[1].functions == () for f in STREAM_FEATURES)  # only where a feature counts
