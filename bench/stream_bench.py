@@ -208,8 +208,8 @@ def part_flink(events: int, home: Path) -> None:
     print(f"\n== flink alone: {events:,} generated events, blackhole sinks (Kafka only for the catalogue)")
     print(f"levers: {levers(s)}")
     staged = stage(s, events)
-    w = Watch(service_labels(s))  # the broker: the enriched features read the catalogue topic
     try:
+        w = Watch(service_labels(s))  # the broker: the enriched features read the catalogue topic
         names = [f.name for f in load_features(s).stream]
         runs = [("warm-up (bare source)", [], False), ("bare source", [], False), ("archive", [], True)]
         runs += [(n, [n], False) for n in names] + [("all features + archive", names, True)]
