@@ -91,8 +91,9 @@ class PlatformCollector(Collector):
             metrics: list[Metric] = []
             ok = False
             if future.done():
-                with self.lock:
-                    self.running.pop(name, None)
+                with self.lock:  # a concurrent scrape may have served it and started the next read
+                    if self.running.get(name) is future:
+                        del self.running[name]
                 try:
                     metrics, ok = future.result(), True
                 except Exception as e:  # one source down must not hide the others
