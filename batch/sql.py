@@ -7,6 +7,7 @@ its day column (`dt` for daily partials, `as_of` for values as of each day's end
 from __future__ import annotations
 
 from features.definitions import (
+    FLOATING_FNS,
     Column,
     DayMeasure,
     Feature,
@@ -19,6 +20,7 @@ from features.definitions import (
     RollingTopN,
     Session,
     WindowAggregate,
+    moment,
 )
 
 
@@ -192,13 +194,26 @@ def _cast(f: Feature, m: DayMeasure, sql: str) -> str:
 def _day_measure(f: Feature, m: DayMeasure, step: str) -> str:
     """A RollingStats measure over the events (`rescan`), per day (`partial`) or over the
     days' partials (`merge`): counts and sums add up, minima and maxima combine, distinct
-    values are kept as sets and united."""
+    values are kept as sets and united, moments keep their exact sums, first and last their
+    event's order (a struct)."""
     value = m.value
     out = next(c for c in f.columns if c.name == m.name)
     if m.fn == "sum" and out.flink.startswith("DECIMAL"):  # a DOUBLE's exact sum (features/schema.py)
         value = f"CAST({value} AS {out.flink})"
     if m.fn in ("min", "max"):
         return f"{m.fn.upper()}({m.name if step == 'merge' else value})"
+    if m.fn in ("first", "last"):
+        ordered = m.name if step == "merge" else _in_time_order(value, value)
+        return f"{'MIN' if m.fn == 'first' else 'MAX'}({ordered})" + ("" if step == "partial" else ".v")
+    if m.fn in FLOATING_FNS:
+        x = f"CAST({value} AS DECIMAL(18, 6))"
+        sums = {"n": f"COUNT({x})", "s": f"SUM({x})", "q": f"SUM({x} * {x})"}
+        if step == "partial":
+            fields = ", ".join(f"'{k}', {v}" for k, v in sums.items())
+            return f"named_struct({fields})"
+        if step == "merge":
+            sums = {k: f"SUM({m.name}.{k})" for k in sums}
+        return moment(m.fn, *sums.values())
     if m.fn == "count_distinct":
         return {
             "rescan": f"COUNT(DISTINCT {value})",

@@ -66,6 +66,23 @@ MeasureFn = Literal[
     "top_k",
     "histogram",
 ]
+
+
+def moment(fn: str, n: str, total: str, squares: str) -> str:
+    """avg, variance or stddev from the count of the values, the exact decimal sum of the
+    values (each rounded to 6 decimals) and of their squares, then one double division, so
+    both engines, and partials merged over days, give the same bits (Flink's own
+    STDDEV_POP/VAR_POP do not survive its compiled plans, either)."""
+    mean = f"(CAST({total} AS DOUBLE) / {n})"
+    var = f"GREATEST(CAST({squares} AS DOUBLE) / {n} - {mean} * {mean}, CAST(0 AS DOUBLE))"
+    value = {"avg": mean, "variance": var, "stddev": f"SQRT({var})"}[fn]
+    return f"CASE WHEN {n} > 0 THEN {value} END"
+
+
+# the measures of a RollingStats, over days of daily partials (docs/features.md)
+DayMeasureFn = Literal[
+    "count", "sum", "sum_money", "count_distinct", "min", "max", "avg", "variance", "stddev", "first", "last"
+]
 # measures of an attribute's values (nulls skipped), by what they accept
 NUMERIC_FNS = ("sum", "avg", "stddev", "variance")
 ORDERED_FNS = ("min", "max")
@@ -108,15 +125,8 @@ class Measure:
         }[self.fn]
 
     def _moment(self) -> str:
-        """avg, variance, stddev: from exact decimal sums of the values (each rounded to 6
-        decimals) and of their squares, then one double division, so both engines give the
-        same bits (Flink's own STDDEV_POP/VAR_POP do not survive its compiled plans, either)."""
         x = f"CAST({self.arg} AS DECIMAL(18, 6))"
-        n = f"COUNT({self.arg})"
-        mean = f"(CAST(SUM({x}) AS DOUBLE) / {n})"
-        var = f"GREATEST(CAST(SUM({x} * {x}) AS DOUBLE) / {n} - {mean} * {mean}, CAST(0 AS DOUBLE))"
-        value = {"avg": mean, "variance": var, "stddev": f"SQRT({var})"}[self.fn]
-        return f"CASE WHEN {n} > 0 THEN {value} END"
+        return moment(self.fn, f"COUNT({self.arg})", f"SUM({x})", f"SUM({x} * {x})")
 
     @property
     def additive(self) -> bool:
@@ -189,24 +199,18 @@ class RollingTopN:
 class DayMeasure:
     """One measure of a RollingStats over the events matching `where`. Each splits into
     per-day partials: counts and sums add up, minima and maxima combine, distinct values are
-    kept as sets and united. sum, min and max read an event attribute (sum a number)."""
+    kept as sets and united, avg/variance/stddev keep the count, sum and sum of squares, and
+    first/last keep their event's time and source position. All but count read `arg`."""
 
     name: str
-    fn: Literal["count", "sum", "sum_money", "count_distinct", "min", "max"]
-    arg: str = ""  # the summed attribute, or the expression counted distinct
+    fn: DayMeasureFn
+    arg: str = ""  # the attribute read, or the expression counted distinct
     where: str = ""  # SQL predicate; empty = every event
 
     @property
     def value(self) -> str:
         """The per-event value the aggregate reads (null when `where` does not hold)."""
-        v = {
-            "count": "1",
-            "sum": self.arg,
-            "min": self.arg,
-            "max": self.arg,
-            "sum_money": f"CAST(COALESCE({self.arg}, 0) AS DECIMAL(18, 2))",
-            "count_distinct": self.arg,
-        }[self.fn]
+        v = {"count": "1", "sum_money": f"CAST(COALESCE({self.arg}, 0) AS DECIMAL(18, 2))"}.get(self.fn, self.arg)
         return f"CASE WHEN {self.where} THEN {v} END" if self.where else v
 
 

@@ -22,6 +22,7 @@ from features.definitions import (
     COUNTED_FNS,
     LIST_FNS,
     NUMERIC_FNS,
+    DayMeasureFn,
     Feature,
     Hop,
     LastN,
@@ -334,14 +335,14 @@ def _aggregation_problems(f: Feature, names: list[str], events: dict[str, Column
     out = [f"aggregation.days: {agg.days} (at least 1)"] if agg.days < 1 else []
     for m in agg.measures:
         who = f"aggregation.measures {m.name!r}"
-        if m.fn not in ("count", "sum", "sum_money", "count_distinct", "min", "max"):
-            out.append(f"{who}: fn {m.fn!r} is not count, sum, sum_money, count_distinct, min or max")
+        if m.fn not in typing.get_args(DayMeasureFn):
+            out.append(f"{who}: fn {m.fn!r} is not one of {', '.join(typing.get_args(DayMeasureFn))}")
         elif m.fn != "count" and not m.arg:
             out.append(f"{who}: {m.fn} needs arg")
-        elif m.fn in ("sum", "sum_money", "min", "max") and m.arg not in events:
+        elif m.fn not in ("count", "count_distinct") and m.arg not in events:
             out.append(f"{who}.arg: {m.fn} reads an event column; {m.arg!r} is not one ({_known(events)})")
-        elif m.fn == "sum" and events[m.arg].flink not in NUMBER_TYPES:
-            out.append(f"{who}.arg: sum needs a number (BIGINT or DOUBLE); {m.arg!r} is {events[m.arg].flink}")
+        elif m.fn in ("sum", *NUMERIC_FNS) and events[m.arg].flink not in NUMBER_TYPES:
+            out.append(f"{who}.arg: {m.fn} needs a number (BIGINT or DOUBLE); {m.arg!r} is {events[m.arg].flink}")
     return out + _layout(
         f, names, ["as_of", *keys, *(m.name for m in agg.measures)], "a RollingStats: as_of, the keys and the measures"
     )

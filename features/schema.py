@@ -107,7 +107,9 @@ def _day_column(m: DayMeasure, arg: Column | None) -> Column:
         return money(m.name)
     if m.fn == "sum" and arg is not None:
         return bigint(m.name) if arg.flink == "BIGINT" else decimal(m.name, *EXACT_SUM)
-    if m.fn in ("min", "max") and arg is not None:
+    if m.fn in ("avg", "variance", "stddev"):
+        return double(m.name)
+    if m.fn in ("min", "max", "first", "last") and arg is not None:
         return nullable(_renamed(arg, m.name))
     return bigint(m.name)
 

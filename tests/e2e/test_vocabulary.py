@@ -132,8 +132,8 @@ def test_batch_equals_the_reference(run, name):
 
 
 def test_the_30_day_measures_equal_the_reference(run):
-    """Sums (a DOUBLE's exactly, as DECIMAL(38, 6)), minima and maxima over the 30 days up to
-    the day, from the daily partials."""
+    """Sums (a DOUBLE's exactly, as DECIMAL(38, 6)), minima, maxima, moments (bit for bit)
+    and first/last (ties in time by arrival) over the 30 days up to the day, from the daily partials."""
     _, batch, accepted = run
     users: dict[int, list] = {}
     for i, e in enumerate(accepted):
@@ -147,6 +147,11 @@ def test_the_30_day_measures_equal_the_reference(run):
             ref.measure("min", "price", 0, rows),
             ref.measure("max", "qty", 0, rows),
             ref.measure("max", "brand", 0, rows),
+            ref.measure("avg", "price", 0, rows),
+            ref.measure("variance", "qty", 0, rows),
+            ref.measure("stddev", "price", 0, [(i, e) for i, e in rows if e["event_type"] == "purchase"]),
+            ref.measure("first", "brand", 0, rows),
+            ref.measure("last", "qty", 0, rows),
         )
     got = {r[1]: r[2:] for r in batch[ROLLING.name]}
     assert {str(r[0]) for r in batch[ROLLING.name]} == {DAY}

@@ -53,7 +53,7 @@ FEATURES = (
     ),
     Feature(
         name="spend_30d",
-        description="The 30-day measures of the vocabulary: sums, minima and maxima of attributes.",
+        description="The 30-day measures of the vocabulary: sums, minima, maxima, moments, first and last.",
         keys=("user_id",),
         aggregation=RollingStats(
             measures=(
@@ -63,6 +63,11 @@ FEATURES = (
                 DayMeasure("cheapest", "min", "price"),
                 DayMeasure("most_units", "max", "qty"),
                 DayMeasure("last_brand_name", "max", "brand"),
+                DayMeasure("avg_price", "avg", "price"),
+                DayMeasure("var_units", "variance", "qty"),
+                DayMeasure("sd_price", "stddev", "price", where="event_type = 'purchase'"),
+                DayMeasure("first_brand", "first", "brand"),
+                DayMeasure("last_units", "last", "qty"),
             ),
             days=30,
         ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import orjson
 
@@ -15,6 +16,7 @@ from tests.conftest import run_batch
 from tests.support.archive import at, write_archive
 
 D = date(2026, 3, 31)
+ROLLING_REPO = Path(__file__).resolve().parents[1] / "feature_repos" / "rolling.py"
 
 
 def buy(user, brand, day, item=1, price=10.0):
@@ -101,9 +103,12 @@ def mixed_events(first: date, days: int, seed: int = 7) -> list[dict]:
 
 
 def test_partials_equal_rescan_and_a_rerun_day_replaces_its_partial(settings):
+    """Every 30-day measure (tests/feature_repos/rolling.py), merged from daily partials,
+    equals a rescan of the 30 days' events, bit for bit, the doubles of the moments too."""
+    settings = settings.model_copy(update={"feature_repo": ROLLING_REPO})
     first = D - timedelta(days=34)
     write_archive(settings, mixed_events(first, 35))
-    names = ("top_brands_30d", "purchase_stats_30d")
+    names = ("top_brands_30d", "purchase_stats_30d", "price_stats_30d")
 
     def features_30d(day: date, *flags: str) -> dict[str, list]:
         p = run_batch(settings, "features-30d", "--date", day.isoformat(), "--no-publish", *flags)
@@ -114,7 +119,9 @@ def test_partials_equal_rescan_and_a_rerun_day_replaces_its_partial(settings):
     merged = features_30d(prev)
     assert "daily partials computed for 30 day(s)" in merged.pop("out")
     assert merged == {k: v for k, v in features_30d(prev, "--rescan").items() if k != "out"}
-    assert merged["top_brands_30d"] and merged["purchase_stats_30d"]
+    assert all(merged[n] for n in names)
+    moments = [dict(r) for r in merged["price_stats_30d"]]
+    assert any(r["price_variance"] for r in moments) and any(r["first_brand"] != r["last_brand"] for r in moments)
     # as of D: only D's partial is new, D-29..D-1 are reused
     merged = features_30d(D)
     assert "daily partials computed for 1 day(s)" in merged.pop("out")

@@ -13,10 +13,12 @@ from common.repository import load_features
 from common.settings import load_settings
 from features import ecommerce
 from features.definitions import (
+    DayMeasure,
     Feature,
     Hop,
     LastN,
     Measure,
+    RollingStats,
     RollingTopN,
     Session,
     TopN,
@@ -207,6 +209,44 @@ def test_counted_measures_go_in_every_window_beside_any_measure():
     ]
     ranked = WindowAggregate(Tumble(600), (Measure("n", "count"), *counted), top_n=TopN(3, ("n DESC",)))
     assert _problems(replace(CLICKS, aggregation=ranked), attributes=[EventAttribute("qty", "BIGINT")]) == []
+
+
+def _rolling(*measures: DayMeasure) -> Feature:
+    return replace(ecommerce.PURCHASE_STATS_30D, aggregation=RollingStats(measures, 30), online_column=measures[0].name)
+
+
+def test_the_30_day_measures_are_checked_and_typed():
+    """avg, variance, stddev of a number and first/last of any event column, beside the sums;
+    a wrong type, an unknown column or an unknown fn names the feature and the measure."""
+    f = _rolling(
+        DayMeasure("n", "count"),
+        DayMeasure("mean", "avg", "price", where="event_type = 'purchase'"),
+        DayMeasure("var", "variance", "qty"),
+        DayMeasure("sd", "stddev", "price"),
+        DayMeasure("first_brand", "first", "brand"),
+        DayMeasure("last_units", "last", "qty"),
+    )
+    qty = [EventAttribute("qty", "BIGINT")]
+    assert _problems(f, attributes=qty) == []
+    (f,) = read_repository_features(FeatureRepository("test", (f,), tuple(qty)))
+    assert [(c.name, c.flink, c.clickhouse) for c in f.columns[2:]] == [
+        ("n", "BIGINT", "Int64"),
+        ("mean", "DOUBLE", "Nullable(Float64)"),
+        ("var", "DOUBLE", "Nullable(Float64)"),
+        ("sd", "DOUBLE", "Nullable(Float64)"),
+        ("first_brand", "STRING", "Nullable(String)"),
+        ("last_units", "BIGINT", "Nullable(Int64)"),
+    ]
+    who = "purchase_stats_30d.aggregation.measures"
+    assert _one(_rolling(DayMeasure("sd", "stddev", "brand"))) == (
+        f"{who} 'sd'.arg: stddev needs a number (BIGINT or DOUBLE); 'brand' is STRING"
+    )
+    assert _one(_rolling(DayMeasure("f", "first", "colour"))).startswith(
+        f"{who} 'f'.arg: first reads an event column; 'colour' is not one (known: "
+    )
+    assert _one(_rolling(DayMeasure("k", "top_k", "brand"))).startswith(  # type: ignore[arg-type]
+        f"{who} 'k': fn 'top_k' is not one of count, sum, "
+    )
 
 
 def test_columns_follow_from_the_definition():
