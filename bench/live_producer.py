@@ -1,6 +1,9 @@
 """The stream benchmark's producer: live generated events (event time = wall clock when
 generated) to the events topic at a fixed rate, in a process of its own. Prints one JSON
 line: events, seconds, and the delivery latency histogram (produce() call to broker ack, ms).
+It is a shop's producer: the Kafka client's default settings (linger 5 ms), not the
+platform's own producers' (KAFKA__EVENTS_LINGER_MS), since the platform must not depend on
+its producers batching for it; --platform-producer uses the platform's instead.
     python -m bench.live_producer --rate 10000 --seconds 300   (settings from LAMBDA_FEATURES_*)
 """
 
@@ -15,7 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common.kafka import producer  # noqa: E402
+from confluent_kafka import Producer  # noqa: E402
+
+from common.kafka import bootstrap, producer  # noqa: E402
 from common.settings import load_settings  # noqa: E402
 from features.adapters import to_json  # noqa: E402
 from features.generator import GeneratorConfig, generate  # noqa: E402
@@ -26,10 +31,11 @@ def main() -> None:
     ap.add_argument("--rate", type=float, required=True)
     ap.add_argument("--seconds", type=float, required=True)
     ap.add_argument("--seed", type=int, default=2)
+    ap.add_argument("--platform-producer", action="store_true", help="the platform's producer settings")
     args = ap.parse_args()
     s = load_settings()
     topic = s.kafka.events_topic
-    p = producer(s)
+    p = producer(s) if args.platform_producer else Producer({"bootstrap.servers": bootstrap(s)})
     acked: Counter = Counter()
     failed = 0
 

@@ -414,6 +414,7 @@ def part_live(rate: float, minutes: float, home: Path, profile: bool) -> None:
     seconds = minutes * 60
     print(f"\n== live: {rate:,.0f} events/s for {minutes:g} min through Kafka, a separate producer process")
     print(f"levers: {levers(s)}")
+    print("producer: the Kafka client's defaults (linger 5 ms), as a shop's producer (bench/live_producer.py)")
     w = Watch(service_labels(s))
     ensure_topics(s, [s.kafka.events_topic], s.kafka.partitions)
     rest_port = free_port()

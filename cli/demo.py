@@ -29,6 +29,12 @@ def _print_run(title: str, run) -> None:
         for asset, check, passed, severity in run.checks:
             c.add_row(asset, check, "[green]passed" if passed else "[red]failed", "" if passed else severity)
         console.print(c)
+        if any(check == "served_equals_offline" and not passed for _, check, passed, _ in run.checks):
+            console.print(
+                "served_equals_offline compares what the API served (its log) with the training-set code; "
+                "the demo sends the API no requests, so none was logged and the check warns "
+                "(docs/serving.md, 'Online/offline consistency')"
+            )
 
 
 def _print_fingerprints(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> bool:
