@@ -107,8 +107,9 @@ def test_partials_equal_rescan_and_a_rerun_day_replaces_its_partial(settings):
     equals a rescan of the 30 days' events, bit for bit, the doubles of the moments too."""
     settings = settings.model_copy(update={"feature_repo": ROLLING_REPO})
     first = D - timedelta(days=34)
-    write_archive(settings, mixed_events(first, 35))
-    names = ("top_brands_30d", "purchase_stats_30d", "price_stats_30d")
+    events = mixed_events(first, 35)
+    write_archive(settings, [e | {"qty": i % 4 or None} if "price" in e else e for i, e in enumerate(events)])
+    names = ("top_brands_30d", "purchase_stats_30d", "spend_30d")
 
     def features_30d(day: date, *flags: str) -> dict[str, list]:
         p = run_batch(settings, "features-30d", "--date", day.isoformat(), "--no-publish", *flags)
@@ -120,8 +121,9 @@ def test_partials_equal_rescan_and_a_rerun_day_replaces_its_partial(settings):
     assert "daily partials computed for 30 day(s)" in merged.pop("out")
     assert merged == {k: v for k, v in features_30d(prev, "--rescan").items() if k != "out"}
     assert all(merged[n] for n in names)
-    moments = [dict(r) for r in merged["price_stats_30d"]]
-    assert any(r["price_variance"] for r in moments) and any(r["first_brand"] != r["last_brand"] for r in moments)
+    spend = [dict(r) for r in merged["spend_30d"]]
+    assert any(r["var_units"] for r in spend) and any(r["sd_price"] for r in spend)
+    assert any(r["first_brand"] for r in spend) and any(r["last_units"] for r in spend)
     # as of D: only D's partial is new, D-29..D-1 are reused
     merged = features_30d(D)
     assert "daily partials computed for 1 day(s)" in merged.pop("out")
