@@ -3,7 +3,7 @@ generated) to the events topic at a fixed rate, in a process of its own. Prints 
 line: events, seconds, and the delivery latency histogram (produce() call to broker ack, ms).
 It is a shop's producer: the Kafka client's default settings (linger 5 ms), not the
 platform's own producers' (KAFKA__EVENTS_LINGER_MS), since the platform must not depend on
-its producers batching for it; --platform-producer uses the platform's instead.
+its producers batching for it.
     python -m bench.live_producer --rate 10000 --seconds 300   (settings from LAMBDA_FEATURES_*)
 """
 
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from confluent_kafka import Producer  # noqa: E402
 
-from common.kafka import bootstrap, producer  # noqa: E402
+from common.kafka import bootstrap  # noqa: E402
 from common.settings import load_settings  # noqa: E402
 from features.adapters import to_json  # noqa: E402
 from features.generator import GeneratorConfig, generate  # noqa: E402
@@ -31,11 +31,10 @@ def main() -> None:
     ap.add_argument("--rate", type=float, required=True)
     ap.add_argument("--seconds", type=float, required=True)
     ap.add_argument("--seed", type=int, default=2)
-    ap.add_argument("--platform-producer", action="store_true", help="the platform's producer settings")
     args = ap.parse_args()
     s = load_settings()
     topic = s.kafka.events_topic
-    p = producer(s) if args.platform_producer else Producer({"bootstrap.servers": bootstrap(s)})
+    p = Producer({"bootstrap.servers": bootstrap(s)})
     acked: Counter = Counter()
     failed = 0
 
