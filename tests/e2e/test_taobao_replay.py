@@ -10,7 +10,7 @@ import pytest
 
 from common.clickhouse import close_clients
 from common.lake import feature_day_dir
-from common.services import clickhouse_service
+from common.services import local_services
 from features.ecommerce import STREAM_FEATURES
 from features.samples import TAOBAO_SAMPLE as TAOBAO
 from tests.conftest import isolated_settings, on_shared
@@ -28,7 +28,8 @@ def run(tmp_path_factory, shared_kafka):
     result = run_pipeline(s, "taobao", TAOBAO)
     yield result, ref.accept(result.events)
     close_clients()
-    clickhouse_service(s).stop()
+    for svc in local_services(s):  # what the batch commands of the tests started
+        svc.stop()
 
 
 def test_counts_and_the_1970_row(run):

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from common.clickhouse import close_clients, get_client
-from common.services import clickhouse_service
+from common.services import local_services
 from features.definitions import Hop, Session, Tumble
 from features.generator import GeneratorConfig, generate
 from features.repository import read_repository
@@ -58,7 +58,8 @@ def run(tmp_path_factory):
     assert not any(e["late"] for e in accepted)  # the stream and the batch see the same events
     yield result.tables, batch, accepted
     close_clients()
-    clickhouse_service(s).stop()
+    for svc in local_services(s):  # the backfill started ClickHouse and Redis (it publishes online)
+        svc.stop()
 
 
 def _window(f) -> tuple[str, int, int]:

@@ -281,7 +281,8 @@ def uninterrupted_run(home: Path, **env_extra: str) -> Iterator[dict]:
         job = DrainedJob(env)
         wait_caught_up(s, DRILL_EVENTS, job.alive)
         job.stop()
-        yield snapshot(s)
-    finally:
+        sinks = snapshot(s)
+    finally:  # before the drills: the snapshot is all they need, not its services for the whole session
         for svc in local_services(s):
             svc.stop()
+    yield sinks
