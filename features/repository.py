@@ -341,7 +341,7 @@ def _aggregation_problems(f: Feature, names: list[str], events: dict[str, Column
             out.append(f"{who}: {m.fn} needs arg")
         elif m.fn not in ("count", "count_distinct") and m.arg not in events:
             out.append(f"{who}.arg: {m.fn} reads an event column; {m.arg!r} is not one ({_known(events)})")
-        elif m.fn in ("sum", *NUMERIC_FNS) and events[m.arg].flink not in NUMBER_TYPES:
+        elif m.fn in NUMERIC_FNS and events[m.arg].flink not in NUMBER_TYPES:
             out.append(f"{who}.arg: {m.fn} needs a number (BIGINT or DOUBLE); {m.arg!r} is {events[m.arg].flink}")
     return out + _layout(
         f, names, ["as_of", *keys, *(m.name for m in agg.measures)], "a RollingStats: as_of, the keys and the measures"

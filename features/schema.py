@@ -14,6 +14,7 @@ from features.catalog import ENRICHED_COLUMNS
 from features.definitions import (
     BY_TIME_FNS,
     COUNTED_FNS,
+    FLOATING_FNS,
     LIST_FNS,
     NUMERIC_FNS,
     ORDERED_FNS,
@@ -93,7 +94,7 @@ def measure_column(m: Measure, arg: Column | None) -> Column | None:
         return money(m.name)
     if fn in LIST_FNS:
         return counts(m.name) if fn == "histogram" else strings(m.name)
-    if fn in ("avg", "stddev", "variance"):
+    if fn in FLOATING_FNS:
         return double(m.name)
     if arg is None:
         return None
@@ -107,9 +108,9 @@ def _day_column(m: DayMeasure, arg: Column | None) -> Column:
         return money(m.name)
     if m.fn == "sum" and arg is not None:
         return bigint(m.name) if arg.flink == "BIGINT" else decimal(m.name, *EXACT_SUM)
-    if m.fn in ("avg", "variance", "stddev"):
+    if m.fn in FLOATING_FNS:
         return double(m.name)
-    if m.fn in ("min", "max", "first", "last") and arg is not None:
+    if m.fn in (*ORDERED_FNS, "first", "last") and arg is not None:
         return nullable(_renamed(arg, m.name))
     return bigint(m.name)
 

@@ -21,13 +21,13 @@ from common.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 KINDS = ("unit", "integration", "e2e")  # the folders under tests/, and the marker each gives its tests
-# Every JVM the tests start (Spark, Flink, in this process or a CLI child) runs small data, where
-# starting fast matters more than hot loops: C1 only and the serial collector take a third off
-# a batch command (16 -> 11 s) and a fifth off the drills' stream run. Set when pytest starts,
-# not on import: the benchmarks import helpers from here and measure the JVMs' defaults.
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Every JVM the tests start (Spark, Flink, in this process or a CLI child) runs small data,
+    # where starting fast matters more than hot loops: C1 only and the serial collector take a
+    # third off a batch command (16 -> 11 s) and a fifth off the drills' stream run. Set here,
+    # not on import: the benchmarks import helpers from this module and measure the JVMs' defaults.
     os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
 
 
