@@ -1,10 +1,12 @@
 """The stream benchmark's producer: live generated events (event time = wall clock when
 generated) to the events topic at a fixed rate, in a process of its own. Prints one JSON
-line: events, seconds, and the delivery latency histogram (produce() call to broker ack, ms).
+line: events, seconds, and the delivery latency histogram (produce() call to broker ack, ms)
+of the events after the warm-up.
 It is a shop's producer: the Kafka client's default settings (linger 5 ms), not the
 platform's own producers' (KAFKA__EVENTS_LINGER_MS), since the platform must not depend on
 its producers batching for it.
-    python -m bench.live_producer --rate 10000 --seconds 300   (settings from LAMBDA_FEATURES_*)
+    python -m bench.live_producer --rate 10000 --seconds 300 [--warmup 30] [--users 100000]
+    (settings from LAMBDA_FEATURES_*)
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ def main() -> None:
     ap.add_argument("--rate", type=float, required=True)
     ap.add_argument("--seconds", type=float, required=True)
     ap.add_argument("--seed", type=int, default=2)
+    ap.add_argument("--warmup", type=float, default=0.0, help="seconds produced before the acks are timed")
+    ap.add_argument("--users", type=int, default=100_000)
     args = ap.parse_args()
     s = load_settings()
     topic = s.kafka.events_topic
@@ -38,16 +42,19 @@ def main() -> None:
     acked: Counter = Counter()
     failed = 0
 
+    timed_from_ms = int((time.time() + args.warmup) * 1000)
+
     def delivered(err, msg) -> None:
         nonlocal failed
         if err is None:
-            acked[int(time.time() * 1000) - msg.timestamp()[1]] += 1
+            if (created := msg.timestamp()[1]) >= timed_from_ms:
+                acked[int(time.time() * 1000) - created] += 1
         else:
             failed += 1
 
     count = int(args.rate * args.seconds)
     started = time.monotonic()
-    for i, e in enumerate(generate(GeneratorConfig(seed=args.seed), count, live=True), start=1):
+    for i, e in enumerate(generate(GeneratorConfig(seed=args.seed, users=args.users), count, live=True), start=1):
         while True:
             try:
                 p.produce(topic, to_json(e), key=str(e["user_id"]).encode(), on_delivery=delivered)

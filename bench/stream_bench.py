@@ -51,7 +51,7 @@ from streaming.staging import StagedWriter, StageResult  # noqa: E402
 
 PIPELINE = "lambda-features-bench"
 SERVICE_NAMES = {"kafka": "Kafka broker", "redis": "Redis", "clickhouse": "ClickHouse (chDB service)"}
-LIVE_WARMUP_S = 30  # lag samples before this (or a fifth of the run) are left out of the growth verdict
+LIVE_WARMUP_S = 30  # the live runs' warm-up: produced, but left out of every figure
 LAG_EVERY_S = 5
 
 
@@ -124,11 +124,21 @@ class Watch:
         self.usage.sample(os.getpid())
         return dict(self.usage.cpu_s)
 
-    def report(self, since: dict[int, float] | None = None, events: int = 0) -> None:
+    def cpu_between(self, since: dict[int, float], until: dict[int, float]) -> dict[str, float]:
+        """CPU seconds per process name between two snapshots."""
+        out: dict[str, float] = {}
+        for pid, cpu in until.items():
+            out[self.usage.names[pid]] = out.get(self.usage.names[pid], 0.0) + cpu - since.get(pid, 0.0)
+        return out
+
+    def report(
+        self, since: dict[int, float] | None = None, events: int = 0, until: dict[int, float] | None = None
+    ) -> None:
         self.stop.set()
         self.thread.join()
         self.usage.sample(os.getpid())
-        cpu, peak = self.usage.cpu_by_name(since), self.usage.peak_by_name()
+        cpu = self.cpu_between(since or {}, until) if until else self.usage.cpu_by_name(since)
+        peak = self.usage.peak_by_name()
         print(f"{'process':<28}{'CPU s':>9}{'µs CPU/event':>14}{'peak RSS MB':>13}")
         for name in sorted(peak, key=lambda n: -cpu.get(n, 0)):
             per = f"{cpu.get(name, 0) / events * 1e6:,.1f}" if events else ""
@@ -380,9 +390,10 @@ def task_of(thread: str) -> str:
     return name if name and "/" in sub else "other JVM threads"
 
 
-def source_lag(archive: Path, every: int = 20) -> Counter:
+def source_lag(archive: Path, since_ms: int, every: int = 20) -> Counter:
     """ms from event time to the Flink source (the archive's `arrived_at`, read in the source's
-    task), of every `every`-th archived line, committed or in progress."""
+    task), of every `every`-th archived line with an event time from since_ms, committed or in
+    progress."""
     lags: Counter = Counter()
     for path in archive.rglob("*"):
         if not path.is_file() or path.name.startswith("_"):
@@ -392,7 +403,8 @@ def source_lag(archive: Path, every: int = 20) -> Counter:
                 if i % every == 0:
                     try:
                         row = json.loads(line)
-                        lags[row["arrived_at"] - row["event_time"]] += 1
+                        if row["event_time"] >= since_ms:
+                            lags[row["arrived_at"] - row["event_time"]] += 1
                     except (ValueError, KeyError, TypeError):
                         pass  # the last line of a file still being written
     return lags
@@ -439,27 +451,31 @@ def part_live(rate: float, minutes: float, home: Path, profile: bool) -> None:
             jid = job["jid"]
             topics = feature_topics(s)
             online_topics = [s.kafka.features_topic_prefix + q.output for _, q in compiled_queries(s) if q.updating]
-            state["cpu_before"] = w.snapshot()
-            state["tasks_before"] = task_times(rest, jid)
             jvm = next(pid for pid, name in w.usage.names.items() if name == "Flink JVM (mini-cluster)")
-            state["profile"] = JvmProfile(jvm, s.home / "flink.jfr") if profile else None
             report_path = s.home / "producer.json"
             report = report_path.open("wb")
             prod = subprocess.Popen(
-                [sys.executable, "-m", "bench.live_producer", "--rate", str(rate), "--seconds", str(seconds)],
+                [sys.executable, "-m", "bench.live_producer", "--rate", str(rate)]
+                + ["--seconds", str(LIVE_WARMUP_S + seconds), "--warmup", str(LIVE_WARMUP_S)],
                 cwd=REPO,
                 env=env_of(s),
                 stdout=report,  # a file: its one line can outgrow a pipe that nobody reads until it exits
             )
             w.label(prod.pid, "producer (Python)")
             t0 = time.monotonic()
-            ends = [(0.0, topic_end(s, topics), topic_end(s, online_topics))]
+            ends: list = []
             next_lag = 0.0
             broker = next((pid for pid, name in w.usage.names.items() if name == SERVICE_NAMES["kafka"]), None)
-            state["broker_rss"] = []  # (minute, MB) at each full minute of production
+            state["broker_rss"] = []  # (minute, MB) at each full minute of production after the warm-up
             while prod.poll() is None:
                 t = time.monotonic() - t0
-                if broker and t >= 60 * (len(state["broker_rss"]) + 1):
+                if not ends and t >= LIVE_WARMUP_S:  # warmed up: what follows is measured
+                    state["cpu_before"] = w.snapshot()
+                    state["tasks_before"] = task_times(rest, jid)
+                    state["profile"] = JvmProfile(jvm, s.home / "flink.jfr") if profile else None
+                    ends.append((t, topic_end(s, topics), topic_end(s, online_topics)))
+                measured = t - LIVE_WARMUP_S
+                if broker and ends and measured >= 60 * (len(state["broker_rss"]) + 1):
                     state["broker_rss"].append((len(state["broker_rss"]) + 1, rss_mb(broker)))
                 if t >= next_lag:
                     try:
@@ -476,13 +492,16 @@ def part_live(rate: float, minutes: float, home: Path, profile: bool) -> None:
                             group_lag(s, f"{s.kafka.group_id}-olap", topics),
                         )
                     )
-                    ends.append((t, topic_end(s, topics), topic_end(s, online_topics)))
+                    if ends:
+                        ends.append((t, topic_end(s, topics), topic_end(s, online_topics)))
                     next_lag += LAG_EVERY_S
                 time.sleep(1)
             report.close()
             state["producer"] = json.loads(report_path.read_text().strip().splitlines()[-1])
             state["cpu_after"] = w.snapshot()
             state["tasks_after"] = task_times(rest, jid)
+            state["span"] = time.monotonic() - t0 - ends[0][0]
+            state["timed_from_ms"] = int(time.time() * 1000 - state["span"] * 1000)
             if state["profile"]:
                 state["profile"].stop()
             state["checkpoints"] = checkpoint_line(rest, jid)
@@ -499,27 +518,32 @@ def part_live(rate: float, minutes: float, home: Path, profile: bool) -> None:
     threading.Thread(target=drive, daemon=True).start()
     try:
         source = KafkaSource(s.kafka.events_topic, bootstrap(s), s.kafka.group_id, start="latest")
-        summary = run_job(s, source, keep_services=True, measure_latency=True, pipeline=PIPELINE, rest_port=rest_port)
+        summary = run_job(
+            s, source, keep_services=True, measure_latency=LIVE_WARMUP_S, pipeline=PIPELINE, rest_port=rest_port
+        )
         if "error" in state:
             print(f"the live run failed: {state['error']}")
             return
         p = state["producer"]
+        measured = int(rate * seconds)  # the events after the warm-up
         print(
             f"produced {p['events']:,} events in {p['seconds']:.0f}s: {p['events'] / p['seconds']:,.0f} events/s "
-            f"(target {rate:,.0f}); delivery failures {p['failed']}"
+            f"(target {rate:,.0f}); delivery failures {p['failed']}; the first {LIVE_WARMUP_S} s are a warm-up "
+            "that no figure below counts (the JVMs compile the job's code then)"
         )
         lat = summary.online.latency_ms
         rows = [
             ("producer -> broker (produce() to ack)", quantiles(Counter({int(k): n for k, n in p["ack_ms"].items()}))),
-            ("event time -> Flink source", quantiles(source_lag(s.archive_dir))),
+            ("event time -> Flink source", quantiles(source_lag(s.archive_dir, state["timed_from_ms"]))),
         ]
         emit = quantiles(lat.get("event_to_emit", Counter()))
+        to_redis = quantiles(lat.get("event_to_visible", Counter()))
         rows += [
             ("source -> feature emit (p50 difference)", [emit[0] - rows[1][1][0]] if emit and rows[1][1] else []),
             ("  event time -> feature emit", emit),
             ("feature emit -> online loader", quantiles(lat.get("emit_to_loader", Counter()))),
             ("online loader -> Redis visible", quantiles(lat.get("loader_to_visible", Counter()))),
-            ("event time -> Redis visible", quantiles(lat.get("event_to_visible", Counter()))),
+            ("event time -> Redis visible", to_redis),
         ]
         print(f"latency per hop, ms ({sum(lat.get('event_to_visible', Counter()).values()):,} last_event_time updates)")
         print(f"{'hop':<40}{'p50':>8}{'p90':>8}{'p99':>8}{'max':>8}")
@@ -530,9 +554,9 @@ def part_live(rate: float, minutes: float, home: Path, profile: bool) -> None:
             " source -> emit: the median of event time -> feature emit less that of event time -> Flink source)"
         )
         lags = state["lag_samples"]
-        warmup = min(LIVE_WARMUP_S, seconds / 5)
-        print(f"Kafka lag over the run ({len(lags)} samples every {LAG_EVERY_S} s; first {warmup:.0f}s left out):")
+        print(f"Kafka lag over the run ({len(lags)} samples every {LAG_EVERY_S} s; the warm-up left out):")
         feature_rate, online_rate = state["feature_rate"]
+        verdicts = {}
         for i, (name, per_s) in enumerate(
             [
                 ("Flink source, pendingRecords", rate),
@@ -542,17 +566,55 @@ def part_live(rate: float, minutes: float, home: Path, profile: bool) -> None:
             ],
             start=1,
         ):
-            print(f"  {name:<42} {growth([(x[0], x[i]) for x in lags], per_s, warmup)}")
-        print_task_times(state["tasks_before"], state["tasks_after"], p["seconds"])
+            verdicts[name] = growth([(x[0], x[i]) for x in lags], per_s, LIVE_WARMUP_S)
+            print(f"  {name:<42} {verdicts[name]}")
+        print_task_times(state["tasks_before"], state["tasks_after"], state["span"])
         print(state["checkpoints"])
         if prof := state["profile"]:
-            prof.report(state["cpu_after"][prof.pid] - state["cpu_before"][prof.pid], p["events"])
+            prof.report(state["cpu_after"][prof.pid] - state["cpu_before"][prof.pid], measured)
         if state.get("broker_rss"):
             print("broker RSS: " + ", ".join(f"{mb:,.0f} MB at {m} min" for m, mb in state["broker_rss"]))
-        print("process CPU during production, and peak RSS over the whole run:")
-        w.report(since=state["cpu_before"], events=p["events"])
+        print("process CPU after the warm-up, and peak RSS over the whole run:")
+        w.report(since=state["cpu_before"], until=state["cpu_after"], events=measured)
+        cpu = w.cpu_between(state["cpu_before"], state["cpu_after"])
+        result = {
+            "rate": rate,
+            "achieved": p["events"] / p["seconds"],
+            "to_redis_ms": to_redis,
+            "cpu_us": {name: c / measured * 1e6 for name, c in cpu.items()},
+            "lag_flat": all(v.startswith("steady") for v in verdicts.values()),
+        }
+        (s.home.parent / f"live-{rate:.0f}.json").write_text(json.dumps(result))
     finally:
         stop_services(s)
+
+
+RATE_COLUMNS = {  # column -> process name in the live part's CPU figures
+    "Flink": "Flink JVM (mini-cluster)",
+    "broker": SERVICE_NAMES["kafka"],
+    "producer": "producer (Python)",
+    "online loader": "lf-load-online",
+}
+
+
+def print_rate_table(results: Path) -> None:
+    """The live runs side by side: latency, CPU per event per process, and the lag's verdict."""
+    runs = sorted((json.loads(f.read_text()) for f in results.glob("live-*.json")), key=lambda r: r["rate"])
+    if not runs:
+        return
+    print("\n== latency versus rate (after the warm-up)")
+    heads = ["events/s", "achieved", "p50 ms", "p99 ms", "max ms", *RATE_COLUMNS, "rest", "all µs", "lag"]
+    print("".join(f"{h:>14}" for h in heads))
+    for r in runs:
+        cpu = r["cpu_us"]
+        named = [cpu.get(proc, 0.0) for proc in RATE_COLUMNS.values()]
+        rest = sum(cpu.values()) - sum(named)
+        latency = r["to_redis_ms"] or [float("nan")] * 4
+        cells = [f"{r['rate']:,.0f}", f"{r['achieved']:,.0f}", *(f"{latency[i]:,.0f}" for i in (0, 2, 3))]
+        cells += [f"{v:,.1f}" for v in [*named, rest, sum(cpu.values())]]
+        cells.append("flat" if r["lag_flat"] else "GREW")
+        print("".join(f"{c:>14}" for c in cells))
+    print("(event -> Redis of last_event_time; CPU in µs per event; lag: every consumer group's Kafka lag)")
 
 
 def main() -> None:
@@ -585,6 +647,7 @@ def main() -> None:
             cmd += ["--events", str(args.events), "--minutes", str(args.minutes)] + ["--profile"] * args.profile
             cmd += ["--rate", str(rate)] if rate else []
             subprocess.run(cmd, check=False)
+        print_rate_table(Path(tmp))
     print("load average after:", load_average())
 
 

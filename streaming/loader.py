@@ -342,10 +342,13 @@ class OnlineLoader(ChangelogLoader):
     role = "online"
     store = "redis"
 
-    def __init__(self, *args: Any, measure_latency: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, measure_latency: float | None = None, **kwargs: Any) -> None:
+        """measure_latency: time the events whose event time is this many seconds (a warm-up)
+        or more after the first one timed; None times nothing."""
         super().__init__(*args, **kwargs)
         metrics.store_write(self.store, ok=True)
         self.measure_latency = measure_latency
+        self.timed_from_ms: int | None = None
         self.redis = get_redis(self.settings)
         self.pending: dict[tuple[str, str], str] = {}
         self.timings: list[tuple[int, int, float]] = []  # (event time, Kafka timestamp, received), ms
@@ -442,8 +445,12 @@ class OnlineLoader(ChangelogLoader):
         q = self.queries[topic]
         fields = online_fields(self.settings, q, orjson.loads(value))
         self.pending.update(fields)
-        if self.measure_latency and q.feature.name == "last_event_time":
-            self.timings.append((int(next(iter(fields.values()))), kafka_ts_ms, received_ms))
+        if self.measure_latency is not None and q.feature.name == "last_event_time":
+            event_ms = int(next(iter(fields.values())))
+            if self.timed_from_ms is None:
+                self.timed_from_ms = event_ms + int(self.measure_latency * 1000)
+            if event_ms >= self.timed_from_ms:
+                self.timings.append((event_ms, kafka_ts_ms, received_ms))
 
     def due(self, since_flush_s: float) -> bool:
         r = self.settings.redis

@@ -48,7 +48,7 @@ class LoaderProcess:
         role: str,
         settings: Settings,
         run_id: str | None,
-        measure_latency: bool,
+        measure_latency: float | None,
         on_store_lost: Callable[[], None] | None = None,
     ) -> None:
         self.role = role
@@ -56,7 +56,7 @@ class LoaderProcess:
         self.settings = settings
         self.args = [sys.executable, "-m", "streaming.loader_process", role]
         self.args += ["--run-id", run_id] if run_id else []
-        self.args += ["--measure-latency"] if measure_latency else []
+        self.args += ["--measure-latency", str(measure_latency)] if measure_latency is not None else []
         self.proc: subprocess.Popen | None = None
         self.reader: threading.Thread | None = None
         self.current = LoaderStats()
@@ -172,7 +172,7 @@ class Loaders:
         self,
         settings: Settings,
         run_id: str | None = None,
-        measure_latency: bool = False,
+        measure_latency: float | None = None,
         roles: Iterable[str] = ROLES,
         on_store_lost: Callable[[], None] | None = None,
     ) -> None:
@@ -244,7 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="one feature loader; its settings as JSON on the first line of stdin")
     ap.add_argument("role", choices=ROLES)
     ap.add_argument("--run-id", help="a bounded run: stop once its end markers arrived")
-    ap.add_argument("--measure-latency", action="store_true")
+    ap.add_argument(
+        "--measure-latency", type=float, metavar="WARMUP_S", help="time event -> Redis after this warm-up (online)"
+    )
     args = ap.parse_args(argv)
     # Ctrl-C and SIGTERM reach the whole process group; the owner stops the loaders after the job
     signal.signal(signal.SIGINT, signal.SIG_IGN)

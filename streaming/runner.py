@@ -145,7 +145,7 @@ def run_job(
     keep_services: bool = False,
     pipeline: str | None = None,
     restore: bool | str = False,
-    measure_latency: bool = False,
+    measure_latency: float | None = None,
     rest_port: int = 0,
     on_store_lost: Callable[[], None] | None = None,
 ) -> RunSummary:
