@@ -1,11 +1,11 @@
-"""The stream benchmark's own logic: which task a JVM thread belongs to, and the source lag
-read from the archive."""
+"""The stream benchmark's own logic: which task a JVM thread belongs to, the source lag read
+from the archive, and the table of latency versus rate."""
 
 from __future__ import annotations
 
 import json
 
-from bench.stream_bench import source_lag, task_of
+from bench.stream_bench import print_rate_table, source_lag, task_of
 
 
 def test_threads_are_grouped_by_flink_task_without_the_subtask():
@@ -25,5 +25,32 @@ def test_source_lag_reads_committed_and_in_progress_files(tmp_path):
     # a file still being written: hidden, its last line cut short
     (part / ".part-1.inprogress").write_text(json.dumps(rows[2]) + "\n" + json.dumps(rows[3]) + "\n" + '{"event_ti')
     (part / "_SUCCESS").write_text("")
-    assert source_lag(tmp_path, every=1) == {40: 1, 41: 1, 42: 1, 43: 1}
-    assert sum(source_lag(tmp_path, every=2).values()) == 2  # lines 0 of each file
+    assert source_lag(tmp_path, 0, every=1) == {40: 1, 41: 1, 42: 1, 43: 1}
+    assert sum(source_lag(tmp_path, 0, every=2).values()) == 2  # lines 0 of each file
+    assert source_lag(tmp_path, 2000, every=1) == {42: 1, 43: 1}  # the warm-up's events left out
+
+
+def test_the_rate_table_has_a_row_per_live_run_in_rate_order(tmp_path, capsys):
+    def run(rate: int, p99: int, flat: bool) -> dict:
+        cpu = {"Flink JVM (mini-cluster)": 100.0, "Kafka broker": 30.0, "Redis": 2.0, "lf-load-olap": 3.0}
+        return {"rate": rate, "achieved": rate, "to_redis_ms": [90, 150, p99, 400], "cpu_us": cpu, "lag_flat": flat}
+
+    (tmp_path / "live-10000.json").write_text(json.dumps(run(10_000, 900, False)))
+    (tmp_path / "live-1000.json").write_text(json.dumps(run(1_000, 200, True)))
+    print_rate_table(tmp_path)
+    rows = capsys.readouterr().out.splitlines()[3:5]
+    assert rows[0].split() == [
+        "1,000",
+        "1,000",
+        "90",
+        "200",
+        "400",
+        "100.0",
+        "30.0",
+        "0.0",
+        "0.0",
+        "5.0",
+        "135.0",
+        "flat",
+    ]
+    assert rows[1].split()[0] == "10,000" and rows[1].split()[3] == "900" and rows[1].endswith("GREW")

@@ -1,7 +1,11 @@
-"""The speed settings reach the job's configuration and DDL, and bad values are named."""
+"""The speed settings reach the job's configuration and DDL, bad values are named, and the
+online loader times what the benchmark asks."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import orjson
 import pytest
 
 from common.errors import PlatformError
@@ -73,3 +77,15 @@ def test_watermarks_on_event_for_a_replay_and_periodic_for_a_live_job(tmp_path):
     assert "'scan.watermark.emit.strategy' = 'on-event'" in replay
     forced = load_settings(home=tmp_path, stream={"watermark_emit": "on-event"})
     assert "'scan.watermark.emit.strategy' = 'on-event'" in source_ddl(KafkaSource("t", "b:9092", "g"), forced, (0, 1))
+
+
+def test_the_online_loader_times_only_what_follows_the_warm_up(tmp_path, monkeypatch):
+    monkeypatch.setattr("streaming.loader.get_redis", lambda settings: None)  # nothing here flushes
+    s = load_settings(home=tmp_path)
+    loader = LOADERS["online"](s, [q for _, q in compiled_queries(s)], measure_latency=30)
+    topic = next(t for t, q in loader.queries.items() if q.feature.name == "last_event_time")
+    for user, event_ms in [(1, 1_000_000), (2, 1_020_000), (3, 1_030_000), (4, 1_031_000)]:
+        at = datetime.fromtimestamp(event_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        row = {"user_id": user, "last_event_time": at}
+        loader.add(topic, orjson.dumps(row), kafka_ts_ms=event_ms + 5, received_ms=event_ms + 9.0)
+    assert [t[0] for t in loader.timings] == [1_030_000, 1_031_000]  # 30 s after the first event seen
