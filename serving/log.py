@@ -51,6 +51,9 @@ class ServingLog:
                     "message.timeout.ms": int(cfg.log_timeout_s * 1000),
                     "linger.ms": 50,
                     "compression.type": "lz4",
+                    # a report per failed record only: each report is a Python callback that takes
+                    # the GIL from the thread serving requests
+                    "delivery.report.only.error": True,
                     "error_cb": self._error,
                 },
             )
