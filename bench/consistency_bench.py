@@ -70,6 +70,7 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=7)
     ap.add_argument("--requests", type=int, default=200_000)
     ap.add_argument("--memory", default="3g", help="the Spark driver's heap")
+    ap.add_argument("--write-only", action="store_true", help="write the archive and the log, then stop")
     a = ap.parse_args()
     home = Path(tempfile.gettempdir()) / "lf-consistency-bench" / f"home-{a.events}-{a.days}-{a.requests}"
     from common.repository import load_features
@@ -89,6 +90,8 @@ def main() -> None:
             f"archive: {a.events:,} events ({late:,} late) over {a.days} days; serving log of {day}: {values:,} values"
         )
         print(f"  written in {time.monotonic() - t0:.0f}s")
+    if a.write_only:
+        return
     print(hardware(), "| load average before:", load_average())
     print(f"{day}: {a.requests:,} requests x {len(features)} features ({', '.join(features)})")
 
