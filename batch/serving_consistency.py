@@ -153,22 +153,29 @@ def smape(a, b) -> float:
 
 def _in_flight(spark, settings: Settings, features: list[Feature], spine: Path, day: date) -> set[tuple[str, int]]:
     """(feature, spine row) pairs with an event of the feature (its source filter) for the
-    row's user that arrived within DQ__SERVING_IN_FLIGHT_MS of the row's ts."""
+    row's user that arrived within DQ__SERVING_IN_FLIGHT_MS of the row's ts: as an as-of join,
+    since the newest arrival up to ts + w is at or after ts - w exactly when one arrived within
+    w of ts (a join of every request with every event of its user grows with the square of a
+    busy user's events)."""
     from pyspark.sql import functions as F
 
     from batch.archive import load_events
+    from batch.asof import running
 
     w = settings.dq.serving_in_flight_ms
     days = [d for d in (day - timedelta(days=1), day, day + timedelta(days=1)) if d <= datetime.now(UTC).date()]
     events = load_events(spark, settings, days, [])
-    rows = spark.read.parquet(str(spine)).select("user_id", "ts", "request")
+    rows = spark.read.parquet(str(spine)).select(
+        "user_id", (F.col("ts") + w).alias("_ts"), F.col("request").alias("_row")
+    )
     out: set[tuple[str, int]] = set()
     for f in features:
         if f.layer != "stream":
             continue
         ev = events.where(f.source_filter) if f.source_filter else events
-        a = ev.select("user_id", F.col(ARRIVAL_COLUMN.name).alias("_a")).where(F.col("_a").isNotNull())
-        near = rows.join(a, "user_id").where(F.abs(F.col("_a") - F.col("ts")) <= w).select("request").distinct()
+        arrivals = ev.select("user_id", F.col(ARRIVAL_COLUMN.name).alias("_a")).where(F.col("_a").isNotNull())
+        newest = running(rows, arrivals, "_a", {"_m": (F.col("_a"), F.max)})
+        near = newest.where(F.col("_m") >= F.col("_ts") - 2 * w).select("_row")
         out |= {(f.name, r[0]) for r in near.collect()}
     return out
 
