@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.batch_archive import write_generated_archive  # noqa: E402
 from bench.machine import TreeUsage, hardware, load_average, watch  # noqa: E402
-from features.generator import GeneratorConfig  # noqa: E402
+from features.generator import GeneratorConfig, zipf_ids  # noqa: E402
 
 
 def write_serving_log(settings, features: list[str], cfg: GeneratorConfig, day, requests: int) -> int:
@@ -40,8 +40,7 @@ def write_serving_log(settings, features: list[str], cfg: GeneratorConfig, day, 
     from batch import serving_log
 
     rng = np.random.default_rng(3)
-    ranks = np.arange(1, cfg.users + 1, dtype=np.float64) ** -cfg.zipf_a
-    users = rng.choice(cfg.users, size=requests, p=ranks / ranks.sum()) + 1
+    users = zipf_ids(rng, cfg.zipf_a, cfg.users, requests)
     start = int(datetime.combine(day, datetime.min.time(), UTC).timestamp() * 1000)
     at = np.sort(start + rng.integers(0, 86_400_000, requests))
     n = requests * len(features)

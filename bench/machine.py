@@ -92,10 +92,13 @@ class TreeUsage:
             out[self.names[pid]] = max(out.get(self.names[pid], 0.0), mb)
         return out
 
-    def cpu_by_name(self, since: dict[int, float] | None = None) -> dict[str, float]:
-        """CPU seconds per name (summed over its processes), after the `since` snapshot of cpu_s."""
+    def cpu_by_name(
+        self, since: dict[int, float] | None = None, until: dict[int, float] | None = None
+    ) -> dict[str, float]:
+        """CPU seconds per name (summed over its processes), after the `since` snapshot of cpu_s
+        and up to the `until` one (default: now)."""
         out: dict[str, float] = {}
-        for pid, cpu in self.cpu_s.items():
+        for pid, cpu in (self.cpu_s if until is None else until).items():
             out[self.names[pid]] = out.get(self.names[pid], 0.0) + cpu - (since or {}).get(pid, 0.0)
         return out
 

@@ -124,21 +124,13 @@ class Watch:
         self.usage.sample(os.getpid())
         return dict(self.usage.cpu_s)
 
-    def cpu_between(self, since: dict[int, float], until: dict[int, float]) -> dict[str, float]:
-        """CPU seconds per process name between two snapshots."""
-        out: dict[str, float] = {}
-        for pid, cpu in until.items():
-            out[self.usage.names[pid]] = out.get(self.usage.names[pid], 0.0) + cpu - since.get(pid, 0.0)
-        return out
-
     def report(
         self, since: dict[int, float] | None = None, events: int = 0, until: dict[int, float] | None = None
     ) -> None:
         self.stop.set()
         self.thread.join()
         self.usage.sample(os.getpid())
-        cpu = self.cpu_between(since or {}, until) if until else self.usage.cpu_by_name(since)
-        peak = self.usage.peak_by_name()
+        cpu, peak = self.usage.cpu_by_name(since, until), self.usage.peak_by_name()
         print(f"{'process':<28}{'CPU s':>9}{'µs CPU/event':>14}{'peak RSS MB':>13}")
         for name in sorted(peak, key=lambda n: -cpu.get(n, 0)):
             per = f"{cpu.get(name, 0) / events * 1e6:,.1f}" if events else ""
@@ -473,9 +465,9 @@ def part_live(rate: float, minutes: float, home: Path, profile: bool) -> None:
                     state["cpu_before"] = w.snapshot()
                     state["tasks_before"] = task_times(rest, jid)
                     state["profile"] = JvmProfile(jvm, s.home / "flink.jfr") if profile else None
+                    state["timed_from_ms"] = int(time.time() * 1000)
                     ends.append((t, topic_end(s, topics), topic_end(s, online_topics)))
-                measured = t - LIVE_WARMUP_S
-                if broker and ends and measured >= 60 * (len(state["broker_rss"]) + 1):
+                if broker and ends and t - LIVE_WARMUP_S >= 60 * (len(state["broker_rss"]) + 1):
                     state["broker_rss"].append((len(state["broker_rss"]) + 1, rss_mb(broker)))
                 if t >= next_lag:
                     try:
@@ -501,7 +493,6 @@ def part_live(rate: float, minutes: float, home: Path, profile: bool) -> None:
             state["cpu_after"] = w.snapshot()
             state["tasks_after"] = task_times(rest, jid)
             state["span"] = time.monotonic() - t0 - ends[0][0]
-            state["timed_from_ms"] = int(time.time() * 1000 - state["span"] * 1000)
             if state["profile"]:
                 state["profile"].stop()
             state["checkpoints"] = checkpoint_line(rest, jid)
@@ -576,7 +567,7 @@ def part_live(rate: float, minutes: float, home: Path, profile: bool) -> None:
             print("broker RSS: " + ", ".join(f"{mb:,.0f} MB at {m} min" for m, mb in state["broker_rss"]))
         print("process CPU after the warm-up, and peak RSS over the whole run:")
         w.report(since=state["cpu_before"], until=state["cpu_after"], events=measured)
-        cpu = w.cpu_between(state["cpu_before"], state["cpu_after"])
+        cpu = w.usage.cpu_by_name(state["cpu_before"], state["cpu_after"])
         result = {
             "rate": rate,
             "achieved": p["events"] / p["seconds"],

@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.batch_archive import write_generated_archive  # noqa: E402
 from bench.machine import hardware, load_average  # noqa: E402
-from features.generator import GeneratorConfig  # noqa: E402
+from features.generator import GeneratorConfig, zipf_ids  # noqa: E402
 
 STREAM = "cart_amount,last_searches,last_event_time,category_clicks_1h,user_sessions,uv_1m,hot_items_5m"
 
@@ -48,8 +48,7 @@ def main() -> None:
     if a.archive_only:
         return
     rng = np.random.default_rng(2)
-    ranks = np.arange(1, cfg.users + 1, dtype=np.float64) ** -cfg.zipf_a
-    users = rng.choice(cfg.users, size=a.spine, p=ranks / ranks.sum()) + 1
+    users = zipf_ids(rng, cfg.zipf_a, cfg.users, a.spine)
     span = a.days * 86_400_000
     ts = cfg.start_ms + 86_400_000 + rng.integers(0, span - 86_400_000, a.spine)
     spine = root / f"spine-{a.spine}.parquet"

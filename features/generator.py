@@ -39,7 +39,7 @@ class GeneratorConfig:
     late_max_ms: int = 900_000
 
 
-def _zipf(rng: np.random.Generator, a: float, n: int, size: int) -> np.ndarray:
+def zipf_ids(rng: np.random.Generator, a: float, n: int, size: int) -> np.ndarray:
     """Zipf-distributed ids in 1..n (rank 1 is the most frequent)."""
     ranks = np.arange(1, n + 1, dtype=np.float64)
     p = ranks**-a
@@ -68,8 +68,8 @@ def generate(cfg: GeneratorConfig, count: int, live: bool = False) -> Iterator[E
     step = 1000.0 / cfg.events_per_second
     while produced < count:
         n = min(chunk, count - produced)
-        users = _zipf(rng, cfg.zipf_a, cfg.users, n)
-        items = _zipf(rng, cfg.zipf_a * 0.9, cfg.items, n)
+        users = zipf_ids(rng, cfg.zipf_a, cfg.users, n)
+        items = zipf_ids(rng, cfg.zipf_a * 0.9, cfg.items, n)
         kinds = rng.choice(len(types), size=n, p=weights)
         shift = rng.random(n)
         disorder = rng.integers(0, cfg.max_disorder_ms, n)
