@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,6 +42,27 @@ def cpu_waiting_us() -> int | None:
     except (OSError, IndexError):
         return None
     return int(some.rsplit("total=", 1)[1])
+
+
+def thread_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds of a process's live threads, by name without its numbers ("C2 CompilerThre"
+    for the JIT's, "data-plane-kafka-network-thread-1-ListenerName(PLAINTEXT)-PLAINTEXT-" cut
+    at 15 characters as the kernel keeps it)."""
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # a thread that ended meanwhile
+            continue
+        name = re.sub(r"[-\d]+$", "", stat[stat.index("(") + 1 : stat.rindex(")")]).strip()
+        fields = stat.rsplit(") ", 1)[1].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICK
+    return out
+
+
+def jit_share(threads: dict[str, float]) -> float:
+    """The JIT compilers' CPU seconds among thread_cpu_s's."""
+    return sum(v for k, v in threads.items() if "CompilerThre" in k)
 
 
 def _descendants(root: int) -> list[int]:

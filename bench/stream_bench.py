@@ -36,7 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.machine import TreeUsage, hardware, load_average  # noqa: E402
+from bench.machine import TreeUsage, hardware, jit_share, load_average, thread_cpu_s  # noqa: E402
 from common.clickhouse import close_clients  # noqa: E402
 from common.kafka import bootstrap, ensure_topics  # noqa: E402
 from common.ports import free_port  # noqa: E402
@@ -85,7 +85,8 @@ def levers(s: Settings) -> str:
             f"watermarks {st.watermark_emit} (interval {st.watermark_interval_ms} ms)",
             f"changelog fold {st.changelog_fold_ms} ms / {st.changelog_fold_rows} keys",
             f"linger {k.events_linger_ms}/{k.features_linger_ms} ms (events/features hop)",
-            f"fetch wait {k.events_fetch_max_wait_ms}/{k.features_fetch_max_wait_ms} ms",
+            f"fetch min {k.events_fetch_min_bytes:,}/{k.features_fetch_min_bytes:,} B, "
+            f"wait {k.events_fetch_max_wait_ms}/{k.features_fetch_max_wait_ms} ms",
             f"parallelism {st.parallelism}",
             f"Redis flush {s.redis.flush_records} / {s.redis.flush_ms} ms",
             f"ClickHouse flush {s.clickhouse.flush_rows} / {s.clickhouse.flush_ms} ms",
@@ -466,6 +467,7 @@ def part_live(rate: float, minutes: float, home: Path, profile: bool) -> None:
                     state["tasks_before"] = task_times(rest, jid)
                     state["profile"] = JvmProfile(jvm, s.home / "flink.jfr") if profile else None
                     state["timed_from_ms"] = int(time.time() * 1000)
+                    state["broker_threads"] = thread_cpu_s(broker) if broker else {}
                     ends.append((t, topic_end(s, topics), topic_end(s, online_topics)))
                 if broker and ends and t - LIVE_WARMUP_S >= 60 * (len(state["broker_rss"]) + 1):
                     state["broker_rss"].append((len(state["broker_rss"]) + 1, rss_mb(broker)))
@@ -491,6 +493,9 @@ def part_live(rate: float, minutes: float, home: Path, profile: bool) -> None:
             report.close()
             state["producer"] = json.loads(report_path.read_text().strip().splitlines()[-1])
             state["cpu_after"] = w.snapshot()
+            if broker:  # each group of its threads after the warm-up
+                after = thread_cpu_s(broker)
+                state["broker_threads"] = {k: v - state["broker_threads"].get(k, 0.0) for k, v in after.items()}
             state["tasks_after"] = task_times(rest, jid)
             state["span"] = time.monotonic() - t0 - ends[0][0]
             if state["profile"]:
@@ -565,6 +570,13 @@ def part_live(rate: float, minutes: float, home: Path, profile: bool) -> None:
             prof.report(state["cpu_after"][prof.pid] - state["cpu_before"][prof.pid], measured)
         if state.get("broker_rss"):
             print("broker RSS: " + ", ".join(f"{mb:,.0f} MB at {m} min" for m, mb in state["broker_rss"]))
+        if threads := state.get("broker_threads"):
+            top = sorted(threads.items(), key=lambda kv: -kv[1])[:6]
+            print(
+                "broker threads, µs CPU/event after the warm-up: "
+                + ", ".join(f"{name} {1e6 * cpu / measured:.1f}" for name, cpu in top)
+                + f" (of all: the JIT {1e6 * jit_share(threads) / measured:.1f})"
+            )
         print("process CPU after the warm-up, and peak RSS over the whole run:")
         w.report(since=state["cpu_before"], until=state["cpu_after"], events=measured)
         cpu = w.usage.cpu_by_name(state["cpu_before"], state["cpu_after"])

@@ -83,15 +83,17 @@ class KafkaSettings(BaseModel):
     start: Literal["group-offsets", "earliest", "latest", "timestamp"] = "group-offsets"
     start_timestamp_ms: int | None = None
     partitions: int = Field(2, ge=1)
-    # hop 1, events topic -> Flink's source: producers' linger, the source's fetch wait
-    # (a broker's CPU goes mostly on requests, not records: short waits multiply them)
+    # hop 1, events topic -> Flink's source: producers' linger, the source's fetch minimum
+    # and wait. A broker's CPU goes on requests, not records: a fetch is answered once it
+    # holds 64 KB or has waited 20 ms, so fetches stay few at any rate and a quiet topic
+    # delays an event by 20 ms at most (bench/broker_bench.py)
     events_linger_ms: int = Field(20, ge=0)
-    events_fetch_max_wait_ms: int = Field(50, ge=0)
-    events_fetch_min_bytes: int = Field(1, ge=1)
+    events_fetch_max_wait_ms: int = Field(20, ge=0)
+    events_fetch_min_bytes: int = Field(64 << 10, ge=1)
     # hop 2, Flink's feature sinks -> feature topics -> the loaders
     features_linger_ms: int = Field(20, ge=0)
-    features_fetch_max_wait_ms: int = Field(50, ge=0)
-    features_fetch_min_bytes: int = Field(1, ge=1)
+    features_fetch_max_wait_ms: int = Field(20, ge=0)
+    features_fetch_min_bytes: int = Field(64 << 10, ge=1)
 
 
 class RedisSettings(BaseModel):
