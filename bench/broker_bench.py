@@ -8,9 +8,10 @@ seconds per event. Its cost follows the number of requests more than the number 
 A shop's producer keeps the client's linger (5 ms); the platform sets its consumers' fetch
 minimum and wait (`KAFKA__*_FETCH_MIN_BYTES`, `KAFKA__*_FETCH_MAX_WAIT_MS`): a fetch is
 answered once it has that many bytes or has waited that long. The first rows are the floor:
-the broker idle (its CPU per second, stated per event at --rate), then the producer alone.
+the broker idle (its CPU over a row's time, per event of a row), then the producer alone.
+Each row shows the JIT compiler's share: it goes on compiling for minutes after a start.
 
-    .venv/bin/python bench/broker_bench.py [--rate 10000] [--seconds 10] [--consumers 3]
+    .venv/bin/python bench/broker_bench.py [--rate 10000] [--seconds 10] [--consumers 3] [--warmup 90]
 """
 
 from __future__ import annotations
