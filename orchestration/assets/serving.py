@@ -16,6 +16,7 @@ from dagster import (
 
 from common.settings import Settings
 from dq_checks import record
+from dq_checks.result import CheckResult
 from dq_checks.serving import serving_consistency
 from orchestration.partitions import daily_partitions, days_of, run_days
 from orchestration.resources import PlatformResource, SparkResource
@@ -54,16 +55,27 @@ def served_equals_offline(context, platform: PlatformResource) -> AssetCheckResu
     s = platform.settings()
     results = [r for day in run_days(context) for r in serving_consistency(s, day)]
     record(s, results, run_id=context.run.run_id)
-    failed = [r for r in results if not r.passed]
+    return check_result(results)
+
+
+def check_result(results: list[CheckResult]) -> AssetCheckResult:
+    """The check over a run's days: each feature's message (per day when there are several, as
+    in a backfill's run), its worst users, and which features failed on which days."""
+    several = len({r.day for r in results}) > 1
     metadata: dict = {}
+    failed: dict[str, list[str]] = {}
     for r in results:
-        metadata[r.feature] = r.message
+        name = f"{r.feature} on {r.day}" if several else r.feature
+        metadata[name] = r.message
         if r.sample:
-            metadata[f"{r.feature} worst users"] = MetadataValue.md("\n".join(f"- `{k}`" for k in r.sample))
-    metadata["failed"] = ", ".join(r.feature for r in failed) or "none"
+            metadata[f"{name}: worst users"] = MetadataValue.md("\n".join(f"- `{k}`" for k in r.sample))
+        if not r.passed:
+            failed.setdefault(r.feature, []).append(str(r.day))
+    metadata["failed"] = "; ".join(f"{f} ({', '.join(days)})" for f, days in failed.items()) or "none"
+    blocking = any(r.blocking for r in results if not r.passed)
     return AssetCheckResult(
         passed=not failed,
-        severity=AssetCheckSeverity.ERROR if any(r.blocking for r in failed) else AssetCheckSeverity.WARN,
+        severity=AssetCheckSeverity.ERROR if blocking else AssetCheckSeverity.WARN,
         metadata=metadata,
     )
 
