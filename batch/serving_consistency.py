@@ -70,7 +70,7 @@ class ConsistencyRun:
     run_id: str
     requests: int = 0
     features: dict[str, FeatureConsistency] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # per step, and per feature of "offline"
 
 
 # --- values in one shape: what the API serves, decoded --------------------------------
@@ -215,8 +215,9 @@ def compare(settings: Settings, day: date, *, run_id: str | None = None) -> Cons
         pq.write_table(spine_rows, spine)
         names = sorted(set(logged["feature"].to_pylist()) & set(online))
         t0 = time.monotonic()
-        build(settings, spine, names, work / "offline", as_known_at=True)
+        built = build(settings, spine, names, work / "offline", as_known_at=True)
         run.seconds["offline"] = time.monotonic() - t0
+        run.seconds |= {f"offline {name}": built.seconds[name] for name in names}
         t0 = time.monotonic()
         in_flight = _in_flight(spark_session(settings), settings, [online[n] for n in names], spine, day)
         run.seconds["in_flight"] = time.monotonic() - t0
