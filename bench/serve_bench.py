@@ -7,7 +7,8 @@ loaded by wrk (Debian's package, a separate process) on loopback.
 3. each of them as fast as wrk's connections go, for the ceiling.
 With --serving-log, instead: single-user lookups at --rate with the serving log off, then on
 (every request logged to the local Kafka broker), alternating `--rounds` times, each round a
-fresh server: what the log adds to the latency.
+fresh server: what the log adds to the latency. A logged load of --broker-warmup seconds goes
+first, unmeasured, while the broker's JIT compiles.
 Users are random over 110% of the stored ones (about 9% NOT_FOUND). Reports wrk's latency
 percentiles (from a request's send to its whole answer), the server's CPU, the answers by
 status, the hardware, the load average before and after, and the CPU pressure of each run
@@ -113,6 +114,10 @@ def serving_log(env: dict[str, str], home: Path, args) -> None:
     """The single-user load with the serving log off and on, alternating."""
     users = int(args.users * 1.1)
     common = {"users": users, "batch": 1, "seconds": args.seconds}
+    # the broker compiles its code for its first minutes under load: a logged load first,
+    # unmeasured, so that its JIT does not share the cores with the measured rounds
+    with server(env | {"LAMBDA_FEATURES_SERVING__LOG_SAMPLE_RATE": "1"}, free_port(), home / "serve.log") as s:
+        wrk(s.url, "one", users=users, batch=1, rate=args.rate, seconds=args.broker_warmup, connections=16)
     for k in range(args.rounds):
         for rate in ("0", "1"):
             with server(env | {"LAMBDA_FEATURES_SERVING__LOG_SAMPLE_RATE": rate}, free_port(), home / "serve.log") as s:
@@ -135,6 +140,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--serving-log", action="store_true", help="the log off against on, at --rate")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--broker-warmup", type=int, default=90, help="--serving-log: seconds of logged load first")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk not found: `apt-get install wrk` (make setup does it)")
