@@ -1,10 +1,12 @@
 """The stream benchmark's own logic: which task a JVM thread belongs to, the source lag read
-from the archive, and the table of latency versus rate."""
+from the archive, the table of latency versus rate, and a process's CPU by thread group."""
 
 from __future__ import annotations
 
 import json
+import os
 
+from bench.machine import jit_share, thread_cpu_s
 from bench.stream_bench import print_rate_table, source_lag, task_of
 
 
@@ -54,3 +56,11 @@ def test_the_rate_table_has_a_row_per_live_run_in_rate_order(tmp_path, capsys):
         "flat",
     ]
     assert rows[1].split()[0] == "10,000" and rows[1].split()[3] == "900" and rows[1].endswith("GREW")
+
+
+def test_thread_cpu_groups_threads_by_name_and_counts_the_jit():
+    threads = thread_cpu_s(os.getpid())
+    assert threads and all(v >= 0 for v in threads.values())
+    assert not any(k[-1:].isdigit() or k.endswith("-") for k in threads), threads  # one group per kind
+    assert jit_share({"C2 CompilerThre": 2.0, "C1 CompilerThre": 0.5, "data-plane-kafk": 7.0}) == 2.5
+    assert jit_share({"VM Thread": 1.0}) == 0.0
