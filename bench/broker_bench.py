@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 
-from bench.machine import TICK, hardware, jit_share, load_average, thread_cpu_s  # noqa: E402
+from bench.machine import hardware, jit_share, load_average, stat_cpu_s, thread_cpu_s  # noqa: E402
 from common.kafka import bootstrap, ensure_topics, send  # noqa: E402
 from common.services import kafka_service  # noqa: E402
 from tests.conftest import isolated  # noqa: E402
@@ -51,8 +51,7 @@ SETTINGS = [
 
 def cpu_s(pid: int) -> tuple[float, float]:
     """The broker's CPU seconds so far, and its JIT compilers' share of them."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK, jit_share(thread_cpu_s(pid))
+    return stat_cpu_s(Path(f"/proc/{pid}/stat").read_text()), jit_share(thread_cpu_s(pid))
 
 
 def since(pid: int, before: tuple[float, float]) -> tuple[float, float]:

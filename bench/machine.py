@@ -44,6 +44,12 @@ def cpu_waiting_us() -> int | None:
     return int(some.rsplit("total=", 1)[1])
 
 
+def stat_cpu_s(stat: str) -> float:
+    """utime + stime of a /proc/.../stat line, in seconds."""
+    fields = stat.rsplit(") ", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
 def thread_cpu_s(pid: int) -> dict[str, float]:
     """CPU seconds of a process's live threads, by name without its numbers ("C2 CompilerThre"
     for the JIT's, "data-plane-kafka-network-thread-1-ListenerName(PLAINTEXT)-PLAINTEXT-" cut
@@ -55,8 +61,7 @@ def thread_cpu_s(pid: int) -> dict[str, float]:
         except OSError:  # a thread that ended meanwhile
             continue
         name = re.sub(r"[-\d]+$", "", stat[stat.index("(") + 1 : stat.rindex(")")]).strip()
-        fields = stat.rsplit(") ", 1)[1].split()
-        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICK
+        out[name] = out.get(name, 0.0) + stat_cpu_s(stat)
     return out
 
 
@@ -95,14 +100,14 @@ class TreeUsage:
     def sample(self, root: int) -> None:
         for pid in _descendants(root):
             try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+                stat = Path(f"/proc/{pid}/stat").read_text()
                 status = Path(f"/proc/{pid}/status").read_text().splitlines()
                 exe = Path(os.readlink(f"/proc/{pid}/exe")).name
                 comm = Path(f"/proc/{pid}/comm").read_text().strip()
             except OSError:
                 continue
             kv = {ln.split(":")[0]: ln.split(":", 1)[1].split() for ln in status if ":" in ln}
-            self.cpu_s[pid] = (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+            self.cpu_s[pid] = stat_cpu_s(stat)
             # java, python3.11 (the process name follows its threads' names), or lf-load-online
             self.names[pid] = self.labels.get(pid) or (comm if comm.startswith("lf-") else exe)
             if "VmHWM" in kv:
