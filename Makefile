@@ -1,3 +1,6 @@
+# two pytest-xdist workers, a test file each: most tests wait on JVMs and servers part of the time
+TEST_WORKERS ?= 2
+
 .PHONY: setup demo test test-fast snapshots lint bench bench-batch bench-serve clean
 
 setup:
@@ -8,7 +11,7 @@ demo: setup
 
 test: setup
 	cd jvm && mvn -o -q -B -Dmaven.repo.local=../.cache/m2 test
-	.venv/bin/pytest -q
+	.venv/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: setup
 	.venv/bin/pytest -q tests/unit

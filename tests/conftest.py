@@ -3,8 +3,10 @@ session (tests/README.md: which tests run a broker of their own, and why)."""
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import os
+import pickle
 import selectors
 import socket
 import subprocess
@@ -294,10 +296,20 @@ def run_batch(settings: Settings, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="session")
 def uninterrupted(tmp_path_factory, shared_kafka):
     """Every sink after an uninterrupted run over the chaos drills' events, which the drills in
-    several files compare with (tests/support/stream_drill.py)."""
+    several files compare with (tests/support/stream_drill.py). Made once per `make test`: under
+    pytest-xdist the first worker to need it makes it and saves it beside the workers' temp
+    folders, and the others wait for it and read it."""
     from tests.support.stream_drill import uninterrupted_run
 
-    yield from uninterrupted_run(tmp_path_factory.mktemp("uninterrupted"), **shared_env(shared_kafka))
+    root = tmp_path_factory.getbasetemp()
+    root = root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
+    saved = root / "uninterrupted.pickle"
+    with (root / "uninterrupted.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not saved.exists():
+            sinks = uninterrupted_run(tmp_path_factory.mktemp("uninterrupted"), **shared_env(shared_kafka))
+            saved.write_bytes(pickle.dumps(sinks))
+    return pickle.loads(saved.read_bytes())
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -78,6 +78,7 @@ def start_drill(s: Settings, env: dict[str, str], lasting_s: int):
         redis = get_redis(s)
         wait_for(lambda: redis.dbsize() > 100, 300, "the online loader to write", job.alive)
     except BaseException:
+        job.save(s.home / "stream-run.log")  # the whole output: the assertion shows its tail
         os.killpg(job.pid, signal.SIGKILL)
         raise
     feeder.go.set()

@@ -9,7 +9,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -271,7 +271,7 @@ def firing(settings: Settings, alert: str, **labels: str) -> bool:
         return False
 
 
-def uninterrupted_run(home: Path, **env_extra: str) -> Iterator[dict]:
+def uninterrupted_run(home: Path, **env_extra: str) -> dict:
     """The run the drills compare with (conftest's `uninterrupted` fixture): the drills' events
     all there before the job starts, no fault; every sink's content."""
     s, env = make_settings(home, LAMBDA_FEATURES_MONITORING__ENABLED="false", **env_extra)
@@ -285,4 +285,4 @@ def uninterrupted_run(home: Path, **env_extra: str) -> Iterator[dict]:
     finally:  # before the drills: the snapshot is all they need, not its services for the whole session
         for svc in local_services(s):
             svc.stop()
-    yield sinks
+    return sinks
