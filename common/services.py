@@ -134,9 +134,21 @@ class LocalService:
             os.kill(pid, self.stop_signal)
             if not _ended(pid, self.stop_timeout_s):
                 log.warning("%s (pid %d) did not stop within %.0f s: killing it", self.name, pid, self.stop_timeout_s)
+                self._dump_threads(pid)
                 os.kill(pid, signal.SIGKILL)
                 _ended(pid, 10)  # its ports are free once it is gone
         self.pidfile.unlink(missing_ok=True)
+
+    def _dump_threads(self, pid: int) -> None:
+        """A JVM's threads into its log before it is killed: where its stop waited."""
+        if Path(self.command[0]).name != "java" or not shutil.which("jcmd"):
+            return
+        with (self.run_dir / f"{self.name}.log").open("ab") as out:
+            out.write(b"\n--- did not stop in time; its threads (jcmd Thread.print):\n")
+            try:
+                subprocess.run(["jcmd", str(pid), "Thread.print"], stdout=out, stderr=subprocess.STDOUT, timeout=20)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
 
 
 def redis_service(settings: Settings) -> LocalService:
