@@ -141,9 +141,9 @@ class LocalService:
 
     def _dump_threads(self, pid: int) -> None:
         """A JVM's threads into its log before it is killed: where its stop waited."""
-        if Path(self.command[0]).name != "java" or not shutil.which("jcmd"):
-            return
         try:  # a diagnosis only: it never keeps the stop from killing the process
+            if Path(f"/proc/{pid}/comm").read_text().strip() != "java" or not shutil.which("jcmd"):
+                return
             with (self.run_dir / f"{self.name}.log").open("ab") as out:
                 out.write(b"\n--- did not stop in time; its threads (jcmd Thread.print):\n")
                 subprocess.run(["jcmd", str(pid), "Thread.print"], stdout=out, stderr=subprocess.STDOUT, timeout=20)

@@ -18,9 +18,10 @@ def test_a_jvm_that_does_not_stop_in_time_leaves_its_threads_in_its_log_and_is_k
     java = shutil.which("java") or "java"
     run = tmp_path / "run"
     run.mkdir()
-    # SIGCONT as its stop signal: a signal the JVM ignores, so the stop times out for real
-    svc = LocalService("waits", [java, str(src)], 0, run, stop_signal=signal.SIGCONT, stop_timeout_s=1)
-    proc = subprocess.Popen(svc.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # SIGCONT as its stop signal: a signal the JVM ignores, so the stop times out for real; no
+    # command, as the tests' teardown stops what a pidfile names (conftest.stop_local_services)
+    svc = LocalService("waits", [], 0, run, stop_signal=signal.SIGCONT, stop_timeout_s=1)
+    proc = subprocess.Popen([java, str(src)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     svc.pidfile.write_text(str(proc.pid))
     try:
         assert subprocess.run(["jcmd", str(proc.pid), "VM.version"], capture_output=True, timeout=60).returncode == 0
