@@ -82,6 +82,10 @@ class LocalService:
     def pidfile(self) -> Path:
         return self.run_dir / f"{self.name}.pid"
 
+    @property
+    def logfile(self) -> Path:
+        return self.run_dir / f"{self.name}.log"
+
     def pid(self) -> int | None:
         try:
             pid = int(self.pidfile.read_text())
@@ -107,7 +111,7 @@ class LocalService:
             )
         if self.prepare:
             self.prepare()
-        log = (self.run_dir / f"{self.name}.log").open("ab")
+        log = self.logfile.open("ab")
         proc = subprocess.Popen(
             self.command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.cwd
         )
@@ -122,7 +126,7 @@ class LocalService:
             pass
         if proc.poll() is not None or not self._up():
             self.stop()
-            raise PlatformError(f"{self.name} did not start; see {self.run_dir / (self.name + '.log')}")
+            raise PlatformError(f"{self.name} did not start; see {self.logfile}")
         return True
 
     def _up(self) -> bool:
@@ -144,7 +148,7 @@ class LocalService:
         try:  # a diagnosis only: it never keeps the stop from killing the process
             if Path(f"/proc/{pid}/comm").read_text().strip() != "java" or not shutil.which("jcmd"):
                 return
-            with (self.run_dir / f"{self.name}.log").open("ab") as out:
+            with self.logfile.open("ab") as out:
                 out.write(b"\n--- did not stop in time; its threads (jcmd Thread.print):\n")
                 subprocess.run(["jcmd", str(pid), "Thread.print"], stdout=out, stderr=subprocess.STDOUT, timeout=20)
         except (OSError, subprocess.SubprocessError):
